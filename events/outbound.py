@@ -1,0 +1,84 @@
+"""Our own outbound events (CloudEvents 1.0, structured mode) and the notifier protocol.
+
+Thin payloads: storage references to the results, never bytes. The event id is deterministic from the
+job, its plan and its outcome, so a re-delivery carries the same id (subscribers dedupe on it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline import layout
+from pipeline.manifests import utcnow
+from pipeline.storage import ObjectStore
+
+log = structlog.get_logger("dropfit.notify")
+
+JobEventType = Literal["dropfit.job.succeeded", "dropfit.job.failed"]
+
+
+class JobEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str
+    source: str = "dropfit"
+    type: JobEventType
+    subject: str
+    time: datetime = Field(default_factory=utcnow)
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: dict[str, Any]
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(indent=2).encode()
+
+
+def job_event(
+    bucket: str, job_id: str, plan_hash: str, succeeded: bool, detail: dict[str, Any]
+) -> JobEvent:
+    status = "succeeded" if succeeded else "failed"
+    record = layout.result_manifest_key(job_id) if succeeded else layout.result_error_key(job_id)
+    return JobEvent(
+        id=f"{job_id}:{plan_hash}:{status}",
+        type=f"dropfit.job.{status}",  # type: ignore[arg-type]
+        subject=job_id,
+        data={"job_id": job_id, "status": status, "bucket": bucket, "results": layout.result_prefix(job_id),
+              "record": record, **detail},
+    )
+
+
+class Notifier(Protocol):
+    def notify(self, event: JobEvent) -> None: ...
+
+
+class StoreEventLog:
+    """The local default subscriber: a log line, and the event written next to the results."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+
+    def notify(self, event: JobEvent) -> None:
+        key = f"{layout.result_prefix(event.subject)}_events/{event.type.rsplit('.', 1)[1]}.json"
+        self._store.put(key, event.to_bytes(), content_type="application/cloudevents+json")
+        log.info("job.notified", job=event.subject, type=event.type, event_id=event.id, record=key)
+
+
+class FanoutNotifier:
+    """Tells every configured notifier; one that fails does not stop the others (it raises after)."""
+
+    def __init__(self, *notifiers: Notifier) -> None:
+        self._notifiers = notifiers
+
+    def notify(self, event: JobEvent) -> None:
+        errors: list[Exception] = []
+        for notifier in self._notifiers:
+            try:
+                notifier.notify(event)
+            except Exception as exc:  # noqa: BLE001 - collected and re-raised below
+                errors.append(exc)
+        if errors:
+            raise errors[0]

@@ -1,0 +1,34 @@
+"""A task: one step the router says is ready. Handlers claim and run tasks; tasks carry ids, never bytes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from pipeline.phases import PHASE_BY_NAME
+
+JobStep = Literal["intake", "publish", "fail"]
+BatchStep = Literal["batch", "report"]
+JOB_STEPS = ("intake", "publish", "fail")
+BATCH_STEPS = ("batch", "report")
+
+
+class Task(BaseModel):
+    """`subject` is a job id (intake, publish, fail), a batch id (batch, report) or a run key (phases)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    step: str
+    subject: str
+
+    @property
+    def is_phase(self) -> bool:
+        return self.step in PHASE_BY_NAME
+
+    @property
+    def ident(self) -> str:
+        return f"{self.step}:{self.subject}"
+
+    def __str__(self) -> str:
+        return self.ident

@@ -1,0 +1,150 @@
+"""Intake: from what sits under incoming/ or catalog/ to plans. Reads storage, writes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pipeline import layout
+from pipeline.errors import InvalidInput
+from pipeline.images import inspect_image
+from pipeline.plan import BatchPlan, InputRef, JobPlan, build_batch_plan, build_plan, refused_plan
+from pipeline.spec import GarmentSpec, JobSpec, PersonSpec, parse_job_spec
+from pipeline.storage import ObjectInfo, ObjectNotFound, ObjectStore
+
+ROLE_WORDS = {"person": "person photo", "garment": "garment photo"}
+
+
+def incoming_files(store: ObjectStore, job_id: str) -> dict[str, ObjectInfo]:
+    """The job's current files by part ('person', 'garment', 'spec'); the newest wins if two formats exist."""
+    found: dict[str, ObjectInfo] = {}
+    for info in store.list(layout.incoming_prefix(job_id)):
+        parsed = layout.parse_incoming(info.key)
+        if parsed is None:
+            continue
+        current = found.get(parsed.part)
+        if current is None or info.last_modified > current.last_modified:
+            found[parsed.part] = info
+    return found
+
+
+def is_ready(files: dict[str, ObjectInfo]) -> bool:
+    return "person" in files and "garment" in files
+
+
+def plan_is_current(plan: JobPlan | None, files: dict[str, ObjectInfo]) -> bool:
+    """True when the plan was made from exactly the files there now (by etag)."""
+    if plan is None:
+        return False
+    return {n: i.etag for n, i in plan.inputs.items()} == {n: i.etag for n, i in files.items()}
+
+
+def _input_ref(store: ObjectStore, info: ObjectInfo) -> tuple[InputRef, bytes]:
+    data = store.get(info.key)
+    ref = InputRef(key=info.key, etag=info.etag, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    return ref, data
+
+
+def plan_incoming_job(store: ObjectStore, job_id: str) -> JobPlan | None:
+    """The plan for incoming/{job_id}/, a refused plan when its inputs are invalid, None while not ready."""
+    files = incoming_files(store, job_id)
+    if not is_ready(files):
+        return None
+    refs: dict[str, InputRef] = {}
+    try:
+        for part in ("person", "garment", "spec"):
+            if part in files:
+                refs[part], data = _input_ref(store, files[part])
+                if part == "spec":
+                    spec = parse_job_spec(data)
+                else:
+                    inspect_image(data, ROLE_WORDS[part])
+    except ObjectNotFound:
+        return None  # replaced or removed while we read: the next event re-plans
+    except InvalidInput as exc:
+        refs.update({p: _etag_only(i) for p, i in files.items() if p not in refs})
+        return refused_plan(job_id, refs, exc.reason, exc.user_action)
+    return build_plan(job_id, refs, spec if "spec" in refs else JobSpec())
+
+
+def _etag_only(info: ObjectInfo) -> InputRef:
+    return InputRef(key=info.key, etag=info.etag, size=info.size, sha256="")
+
+
+# ---- catalog batches -------------------------------------------------------------------------------
+
+
+class BatchSpec(BaseModel):
+    """catalog/{batch_id}/batch.json: optional shared settings; per-file overrides by file name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    spec: JobSpec = JobSpec()
+    people: dict[str, PersonSpec] = {}
+    garments: dict[str, GarmentSpec] = {}
+
+
+def parse_batch_spec(data: bytes) -> BatchSpec:
+    if not data.strip():
+        return BatchSpec()
+    try:
+        return BatchSpec.model_validate(json.loads(data))
+    except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as exc:
+        raise InvalidInput(f"batch.json is invalid: {exc}", "fix batch.json (see README, 'Catalog batches')") from exc
+
+
+def batch_files(store: ObjectStore, batch_id: str) -> tuple[list[ObjectInfo], list[ObjectInfo]]:
+    people = [i for i in store.list(layout.catalog_people_prefix(batch_id)) if layout.parse_catalog(i.key)]
+    garments = [i for i in store.list(layout.catalog_garments_prefix(batch_id)) if layout.parse_catalog(i.key)]
+    return people, garments
+
+
+def plan_batch(store: ObjectStore, batch_id: str) -> tuple[BatchPlan, BatchSpec, list[JobPlan]] | None:
+    """The batch's plan and one job plan per pair. Each photo is read and checked once, however many
+    pairs use it; a bad photo refuses only the jobs it is in. None while the marker is absent."""
+    marker = store.head(layout.batch_marker_key(batch_id))
+    if marker is None:
+        return None
+    batch_spec = parse_batch_spec(store.get(marker.key))
+    people, garments = batch_files(store, batch_id)
+    if not people or not garments:
+        raise InvalidInput(
+            f"batch {batch_id} has {len(people)} people and {len(garments)} garments",
+            "put photos under catalog/{batch}/people/ and catalog/{batch}/garments/ before batch.json",
+        )
+    checked = {info.key: _checked_ref(store, info, role) for role, infos in
+               (("person", people), ("garment", garments)) for info in infos}
+    names = {info.key: info.key.rsplit("/", 1)[1] for info in people + garments}
+    batch = build_batch_plan(batch_id, marker.etag, [names[i.key] for i in people], [names[i.key] for i in garments])
+    by_name = {("person", names[i.key]): i.key for i in people} | {("garment", names[i.key]): i.key for i in garments}
+    plans = []
+    for pair in batch.jobs:
+        pkey, gkey = by_name[("person", pair.person)], by_name[("garment", pair.garment)]
+        plans.append(_pair_plan(batch_id, pair.job_id, checked[pkey], checked[gkey], batch_spec, pair))
+    return batch, batch_spec, plans
+
+
+def _checked_ref(store: ObjectStore, info: ObjectInfo, role: str) -> tuple[InputRef, InvalidInput | None]:
+    ref, data = _input_ref(store, info)
+    try:
+        inspect_image(data, f"{ROLE_WORDS[role]} {info.key.rsplit('/', 1)[1]}")
+    except InvalidInput as exc:
+        return ref, exc
+    return ref, None
+
+
+def _pair_plan(batch_id: str, job_id: str, person: tuple[InputRef, InvalidInput | None],
+               garment: tuple[InputRef, InvalidInput | None], batch_spec: BatchSpec, pair) -> JobPlan:
+    inputs = {"person": person[0], "garment": garment[0]}
+    problem = person[1] or garment[1]
+    if problem is not None:
+        return refused_plan(job_id, inputs, problem.reason, problem.user_action, batch_id=batch_id)
+    spec = batch_spec.spec.model_copy(update={
+        "person": batch_spec.people.get(pair.person, batch_spec.spec.person),
+        "garment": batch_spec.garments.get(pair.garment, batch_spec.spec.garment),
+    })
+    return build_plan(job_id, inputs, spec, batch_id=batch_id)

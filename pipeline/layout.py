@@ -1,0 +1,251 @@
+"""The storage layout: every key the product reads or writes, as pure functions.
+
+This module is the contract users and subscribers rely on (README, "Storage layout"). Keys are
+deterministic from their inputs, so a retry overwrites instead of duplicating.
+
+    incoming/{job_id}/person.{ext}      incoming/{job_id}/garment.{ext}      incoming/{job_id}/job.json
+    catalog/{batch_id}/people/{name}    catalog/{batch_id}/garments/{name}   catalog/{batch_id}/batch.json
+    work/{phase}/{run_key}/...          outputs of one phase run, keyed by the content of its inputs
+    work/{phase}/{run_key}/_manifest.json   written last: the run is done
+    work/{phase}/{run_key}/_error.json      the run failed for good (invalid input, retries exhausted)
+    work/{phase}/{run_key}/_jobs/{job_id}   jobs that use this run (so its completion can wake them)
+    work/{step}/{id}/_claim.json        who is running a step, until when (a lease)
+    work/jobs/{job_id}/plan.json        a job's plan: its inputs' hashes and the run key of every phase
+    work/batches/{batch_id}/plan.json   a catalog batch's plan: its job ids and the photos they pair
+    results/{job_id}/...                published results; manifest.json written last
+    results/{job_id}/error.json         the job failed: phase, reason, what the user can do
+    results/batches/{batch_id}/report.json  every job of a batch, once all are terminal
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+INCOMING = "incoming/"
+CATALOG = "catalog/"
+WORK = "work/"
+RESULTS = "results/"
+
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+RESERVED_IDS = frozenset({"jobs", "batches"})
+MAX_ID_LENGTH = 128
+
+Role = Literal["person", "garment"]
+_ID_FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+class InvalidKey(ValueError):
+    """A key or id that the layout cannot hold."""
+
+
+def is_valid_id(value: str) -> bool:
+    """A job or batch id: one path segment, not hidden, not reserved, at most 128 characters."""
+    return (
+        0 < len(value) <= MAX_ID_LENGTH
+        and not _ID_FORBIDDEN.search(value)
+        and value[0] not in "._"
+        and value not in RESERVED_IDS
+        and value.strip() == value
+    )
+
+
+def check_id(value: str, what: str = "job id") -> str:
+    if not is_valid_id(value):
+        raise InvalidKey(
+            f"{what} {value!r} is not usable: use 1-{MAX_ID_LENGTH} characters, no '/', not starting with "
+            f"'.' or '_', not one of {sorted(RESERVED_IDS)}"
+        )
+    return value
+
+
+def image_extension(name: str) -> str | None:
+    """The normalized extension of an image file name we accept, or None."""
+    _, dot, ext = name.rpartition(".")
+    ext = ext.lower()
+    return ext if dot and ext in IMAGE_EXTENSIONS else None
+
+
+# ---- incoming/ -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IncomingKey:
+    job_id: str
+    part: Literal["person", "garment", "spec"]
+
+
+def incoming_prefix(job_id: str) -> str:
+    return f"{INCOMING}{job_id}/"
+
+
+def incoming_image_key(job_id: str, role: Role, ext: str) -> str:
+    ext = ext.lower().lstrip(".")
+    if ext not in IMAGE_EXTENSIONS:
+        raise InvalidKey(f"unsupported image extension {ext!r}: use one of {', '.join(IMAGE_EXTENSIONS)}")
+    return f"{incoming_prefix(check_id(job_id))}{role}.{ext}"
+
+
+def incoming_spec_key(job_id: str) -> str:
+    return f"{incoming_prefix(check_id(job_id))}job.json"
+
+
+def parse_incoming(key: str) -> IncomingKey | None:
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] != INCOMING.rstrip("/") or not is_valid_id(parts[1]):
+        return None
+    name = parts[2]
+    if name == "job.json":
+        return IncomingKey(parts[1], "spec")
+    stem, _, _ = name.partition(".")
+    if stem in ("person", "garment") and image_extension(name) and name.count(".") == 1:
+        return IncomingKey(parts[1], stem)  # type: ignore[arg-type]
+    return None
+
+
+# ---- catalog/ --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CatalogKey:
+    batch_id: str
+    part: Literal["person", "garment", "marker"]
+    name: str = ""
+
+
+def catalog_prefix(batch_id: str) -> str:
+    return f"{CATALOG}{batch_id}/"
+
+
+def catalog_people_prefix(batch_id: str) -> str:
+    return f"{catalog_prefix(batch_id)}people/"
+
+
+def catalog_garments_prefix(batch_id: str) -> str:
+    return f"{catalog_prefix(batch_id)}garments/"
+
+
+def batch_marker_key(batch_id: str) -> str:
+    return f"{catalog_prefix(check_id(batch_id, 'batch id'))}batch.json"
+
+
+def parse_catalog(key: str) -> CatalogKey | None:
+    parts = key.split("/")
+    if len(parts) < 3 or parts[0] != CATALOG.rstrip("/") or not is_valid_id(parts[1]):
+        return None
+    if len(parts) == 3 and parts[2] == "batch.json":
+        return CatalogKey(parts[1], "marker")
+    if len(parts) == 4 and parts[2] in ("people", "garments") and image_extension(parts[3]):
+        return CatalogKey(parts[1], "person" if parts[2] == "people" else "garment", parts[3])
+    return None
+
+
+def catalog_job_id(batch_id: str, person_name: str, garment_name: str) -> str:
+    """A deterministic, readable job id for one (person, garment) pair of a batch."""
+    raw = f"{batch_id}--{_slug(person_name)}--{_slug(garment_name)}"
+    if len(raw) <= MAX_ID_LENGTH:
+        return raw
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:16]
+    return f"{raw[: MAX_ID_LENGTH - 18]}--{digest}"
+
+
+def _slug(name: str) -> str:
+    stem = name.rsplit(".", 1)[0] if image_extension(name) else name
+    ext = image_extension(name)
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "x"
+    return f"{slug}.{ext}" if ext else slug
+
+
+# ---- work/ -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkKey:
+    """A key under work/{phase}/{run_key}/: `name` is the rest of the key (e.g. '_manifest.json')."""
+
+    phase: str
+    run_key: str
+    name: str
+
+
+def run_prefix(phase: str, run_key: str) -> str:
+    return f"{WORK}{phase}/{run_key}/"
+
+
+def run_manifest_key(phase: str, run_key: str) -> str:
+    return f"{run_prefix(phase, run_key)}_manifest.json"
+
+
+def run_error_key(phase: str, run_key: str) -> str:
+    return f"{run_prefix(phase, run_key)}_error.json"
+
+
+def run_jobs_prefix(phase: str, run_key: str) -> str:
+    return f"{run_prefix(phase, run_key)}_jobs/"
+
+
+def run_job_key(phase: str, run_key: str, job_id: str) -> str:
+    return f"{run_jobs_prefix(phase, run_key)}{job_id}"
+
+
+def claim_key(step: str, step_key: str) -> str:
+    return f"{run_prefix(step, step_key)}_claim.json"
+
+
+def plan_key(job_id: str) -> str:
+    return f"{WORK}jobs/{job_id}/plan.json"
+
+
+def batch_plan_key(batch_id: str) -> str:
+    return f"{WORK}batches/{batch_id}/plan.json"
+
+
+def parse_work(key: str) -> WorkKey | None:
+    parts = key.split("/", 3)
+    if len(parts) != 4 or parts[0] != WORK.rstrip("/") or not parts[1] or not parts[2]:
+        return None
+    return WorkKey(parts[1], parts[2], parts[3])
+
+
+# ---- results/ --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResultKey:
+    job_id: str
+    name: str
+
+
+def result_prefix(job_id: str) -> str:
+    return f"{RESULTS}{job_id}/"
+
+
+def result_manifest_key(job_id: str) -> str:
+    return f"{result_prefix(job_id)}manifest.json"
+
+
+def result_error_key(job_id: str) -> str:
+    return f"{result_prefix(job_id)}error.json"
+
+
+def result_event_key(job_id: str) -> str:
+    """The local notifier's record of the job's terminal event (the local stand-in for a webhook)."""
+    return f"{result_prefix(job_id)}_events/terminal.json"
+
+
+def batch_report_key(batch_id: str) -> str:
+    return f"{RESULTS}batches/{batch_id}/report.json"
+
+
+def parse_result(key: str) -> ResultKey | None:
+    parts = key.split("/", 2)
+    if len(parts) != 3 or parts[0] != RESULTS.rstrip("/") or not is_valid_id(parts[1]):
+        return None
+    return ResultKey(parts[1], parts[2])
+
+
+def content_key(*parts: str) -> str:
+    """A run key from the identities of a run's inputs: 24 hex characters of a sha256."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]

@@ -1,0 +1,86 @@
+"""The phase table: each phase's name, what it needs and what it writes. One router reads it.
+
+A phase never names the phase after it. A need is either a job input ("person", "garment") or the name
+of an earlier phase, whose finished run the phase reads. The `spec` field says which part of job.json
+changes the phase's output, so that part joins the run's content key (a changed size chart re-runs the
+wardrobe and what follows, never the avatar).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+InputName = Literal["person", "garment"]
+SpecPart = Literal["person", "garment", "none"]
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    needs: tuple[str, ...]
+    spec: SpecPart
+    writes: str
+    version: str  # bump when the phase's output for the same inputs changes: old runs are not reused
+
+    @property
+    def input_needs(self) -> tuple[str, ...]:
+        return tuple(n for n in self.needs if n in ("person", "garment"))
+
+    @property
+    def phase_needs(self) -> tuple[str, ...]:
+        return tuple(n for n in self.needs if n not in ("person", "garment"))
+
+
+PHASES: tuple[Phase, ...] = (
+    Phase(
+        name="avatar",
+        needs=("person",),
+        spec="person",
+        writes="body landmarks, person mask, face bank, fitted 3D body (GLB), camera, measurements",
+        version="1",
+    ),
+    Phase(
+        name="wardrobe",
+        needs=("garment",),
+        spec="garment",
+        writes="garment mask, category, colours, texture crop, size chart and fabric",
+        version="1",
+    ),
+    Phase(
+        name="fitting",
+        needs=("avatar", "wardrobe"),
+        spec="none",
+        writes="fit report, dressed body, 8 angle renders, identity scores, quality flags",
+        version="1",
+    ),
+    Phase(
+        name="viewer3d",
+        needs=("fitting",),
+        spec="none",
+        writes="textured GLB, the 8 angles, contact sheet: the files a job publishes",
+        version="1",
+    ),
+)
+
+PHASE_BY_NAME: dict[str, Phase] = {p.name: p for p in PHASES}
+FINAL_PHASE = PHASES[-1].name
+
+
+def phase(name: str) -> Phase:
+    try:
+        return PHASE_BY_NAME[name]
+    except KeyError as exc:
+        raise KeyError(f"unknown phase {name!r}; phases are {', '.join(PHASE_BY_NAME)}") from exc
+
+
+def _check_table() -> None:
+    seen: set[str] = set()
+    for p in PHASES:
+        for need in p.phase_needs:
+            if need not in seen:
+                raise ValueError(f"phase {p.name} needs {need}, which is not an earlier phase")
+        seen.add(p.name)
+
+
+_check_table()

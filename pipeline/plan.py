@@ -1,0 +1,157 @@
+"""Job and batch plans: the content-keyed runs a job needs, derived from its inputs alone.
+
+A run's key is a hash of the identities of what it reads (input bytes' sha256, the spec part it uses,
+its upstream runs' keys) and the phase's version. Same inputs -> same keys -> no new work; a changed
+garment changes the wardrobe key and everything downstream of it, and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from pipeline import layout
+from pipeline.phases import PHASES, Phase
+from pipeline.spec import JobSpec
+
+
+class InputRef(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str
+    etag: str
+    size: int
+    sha256: str
+
+
+class RunRef(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    phase: str
+    key: str
+    needs: dict[str, str]  # need -> identity (an input's sha256, or an upstream run's key)
+
+
+class PlanError(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    phase: Literal["intake"] = "intake"
+    reason: str
+    user_action: str
+
+
+class JobPlan(BaseModel):
+    """work/jobs/{job_id}/plan.json. `error` is set (and `runs` empty) when intake refused the inputs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    job_id: str
+    batch_id: str | None = None
+    inputs: dict[str, InputRef]  # "person", "garment", and "spec" when job.json exists
+    spec: JobSpec = JobSpec()
+    runs: dict[str, RunRef] = {}
+    plan_hash: str
+    error: PlanError | None = None
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(indent=2).encode()
+
+    def run(self, phase_name: str) -> RunRef:
+        return self.runs[phase_name]
+
+
+def _spec_part(spec: JobSpec, phase: Phase) -> str:
+    part: object = {"person": spec.person, "garment": spec.garment, "none": None}[phase.spec]
+    payload = {"part": part.model_dump(mode="json") if part is not None else None, "profile": spec.profile}
+    return json.dumps(payload, sort_keys=True)
+
+
+def plan_runs(inputs: dict[str, InputRef], spec: JobSpec) -> dict[str, RunRef]:
+    runs: dict[str, RunRef] = {}
+    for phase in PHASES:
+        needs = {n: inputs[n].sha256 for n in phase.input_needs}
+        needs.update({n: runs[n].key for n in phase.phase_needs})
+        identity = [phase.name, phase.version, _spec_part(spec, phase)]
+        identity += [f"{n}={v}" for n, v in sorted(needs.items())]
+        runs[phase.name] = RunRef(phase=phase.name, key=layout.content_key(*identity), needs=needs)
+    return runs
+
+
+def _plan_hash(job_id: str, inputs: dict[str, InputRef], spec: JobSpec, runs: dict[str, RunRef]) -> str:
+    parts = [job_id, spec.model_dump_json()]
+    parts += [f"{n}={i.sha256}" for n, i in sorted(inputs.items())]
+    parts += [f"{n}={r.key}" for n, r in sorted(runs.items())]
+    return layout.content_key(*parts)
+
+
+def build_plan(
+    job_id: str, inputs: dict[str, InputRef], spec: JobSpec, *, batch_id: str | None = None
+) -> JobPlan:
+    runs = plan_runs(inputs, spec)
+    return JobPlan(
+        job_id=job_id,
+        batch_id=batch_id,
+        inputs=inputs,
+        spec=spec,
+        runs=runs,
+        plan_hash=_plan_hash(job_id, inputs, spec, runs),
+    )
+
+
+def refused_plan(
+    job_id: str, inputs: dict[str, InputRef], reason: str, user_action: str, *, batch_id: str | None = None
+) -> JobPlan:
+    return JobPlan(
+        job_id=job_id,
+        batch_id=batch_id,
+        inputs=inputs,
+        plan_hash=layout.content_key(job_id, "refused", reason, *(i.etag for i in inputs.values())),
+        error=PlanError(reason=reason, user_action=user_action),
+    )
+
+
+class BatchPair(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    job_id: str
+    person: str  # catalog file name
+    garment: str
+
+
+class BatchPlan(BaseModel):
+    """work/batches/{batch_id}/plan.json: the batch's jobs, one per (person, garment) pair."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    batch_id: str
+    marker_etag: str
+    jobs: tuple[BatchPair, ...]
+    plan_hash: str
+    error: str | None = None  # batch.json itself was unusable: no jobs, the report says why
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(indent=2).encode()
+
+
+def build_batch_plan(batch_id: str, marker_etag: str, people: list[str], garments: list[str]) -> BatchPlan:
+    pairs = tuple(
+        BatchPair(job_id=layout.catalog_job_id(batch_id, p, g), person=p, garment=g)
+        for p in sorted(people)
+        for g in sorted(garments)
+    )
+    ids = [pair.job_id for pair in pairs]
+    if len(set(ids)) != len(ids):  # two files differing only by characters the slug drops
+        pairs = tuple(
+            pair.model_copy(update={"job_id": f"{pair.job_id}--{layout.content_key(pair.person, pair.garment)[:8]}"})
+            for pair in pairs
+        )
+    return BatchPlan(
+        batch_id=batch_id,
+        marker_etag=marker_etag,
+        jobs=pairs,
+        plan_hash=layout.content_key(batch_id, marker_etag, *(p.job_id for p in pairs)),
+    )
