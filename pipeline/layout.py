@@ -154,7 +154,9 @@ def catalog_job_id(batch_id: str, person_name: str, garment_name: str) -> str:
 def _slug(name: str) -> str:
     stem = name.rsplit(".", 1)[0] if image_extension(name) else name
     ext = image_extension(name)
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "x"
+    # no "--" and no edge dashes inside a slug: "--" only ever separates batch, person and garment,
+    # so ids of different batches or pairs cannot collide
+    slug = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9._-]+", "_", stem)).strip("._-") or "x"
     return f"{slug}.{ext}" if ext else slug
 
 

@@ -137,6 +137,10 @@ class BatchPlan(BaseModel):
         return self.model_dump_json(indent=2).encode()
 
 
+def _suffixed(job_id: str, digest: str) -> str:
+    return f"{job_id[: layout.MAX_ID_LENGTH - 10]}--{digest[:8]}"
+
+
 def build_batch_plan(batch_id: str, marker_etag: str, people: list[str], garments: list[str]) -> BatchPlan:
     pairs = tuple(
         BatchPair(job_id=layout.catalog_job_id(batch_id, p, g), person=p, garment=g)
@@ -146,7 +150,7 @@ def build_batch_plan(batch_id: str, marker_etag: str, people: list[str], garment
     ids = [pair.job_id for pair in pairs]
     if len(set(ids)) != len(ids):  # two files differing only by characters the slug drops
         pairs = tuple(
-            pair.model_copy(update={"job_id": f"{pair.job_id}--{layout.content_key(pair.person, pair.garment)[:8]}"})
+            pair.model_copy(update={"job_id": _suffixed(pair.job_id, layout.content_key(pair.person, pair.garment))})
             for pair in pairs
         )
     return BatchPlan(

@@ -1,0 +1,8 @@
+"""Adapters to the world outside the pipeline: storage backends, settings and provisioning.
+
+`infra.folder_store.FolderStore` (a local folder as a bucket, with in-process events),
+`infra.s3_store.S3Store` (S3 or any S3-compatible endpoint through boto3) and `infra.watcher.FolderWatcher`
+(files dropped into a folder by anyone become object events) implement the protocols of `pipeline` and emit
+the contracts of `events`. Imports go one way: `infra` may import `pipeline` and `events`, never `functions`;
+boto3 is imported only in `infra/s3_store.py`.
+"""
