@@ -1,0 +1,208 @@
+"""`dropfit`: run try-on jobs on a folder bucket. Every command prints what it did; `--help` explains."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from functions import status as status_view
+from functions.app import build_local
+from functions.logs import configure
+from functions.progress import ProgressPrinter
+from infra.settings import Settings
+from infra.watcher import FolderWatcher
+from pipeline import layout
+from pipeline.sample import sample_garment, sample_person
+from pipeline.state import job_error, load_plan, result_manifest
+
+app = typer.Typer(
+    help="dropfit: drop a person photo and a garment photo into a bucket; get the person wearing the garment.\n\n"
+    "A bucket here is a folder. Inputs go under incoming/{job_id}/ (person.jpg, garment.jpg, optional job.json) "
+    "or catalog/{batch_id}/ (people/, garments/, then batch.json); results appear under results/{job_id}/.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+EXIT_FAILED, EXIT_INCOMPLETE = 1, 3
+
+BucketOpt = Annotated[Path, typer.Option("--bucket", "-b", help="the bucket folder (created if missing)")]
+LogLevel = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error (logs go to stderr)")]
+LogFormat = Annotated[str, typer.Option("--log-format", help="console (for people) or json (for machines)")]
+
+
+def _settings(log_level: str, log_format: str) -> Settings:
+    settings = Settings(log_level=log_level, log_format=log_format)  # type: ignore[arg-type]
+    configure(settings.log_format, settings.log_level)
+    return settings
+
+
+def _read_image(path: Path, what: str) -> tuple[bytes, str]:
+    ext = layout.image_extension(path.name)
+    if ext is None:
+        raise typer.BadParameter(f"{path} is not a .jpg, .jpeg, .png or .webp file", param_hint=what)
+    if not path.is_file():
+        raise typer.BadParameter(f"{path} does not exist", param_hint=what)
+    return path.read_bytes(), ext
+
+
+def _default_job_id(*parts: bytes) -> str:
+    return "job-" + hashlib.sha256(b"\x1f".join(parts)).hexdigest()[:12]
+
+
+@app.command()
+def run(
+    person: Annotated[Path, typer.Argument(help="photo of one standing person (jpg, png, webp)")],
+    garment: Annotated[Path, typer.Argument(help="product photo of the garment (jpg, png, webp)")],
+    bucket: BucketOpt = Path("dropfit-bucket"),
+    job_id: Annotated[str | None, typer.Option("--job-id", help="default: derived from the inputs' bytes")] = None,
+    job_spec: Annotated[Path | None, typer.Option("--job-spec", help="job.json: height, size chart, ...")] = None,
+    log_level: LogLevel = "warning",
+    log_format: LogFormat = "console",
+) -> None:
+    """Run one job to the end: put the inputs under incoming/, process, print where the results are.
+
+    Exit codes: 0 succeeded, 1 failed (the reason is printed and in results/{job}/error.json),
+    3 incomplete (a phase this build does not have yet, or the time limit ran out)."""
+    settings = _settings(log_level, log_format)
+    person_bytes, person_ext = _read_image(person, "PERSON")
+    garment_bytes, garment_ext = _read_image(garment, "GARMENT")
+    spec_bytes = job_spec.read_bytes() if job_spec else None
+    job = job_id or _default_job_id(person_bytes, garment_bytes, spec_bytes or b"")
+    try:
+        layout.check_id(job)
+    except layout.InvalidKey as exc:
+        raise typer.BadParameter(str(exc), param_hint="--job-id") from exc
+    raise typer.Exit(_run_job(bucket, job, (person_bytes, person_ext), (garment_bytes, garment_ext), spec_bytes,
+                              settings))
+
+
+def _run_job(bucket: Path, job: str, person: tuple[bytes, str], garment: tuple[bytes, str], spec: bytes | None,
+             settings: Settings) -> int:
+    local = build_local(bucket, settings, on_outcome=ProgressPrinter(console))
+    store = local.store
+    console.print(f"dropfit: job [bold]{job}[/] in bucket {store.root}")
+    with local.runtime:
+        _clear_other_formats(local.store, job, {"person": person[1], "garment": garment[1]})
+        if spec is not None:
+            store.put(layout.incoming_spec_key(job), spec, content_type="application/json")
+        store.put(layout.incoming_image_key(job, "person", person[1]), person[0])
+        store.put(layout.incoming_image_key(job, "garment", garment[1]), garment[0])
+        started = time.monotonic()
+        local.runtime.run_until(lambda: _terminal(store, job), timeout=settings.job_timeout_s)
+    return _report_job(store, job, local.registry.missing(), time.monotonic() - started)
+
+
+def _clear_other_formats(store, job: str, keep: dict[str, str]) -> None:
+    for info in list(store.list(layout.incoming_prefix(job))):
+        parsed = layout.parse_incoming(info.key)
+        if parsed and parsed.part in keep and not info.key.endswith(f".{keep[parsed.part]}"):
+            store.delete(info.key)
+
+
+def _terminal(store, job: str) -> bool:
+    plan = load_plan(store, job)
+    return plan is not None and status_view.job_state(store, plan) in ("succeeded", "failed")
+
+
+def _report_job(store, job: str, missing: dict[str, str], elapsed: float) -> int:
+    plan = load_plan(store, job)
+    manifest = result_manifest(store, job)
+    if plan is not None and manifest is not None and manifest.plan_hash == plan.plan_hash:
+        console.print(f"[green]succeeded[/] in {elapsed:.1f} s: {store.root / layout.result_prefix(job)}")
+        return 0
+    error = job_error(store, job)
+    if plan is not None and error is not None and error.plan_hash == plan.plan_hash:
+        console.print(f"[red]failed[/] in {error.phase}: {error.reason}\n  what to do: {error.user_action}\n"
+                      f"  details: {store.root / layout.result_error_key(job)}", highlight=False)
+        return EXIT_FAILED
+    if missing:
+        console.print("[yellow]incomplete[/]: the job is planned and waiting for phases this build does not "
+                      "have yet:", highlight=False)
+        for phase_name, reason in missing.items():
+            console.print(f"  - {phase_name}: {reason}", highlight=False)
+        console.print("  Nothing is lost: once they exist, `dropfit sweep` finishes the job.")
+    else:
+        console.print(f"[yellow]incomplete[/]: job {job} did not finish in time; `dropfit status` shows where it is")
+    return EXIT_INCOMPLETE
+
+
+@app.command()
+def demo(
+    bucket: BucketOpt = Path("dropfit-demo"),
+    log_level: LogLevel = "warning",
+    log_format: LogFormat = "console",
+) -> None:
+    """The main job on a built-in sample (a drawn person and garment): no files, no network, no account."""
+    settings = _settings(log_level, log_format)
+    code = _run_job(bucket, "demo", (sample_person(), "png"), (sample_garment(), "png"), None, settings)
+    if code == EXIT_INCOMPLETE:
+        console.print("The demo ran everything this build has: it stored the sample, checked both photos, "
+                      "planned the job's content-keyed runs and stopped where the model phases begin.")
+        code = 0
+    raise typer.Exit(code)
+
+
+@app.command()
+def watch(
+    bucket: Annotated[Path, typer.Argument(help="the bucket folder to watch")],
+    log_level: LogLevel = "info",
+    log_format: LogFormat = "console",
+) -> None:
+    """Long-running: pick up files dropped into BUCKET/incoming/ and BUCKET/catalog/ (Ctrl-C stops)."""
+    settings = _settings(log_level, log_format)
+    local = build_local(bucket, settings, on_outcome=ProgressPrinter(console))
+    console.print(f"watching {local.store.root} (incoming/, catalog/); sweeping every "
+                  f"{settings.sweep_interval_s:.0f} s; Ctrl-C to stop")
+    with local.runtime, FolderWatcher(local.store, local.runtime.submit_event):
+        local.runtime.sweep()
+        try:
+            while True:
+                time.sleep(settings.sweep_interval_s)
+                local.runtime.sweep()
+        except KeyboardInterrupt:
+            console.print("stopping: finishing the tasks in hand")
+
+
+@app.command()
+def sweep(
+    bucket: Annotated[Path, typer.Argument(help="the bucket folder")],
+    log_level: LogLevel = "info",
+    log_format: LogFormat = "console",
+) -> None:
+    """Re-derive pending work from storage and run it until nothing more can be done (recovers lost events
+    and the work of dead workers, once their lease has run out)."""
+    settings = _settings(log_level, log_format)
+    local = build_local(bucket, settings, on_outcome=ProgressPrinter(console))
+    with local.runtime:
+        local.runtime.run_until(lambda: False, timeout=settings.job_timeout_s)
+    console.print(f"sweep finished: {len(local.runtime.outcomes)} tasks looked at")
+
+
+@app.command()
+def status(
+    bucket: Annotated[Path, typer.Argument(help="the bucket folder")],
+    job_id: Annotated[str | None, typer.Argument(help="one job in detail")] = None,
+) -> None:
+    """Jobs and their phases, as storage says (done, running, pending, failed)."""
+    local = build_local(bucket, Settings())
+    if job_id is None:
+        console.print(status_view.jobs_table(local.store, local.registry))
+    else:
+        console.print(status_view.job_detail(local.store, local.registry, job_id))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

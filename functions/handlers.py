@@ -1,0 +1,119 @@
+"""One handler for every task: skip if done -> claim -> run the step -> release. The same on a laptop
+and on Modal. Emits one structured log line per step run (step, subject, jobs, attempt, duration)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import structlog
+
+from events.outbound import Notifier
+from events.tasks import Task
+from functions import steps
+from functions.claims import Claims, Lease
+from pipeline import layout
+from pipeline.errors import LeaseLost, PhaseUnavailable
+from pipeline.phase_api import PhaseRegistry
+from pipeline.storage import ObjectStore
+
+log = structlog.get_logger("dropfit.step")
+
+Outcome = Literal["done", "skipped", "busy", "unavailable", "lost", "failed"]
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    task: Task
+    outcome: Outcome
+    detail: str
+    attempt: int
+    duration_s: float
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Handlers:
+    def __init__(self, store: ObjectStore, registry: PhaseRegistry, notifier: Notifier, *, lease_s: float = 60.0,
+                 worker: str | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.registry = registry
+        self.notifier = notifier
+        self.worker = worker or worker_id()
+        self.claims = Claims(store, self.worker, lease_s, clock)
+
+    def execute(self, task: Task, attempt: int = 1) -> StepOutcome:
+        """Run the task once if it is not done and nobody else holds it. Unexpected errors propagate
+        (the caller retries); expected endings come back as an outcome."""
+        started = time.perf_counter()
+        outcome, detail = self._execute(task, attempt)
+        result = StepOutcome(task, outcome, detail, attempt, time.perf_counter() - started)
+        self._log(result)
+        return result
+
+    def _execute(self, task: Task, attempt: int) -> tuple[Outcome, str]:
+        if steps.is_done(self.store, task):
+            return "skipped", "already done"
+        held = self.claims.acquire(task)
+        if held is None:
+            return "busy", "another worker holds the claim"
+        try:
+            with Lease(self.claims, held) as lease:
+                if steps.is_done(self.store, task):
+                    return "skipped", "done by another worker"
+                return "done", self._run(task, lease, attempt)
+        except PhaseUnavailable as exc:
+            return "unavailable", exc.reason
+        except LeaseLost as exc:
+            return "lost", str(exc)
+
+    def _run(self, task: Task, lease: Lease, attempt: int) -> str:
+        if task.is_phase:
+            return steps.run_phase(self.store, self.registry, task, lease, attempt, self.worker)
+        if task.step == "intake":
+            return steps.run_intake(self.store, task.subject)
+        if task.step == "batch":
+            return steps.run_batch(self.store, task.subject)
+        if task.step == "publish":
+            return steps.run_publish(self.store, task.subject, self.notifier)
+        if task.step == "fail":
+            return steps.run_fail(self.store, task.subject, self.notifier)
+        if task.step == "report":
+            return steps.run_report(self.store, task.subject)
+        raise ValueError(f"unknown step {task.step!r}")
+
+    def give_up(self, task: Task, error: BaseException, attempts: int) -> StepOutcome:
+        """After the last retry: a phase run fails for good (its jobs fail with a readable error);
+        orchestration steps are left for the sweeper, since storage still says they are due."""
+        detail = f"{type(error).__name__}: {error}"
+        if task.is_phase and not steps.is_done(self.store, task):
+            steps.write_run_error(
+                self.store, task, "internal", f"the {task.step} phase failed {attempts} times ({detail})",
+                "try again later; if it keeps failing, report the job id to the operator", attempts)
+        result = StepOutcome(task, "failed", detail, attempts, 0.0)
+        self._log(result)
+        return result
+
+    def jobs_of(self, task: Task) -> list[str]:
+        if not task.is_phase:
+            return [task.subject] if task.step not in ("batch", "report") else []
+        prefix = layout.run_jobs_prefix(task.step, task.subject)
+        return [info.key[len(prefix):] for info in self.store.list(prefix)]
+
+    def _log(self, result: StepOutcome) -> None:
+        task = result.task
+        fields = dict(step=task.step, subject=task.subject, attempt=result.attempt, outcome=result.outcome,
+                      duration_ms=round(result.duration_s * 1000, 1), detail=result.detail)
+        if task.step in ("batch", "report"):
+            fields["batch"] = task.subject
+        else:
+            fields["jobs"] = ",".join(self.jobs_of(task)[:5])
+        level = "warning" if result.outcome in ("failed", "lost") else "info"
+        getattr(log, level)("step.run", **fields)

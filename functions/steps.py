@@ -1,0 +1,243 @@
+"""The steps behind tasks: intake, batch, a phase run, publish, fail, report.
+
+Each is idempotent: `is_done` says whether storage already holds its effect, and `run` rewrites the
+same deterministic keys if it runs twice. Markers are written last: `_manifest.json` after a run's
+files, a plan after its runs' `_task.json`/`_jobs` entries, `manifest.json` after the results.
+"""
+
+from __future__ import annotations
+
+import time
+
+from events.outbound import Notifier, job_event
+from events.tasks import Task
+from functions.claims import Lease
+from pipeline import layout
+from pipeline.errors import InvalidInput
+from pipeline.intake import incoming_files, is_ready, plan_batch, plan_incoming_job, plan_is_current
+from pipeline.manifests import (
+    BatchJobEntry,
+    BatchReport,
+    FileEntry,
+    JobError,
+    PhaseSummary,
+    ResultManifest,
+    RunError,
+    RunManifest,
+    utcnow,
+)
+from pipeline.phase_api import PhaseIO, PhaseRegistry, PhaseTask
+from pipeline.phases import FINAL_PHASE, PHASE_BY_NAME, PHASES
+from pipeline.plan import BatchPlan, JobPlan
+from pipeline.state import (
+    batch_report,
+    job_status,
+    load_batch_plan,
+    load_plan,
+    read_model,
+    run_error,
+    run_manifest,
+    run_status,
+)
+from pipeline.storage import ObjectStore
+
+
+def is_done(store: ObjectStore, task: Task) -> bool:
+    if task.is_phase:
+        return run_status(store, task.step, task.subject) != "pending"
+    if task.step == "intake":
+        files = incoming_files(store, task.subject)
+        return not is_ready(files) or plan_is_current(load_plan(store, task.subject), files)
+    if task.step in ("publish", "fail"):
+        plan = load_plan(store, task.subject)
+        return plan is None or job_status(store, plan) != "running"
+    if task.step == "batch":
+        marker = store.head(layout.batch_marker_key(task.subject))
+        batch = load_batch_plan(store, task.subject)
+        return marker is None or (batch is not None and batch.marker_etag == marker.etag)
+    if task.step == "report":
+        batch = load_batch_plan(store, task.subject)
+        report = batch_report(store, task.subject)
+        return batch is None or (report is not None and report.plan_hash == batch.plan_hash)
+    raise ValueError(f"unknown step {task.step!r}")
+
+
+# ---- intake ----------------------------------------------------------------------------------------
+
+
+def write_plan(store: ObjectStore, plan: JobPlan) -> None:
+    """Register the job with each run it uses, then write the plan (whose event starts the runs)."""
+    for name, run in plan.runs.items():
+        store.put(layout.run_job_key(name, run.key, plan.job_id), plan.plan_hash.encode())
+        task_key = layout.run_prefix(name, run.key) + "_task.json"
+        if store.head(task_key) is None:
+            store.put(task_key, PhaseTask.from_plan(plan, name).model_dump_json(indent=2).encode())
+    current = load_plan(store, plan.job_id)
+    if current is None or current != plan:
+        store.put(layout.plan_key(plan.job_id), plan.to_bytes(), content_type="application/json")
+
+
+def run_intake(store: ObjectStore, job_id: str) -> str:
+    plan = plan_incoming_job(store, job_id)
+    if plan is None:
+        return "not ready"
+    write_plan(store, plan)
+    return "refused" if plan.error else "planned"
+
+
+def run_batch(store: ObjectStore, batch_id: str) -> str:
+    marker = store.head(layout.batch_marker_key(batch_id))
+    try:
+        planned = plan_batch(store, batch_id)
+    except InvalidInput as exc:
+        etag = marker.etag if marker else ""
+        batch = BatchPlan(batch_id=batch_id, marker_etag=etag, jobs=(), plan_hash=layout.content_key(batch_id, etag),
+                          error=f"{exc.reason}. {exc.user_action}")
+        store.put(layout.batch_plan_key(batch_id), batch.to_bytes())
+        _write_report(store, batch)
+        return "refused"
+    if planned is None:
+        return "no marker"
+    batch, _, plans = planned
+    for plan in plans:
+        write_plan(store, plan)
+    store.put(layout.batch_plan_key(batch_id), batch.to_bytes(), content_type="application/json")
+    return f"{len(plans)} jobs"
+
+
+# ---- a phase run -----------------------------------------------------------------------------------
+
+
+def load_phase_task(store: ObjectStore, phase_name: str, run_key: str) -> PhaseTask:
+    task = read_model(store, layout.run_prefix(phase_name, run_key) + "_task.json", PhaseTask)
+    if task is None:
+        raise LookupError(f"no _task.json for {phase_name} run {run_key}")
+    return task
+
+
+def run_phase(store: ObjectStore, registry: PhaseRegistry, task: Task, lease: Lease, attempt: int,
+              worker: str) -> str:
+    phase_task = load_phase_task(store, task.step, task.subject)
+    fn = registry.get(task.step)
+    io = PhaseIO(store, phase_task)
+    started = time.perf_counter()
+    try:
+        result = fn(phase_task, io)
+    except InvalidInput as exc:
+        lease.check()
+        write_run_error(store, task, "invalid_input", exc.reason, exc.user_action, attempt)
+        return "invalid input"
+    lease.check()
+    manifest = RunManifest(
+        phase=task.step,
+        run_key=task.subject,
+        phase_version=PHASE_BY_NAME[task.step].version,
+        needs={**{n: i.sha256 for n, i in phase_task.inputs.items()}, **phase_task.upstream},
+        files=tuple(io.written),
+        data=result.data,
+        backends=result.backends,
+        duration_s=round(time.perf_counter() - started, 4),
+        attempt=attempt,
+        worker=worker,
+        finished_at=utcnow(),
+    )
+    store.put(layout.run_manifest_key(task.step, task.subject), manifest.to_bytes(), content_type="application/json")
+    return "done"
+
+
+def write_run_error(store: ObjectStore, task: Task, kind: str, reason: str, action: str, attempts: int) -> None:
+    error = RunError(phase=task.step, run_key=task.subject, kind=kind, reason=reason,  # type: ignore[arg-type]
+                     user_action=action, attempts=attempts, failed_at=utcnow())
+    store.put(layout.run_error_key(task.step, task.subject), error.to_bytes(), content_type="application/json")
+
+
+# ---- publish, fail, report -------------------------------------------------------------------------
+
+
+def run_publish(store: ObjectStore, job_id: str, notifier: Notifier) -> str:
+    plan = _plan(store, job_id)
+    summaries: dict[str, PhaseSummary] = {}
+    final = None
+    for phase in PHASES:
+        manifest = run_manifest(store, phase.name, plan.run(phase.name).key)
+        if manifest is None:
+            raise LookupError(f"job {job_id}: {phase.name} is not done; cannot publish")
+        summaries[phase.name] = PhaseSummary(run_key=manifest.run_key, duration_s=manifest.duration_s,
+                                             attempt=manifest.attempt, backends=manifest.backends, data=manifest.data)
+        final = manifest if phase.name == FINAL_PHASE else final
+    assert final is not None
+    files = []
+    for entry in final.files:
+        data = store.get(entry.key)
+        key = layout.result_prefix(job_id) + entry.name
+        store.put(key, data, content_type=entry.content_type)
+        files.append(FileEntry(name=entry.name, key=key, size=entry.size, sha256=entry.sha256,
+                               content_type=entry.content_type))
+    store.delete(layout.result_error_key(job_id))
+    result = ResultManifest(job_id=job_id, batch_id=plan.batch_id, plan_hash=plan.plan_hash,
+                            inputs={n: i.key for n, i in plan.inputs.items()}, files=tuple(files),
+                            phases=summaries, published_at=utcnow())
+    store.put(layout.result_manifest_key(job_id), result.to_bytes(), content_type="application/json")
+    notifier.notify(job_event(store.bucket, job_id, plan.plan_hash, True,
+                              {"manifest": layout.result_manifest_key(job_id), "files": [f.key for f in files]}))
+    return f"{len(files)} files"
+
+
+def job_failure(store: ObjectStore, plan: JobPlan) -> tuple[str, str, str]:
+    """(phase, reason, user_action) of the job's first failure."""
+    if plan.error is not None:
+        return plan.error.phase, plan.error.reason, plan.error.user_action
+    for phase in PHASES:
+        error = run_error(store, phase.name, plan.run(phase.name).key)
+        if error is not None:
+            return phase.name, error.reason, error.user_action
+    raise LookupError(f"job {plan.job_id} has no failure on record")
+
+
+def run_fail(store: ObjectStore, job_id: str, notifier: Notifier) -> str:
+    plan = _plan(store, job_id)
+    phase, reason, action = job_failure(store, plan)
+    store.delete(layout.result_manifest_key(job_id))  # results of older inputs must not look current
+    error = JobError(job_id=job_id, batch_id=plan.batch_id, plan_hash=plan.plan_hash, phase=phase, reason=reason,
+                     user_action=action, failed_at=utcnow())
+    store.put(layout.result_error_key(job_id), error.to_bytes(), content_type="application/json")
+    notifier.notify(job_event(store.bucket, job_id, plan.plan_hash, False,
+                              {"phase": phase, "reason": reason, "user_action": action}))
+    return f"failed in {phase}"
+
+
+def run_report(store: ObjectStore, batch_id: str) -> str:
+    batch = load_batch_plan(store, batch_id)
+    if batch is None:
+        raise LookupError(f"batch {batch_id} has no plan")
+    report = _write_report(store, batch)
+    return f"{report.succeeded} succeeded, {report.failed} failed"
+
+
+def _write_report(store: ObjectStore, batch: BatchPlan) -> BatchReport:
+    entries = []
+    for pair in batch.jobs:
+        plan = _plan(store, pair.job_id)
+        status = job_status(store, plan)
+        if status == "running":
+            raise LookupError(f"batch {batch.batch_id}: job {pair.job_id} is not terminal yet")
+        entry = BatchJobEntry(job_id=pair.job_id, person=pair.person, garment=pair.garment, status=status)
+        if status == "succeeded":
+            entry = entry.model_copy(update={"result": layout.result_manifest_key(pair.job_id)})
+        else:
+            phase, reason, action = job_failure(store, plan)
+            entry = entry.model_copy(update={"error": reason, "user_action": action, "phase": phase})
+        entries.append(entry)
+    succeeded = sum(e.status == "succeeded" for e in entries)
+    report = BatchReport(batch_id=batch.batch_id, plan_hash=batch.plan_hash, total=len(entries),
+                         succeeded=succeeded, failed=len(entries) - succeeded, jobs=tuple(entries),
+                         finished_at=utcnow(), error=batch.error)
+    store.put(layout.batch_report_key(batch.batch_id), report.to_bytes(), content_type="application/json")
+    return report
+
+
+def _plan(store: ObjectStore, job_id: str) -> JobPlan:
+    plan = load_plan(store, job_id)
+    if plan is None:
+        raise LookupError(f"job {job_id} has no plan")
+    return plan

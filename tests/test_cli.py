@@ -1,0 +1,104 @@
+"""The CLI as a user runs it: real subprocesses on a real folder bucket."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fakes import photo
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def dropfit(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200", "DROPFIT_LEASE_S": "5"}
+    return subprocess.run([sys.executable, "-m", "functions.cli", *args], cwd=cwd, env=env, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def test_help_teaches_the_layout_and_commands(tmp_path: Path) -> None:
+    result = dropfit("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for word in ("incoming/", "results/", "run", "watch", "status", "sweep", "demo"):
+        assert word in result.stdout
+    run_help = dropfit("run", "--help", cwd=tmp_path).stdout
+    assert "Exit codes" in run_help and "--job-spec" in run_help
+
+
+def test_demo_runs_on_a_fresh_folder_and_says_what_is_missing(tmp_path: Path) -> None:
+    result = dropfit("demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "intake" in result.stdout and "planned" in result.stdout
+    assert "not in this build yet" in result.stdout and "avatar" in result.stdout
+    plan = json.loads((tmp_path / "dropfit-demo/work/jobs/demo/plan.json").read_text())
+    assert set(plan["runs"]) == {"avatar", "wardrobe", "fitting", "viewer3d"}
+    again = dropfit("demo", cwd=tmp_path)
+    assert again.returncode == 0 and "✓ intake" not in again.stdout  # same inputs: no new work
+
+
+def test_run_reports_an_unreadable_photo_with_exit_1(tmp_path: Path) -> None:
+    (tmp_path / "person.jpg").write_bytes(b"not an image")
+    (tmp_path / "garment.jpg").write_bytes(photo((40, 40, 200)))
+    result = dropfit("run", "person.jpg", "garment.jpg", "--bucket", "b", "--job-id", "bad", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "failed in intake" in result.stdout and "not a readable image" in result.stdout
+    error = json.loads((tmp_path / "b/results/bad/error.json").read_text())
+    assert error["phase"] == "intake" and error["user_action"]
+
+
+def test_run_with_a_job_spec_stops_incomplete_with_exit_3_and_status_shows_it(tmp_path: Path) -> None:
+    (tmp_path / "p.png").write_bytes(photo((200, 40, 40), fmt="PNG"))
+    (tmp_path / "g.jpg").write_bytes(photo((40, 40, 200)))
+    (tmp_path / "job.json").write_text(json.dumps({"person": {"height_cm": 180}}))
+    result = dropfit("run", "p.png", "g.jpg", "--bucket", "b", "--job-spec", "job.json", cwd=tmp_path)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "incomplete" in result.stdout
+    assert (tmp_path / "b/incoming").is_dir()
+    job_id = next((tmp_path / "b/incoming").iterdir()).name
+    assert (tmp_path / f"b/incoming/{job_id}/person.png").is_file()
+    table = dropfit("status", "b", cwd=tmp_path).stdout
+    assert job_id in table and "not in this build" in table
+    detail = dropfit("status", "b", job_id, cwd=tmp_path).stdout
+    assert "avatar" in detail and "unavailable" in detail
+
+
+def test_run_refuses_a_missing_file_and_a_bad_extension(tmp_path: Path) -> None:
+    (tmp_path / "g.gif").write_bytes(b"GIF89a")
+    result = dropfit("run", "missing.jpg", "g.gif", "--bucket", "b", cwd=tmp_path)
+    assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_watch_picks_up_files_copied_into_the_folder(tmp_path: Path) -> None:
+    bucket = tmp_path / "bucket"
+    env = {**os.environ, "DROPFIT_SWEEP_INTERVAL_S": "30"}
+    watcher = subprocess.Popen([sys.executable, "-m", "functions.cli", "watch", str(bucket)], cwd=tmp_path,
+                               env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not (bucket / "incoming").exists() and time.monotonic() < deadline:
+            if (bucket).exists():
+                break
+            time.sleep(0.1)
+        time.sleep(1.0)  # the observer is up once the bucket exists and the sweep ran
+        (tmp_path / "src").mkdir()
+        (tmp_path / "src/person.jpg").write_bytes(photo((200, 40, 40)))
+        (tmp_path / "src/garment.jpg").write_bytes(photo((40, 40, 200)))
+        (bucket / "incoming/w1").mkdir(parents=True)
+        shutil.copy(tmp_path / "src/person.jpg", bucket / "incoming/w1/person.jpg")
+        shutil.copy(tmp_path / "src/garment.jpg", bucket / "incoming/w1/garment.jpg")
+        plan = bucket / "work/jobs/w1/plan.json"
+        while not plan.exists() and time.monotonic() < deadline + 30:
+            assert watcher.poll() is None
+            time.sleep(0.1)
+        assert plan.exists(), "the watcher did not plan the dropped job"
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        output, _ = watcher.communicate(timeout=30)
+    assert "watching" in output and "intake" in output
+    assert watcher.returncode in (0, 130)

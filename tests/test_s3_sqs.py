@@ -1,0 +1,88 @@
+"""The S3 route against moto's server on loopback: a real bucket with S3 -> SQS notifications;
+uploading the two images and draining the queue runs the job through the router with the S3 store."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+from fakes import RunLog, make_fake_registry, photo
+
+from events.outbound import StoreEventLog
+from functions.handlers import Handlers
+from functions.runtime import LocalRuntime
+from functions.sqs_worker import drain
+from infra.s3_store import S3Store
+from pipeline import layout
+from pipeline.manifests import ResultManifest
+from pipeline.phases import PHASES
+from pipeline.state import read_model
+
+
+@pytest.fixture
+def wired(moto_server, s3_client, s3_bucket, tmp_path) -> dict[str, Any]:
+    sqs = moto_server.client("sqs")
+    dlq_url = sqs.create_queue(QueueName=f"{s3_bucket}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(QueueName=f"{s3_bucket}-events", Attributes={
+        "VisibilityTimeout": "1",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"}),
+    })["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rules = [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"],
+              "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}}}
+             for prefix in ("incoming/", "catalog/", "work/", "results/")]
+    s3_client.put_bucket_notification_configuration(
+        Bucket=s3_bucket, NotificationConfiguration={"QueueConfigurations": rules})
+    log = RunLog(tmp_path / "runs.log")
+    store = S3Store(s3_client, s3_bucket)
+    handlers = Handlers(store, make_fake_registry(log), StoreEventLog(store), lease_s=5)
+    return {"sqs": sqs, "queue_url": queue_url, "dlq_url": dlq_url, "store": store, "log": log,
+            "handlers": handlers, "s3": s3_client, "bucket": s3_bucket}
+
+
+def test_upload_two_images_and_drain_runs_the_job_on_s3(wired: dict[str, Any]) -> None:
+    s3, bucket, store = wired["s3"], wired["bucket"], wired["store"]
+    s3.put_object(Bucket=bucket, Key="incoming/job 1/garment.jpg", Body=photo((40, 40, 200)))
+    s3.put_object(Bucket=bucket, Key="incoming/job 1/person.jpg", Body=photo((200, 40, 40)))
+    with LocalRuntime(wired["handlers"], workers=2) as runtime:
+        stats = drain(wired["sqs"], wired["queue_url"], runtime)
+    manifest = read_model(store, layout.result_manifest_key("job 1"), ResultManifest)
+    assert manifest is not None and len(manifest.files) == 9
+    assert [wired["log"].count(p.name) for p in PHASES] == [1, 1, 1, 1]
+    assert stats.events >= 6 and stats.kept == 0 and stats.errors == []
+    event = json.loads(store.get("results/job 1/_events/succeeded.json"))
+    assert event["data"]["bucket"] == bucket
+
+
+def test_multipart_double_event_and_redelivery_run_no_phase_twice(wired: dict[str, Any]) -> None:
+    s3, bucket, sqs = wired["s3"], wired["bucket"], wired["sqs"]
+    from boto3.s3.transfer import TransferConfig
+
+    big = photo((200, 40, 40), size=(2400, 3200), fmt="PNG")  # a multipart upload: moto emits two events
+    config = TransferConfig(multipart_threshold=1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    s3.upload_fileobj(io.BytesIO(big + b""), bucket, "incoming/mp/person.png", Config=config)
+    s3.put_object(Bucket=bucket, Key="incoming/mp/garment.jpg", Body=photo((40, 40, 200)))
+    copies = sqs.receive_message(QueueUrl=wired["queue_url"], MaxNumberOfMessages=10, VisibilityTimeout=0)
+    for message in copies.get("Messages", []):  # the same notifications delivered a second time
+        sqs.send_message(QueueUrl=wired["queue_url"], MessageBody=message["Body"])
+    with LocalRuntime(wired["handlers"], workers=2) as runtime:
+        drain(wired["sqs"], wired["queue_url"], runtime)
+    assert read_model(wired["store"], layout.result_manifest_key("mp"), ResultManifest) is not None
+    assert [wired["log"].count(p.name) for p in PHASES] == [1, 1, 1, 1]
+
+
+def test_poison_message_stays_and_ends_in_the_dead_letter_queue(wired: dict[str, Any]) -> None:
+    sqs = wired["sqs"]
+    sqs.send_message(QueueUrl=wired["queue_url"], MessageBody="this is not an event")
+    with LocalRuntime(wired["handlers"], workers=1) as runtime:
+        for _ in range(8):
+            stats = drain(sqs, wired["queue_url"], runtime, wait_s=1, idle_polls=1, visibility_s=1)
+            if sqs.get_queue_attributes(QueueUrl=wired["dlq_url"], AttributeNames=["ApproximateNumberOfMessages"])[
+                    "Attributes"]["ApproximateNumberOfMessages"] != "0":
+                break
+    dead = sqs.receive_message(QueueUrl=wired["dlq_url"], MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in dead] == ["this is not an event"]
+    assert stats.deleted == 0
