@@ -1,0 +1,34 @@
+# The two commands a newcomer needs (README):  make demo   and   make test
+# Both create .venv and install what is needed; a second run skips the install (a stamp per pyproject).
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing dropfit and its dependencies into $(VENV) ..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "is ignored" || true
+	@$(BIN)/python -c "import functions.cli, moto, pytest" || { echo "install failed"; exit 1; }
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/dropfit demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python -m bench.spine
+
+lint: setup
+	$(BIN)/ruff check functions pipeline events infra tests bench
+
+clean:
+	rm -rf $(VENV) dropfit-demo dropfit-bucket bench/out
