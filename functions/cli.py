@@ -84,10 +84,11 @@ def run(
 
 def _run_job(bucket: Path, job: str, person: tuple[bytes, str], garment: tuple[bytes, str], spec: bytes | None,
              settings: Settings) -> int:
-    local = build_local(bucket, settings, on_outcome=ProgressPrinter(console))
+    progress = ProgressPrinter(console)
+    local = build_local(bucket, settings, on_outcome=progress, on_start=progress.started)
     store = local.store
     console.print(f"dropfit: job [bold]{job}[/] in bucket {store.root}")
-    with local.runtime:
+    with local.runtime, progress:
         _clear_other_formats(local.store, job, {"person": person[1], "garment": garment[1]})
         if spec is not None:
             store.put(layout.incoming_spec_key(job), spec, content_type="application/json")
@@ -178,8 +179,9 @@ def sweep(
     """Re-derive pending work from storage and run it until nothing more can be done (recovers lost events
     and the work of dead workers, once their lease has run out)."""
     settings = _settings(log_level, log_format)
-    local = build_local(bucket, settings, on_outcome=ProgressPrinter(console))
-    with local.runtime:
+    progress = ProgressPrinter(console)
+    local = build_local(bucket, settings, on_outcome=progress, on_start=progress.started)
+    with local.runtime, progress:
         local.runtime.run_until(lambda: False, timeout=settings.job_timeout_s)
     console.print(f"sweep finished: {len(local.runtime.outcomes)} tasks looked at")
 
