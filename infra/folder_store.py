@@ -64,6 +64,37 @@ class _Clock:
 _CLOCK = _Clock()
 
 
+class _Recent:
+    """A thread-safe mapping that keeps only its `size` most recently set entries."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[object, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._items
+
+    def get(self, key: object) -> str | None:
+        with self._lock:
+            return self._items.get(key)
+
+    def set(self, key: object, value: str = "") -> bool:
+        """Set `key`; returns whether it was already there."""
+        with self._lock:
+            known = key in self._items
+            self._items[key] = value
+            self._items.move_to_end(key)
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+            return known
+
+    def discard(self, key: object) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+
 def check_key(key: str) -> list[str]:
     """The key's path segments; ValueError for a key that is unsafe as a path or names internal state."""
     if not isinstance(key, str) or not key:
@@ -101,9 +132,8 @@ class FolderStore:
         self._locks.mkdir(parents=True, exist_ok=True)
         self._bucket = bucket or self._root.name
         self._subscribers: builtins.list[Subscriber] = []
-        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._etags: OrderedDict[_Signature, str] = OrderedDict()
-        self._lock = threading.Lock()
+        self._written = _Recent(_RECENT_WRITES)  # (key, etag) of this process's writes
+        self._etags = _Recent(_ETAG_CACHE_SIZE)  # (key, inode, size, mtime, ctime) -> md5
 
     def __repr__(self) -> str:
         return f"FolderStore({str(self._root)!r}, bucket={self._bucket!r})"
@@ -132,8 +162,7 @@ class FolderStore:
 
     def recently_written(self, key: str, etag: str) -> bool:
         """True when this process wrote exactly (key, etag) among its last writes."""
-        with self._lock:
-            return (key, etag) in self._recent
+        return (key, etag) in self._written
 
     def key_for(self, path: Path | str) -> str | None:
         """The key a file path stands for; None outside the root, in internal state or when unsafe."""
@@ -177,7 +206,7 @@ class FolderStore:
         digest.update(data)
         etag = digest.hexdigest()
         # Remembered before the write is visible, so the watcher cannot see it first and think it foreign.
-        was_recent = self._remember_write(key, etag)
+        was_recent = self._written.set((key, etag))
         tmp = self._write_temp(data)
         try:
             with self._key_lock(key):
@@ -189,10 +218,10 @@ class FolderStore:
                 st = os.stat(path)
                 self._fsync_dir(path.parent)
                 _CLOCK.observe(_sequence_ns(st))
-                self._cache_etag(key, st, etag)
+                self._etags.set(self._signature(key, st), etag)
         except BaseException:
             if not was_recent:
-                self._forget_write(key, etag)
+                self._written.discard((key, etag))
             raise
         finally:
             tmp.unlink(missing_ok=True)
@@ -354,7 +383,7 @@ class FolderStore:
             return None
         if not stat.S_ISREG(st.st_mode):
             return None
-        cached = self._cached_etag(key, st)
+        cached = self._etags.get(self._signature(key, st))
         if cached is not None:
             return st, cached
         try:
@@ -367,33 +396,10 @@ class FolderStore:
                 f.seek(0)
                 etag = hashlib.file_digest(f, _md5).hexdigest()
                 if self._signature(key, os.fstat(f.fileno())) == self._signature(key, st):
-                    self._cache_etag(key, st, etag)
+                    self._etags.set(self._signature(key, st), etag)
                     break
         return st, etag
 
     @staticmethod
     def _signature(key: str, st: os.stat_result) -> _Signature:
         return (key, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-    def _cached_etag(self, key: str, st: os.stat_result) -> str | None:
-        with self._lock:
-            return self._etags.get(self._signature(key, st))
-
-    def _cache_etag(self, key: str, st: os.stat_result, etag: str) -> None:
-        with self._lock:
-            self._etags[self._signature(key, st)] = etag
-            if len(self._etags) > _ETAG_CACHE_SIZE:
-                self._etags.popitem(last=False)
-
-    def _remember_write(self, key: str, etag: str) -> bool:
-        with self._lock:
-            known = (key, etag) in self._recent
-            self._recent[(key, etag)] = None
-            self._recent.move_to_end((key, etag))
-            if len(self._recent) > _RECENT_WRITES:
-                self._recent.popitem(last=False)
-            return known
-
-    def _forget_write(self, key: str, etag: str) -> None:
-        with self._lock:
-            self._recent.pop((key, etag), None)

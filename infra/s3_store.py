@@ -95,9 +95,7 @@ class S3Store:
             if _is_not_found(exc):
                 return None
             raise
-        return ObjectInfo(
-            key, unquote_etag(response["ETag"]), response["ContentLength"], response["LastModified"]
-        )
+        return ObjectInfo(key, unquote_etag(response["ETag"]), response["ContentLength"], response["LastModified"])
 
     def put(
         self,

@@ -141,6 +141,8 @@ class FolderWatcher:
         self._worker.start()
 
     def stop(self) -> None:
+        if not self._worker.is_alive():
+            return
         self._observer.stop()
         self._observer.join()
         self._stop.set()

@@ -40,9 +40,7 @@ class LocalAws:
 @pytest.fixture(scope="session", autouse=True)
 def _no_modal_credentials() -> Iterator[None]:
     """Tests never reach Modal: a set token makes a remote call hang for about a minute."""
-    saved = {
-        name: os.environ.pop(name) for name in ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET") if name in os.environ
-    }
+    saved = {name: os.environ.pop(name) for name in ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET") if name in os.environ}
     yield
     os.environ.update(saved)
 

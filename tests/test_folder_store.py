@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from multiprocessing.context import BaseContext
+from multiprocessing.context import ForkContext
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
@@ -125,15 +125,13 @@ def _increment(root: str, times: int, start: Event) -> None:
 
 
 @pytest.fixture(scope="module")
-def processes() -> BaseContext:
+def processes() -> ForkContext:
     return multiprocessing.get_context("fork")
 
 
-def test_conditional_create_across_processes(folder_store: FolderStore, processes: BaseContext) -> None:
+def test_conditional_create_across_processes(folder_store: FolderStore, processes: ForkContext) -> None:
     start, results = processes.Event(), processes.Queue()
-    workers = [
-        processes.Process(target=_claim, args=(str(folder_store.root), i, start, results)) for i in range(8)
-    ]
+    workers = [processes.Process(target=_claim, args=(str(folder_store.root), i, start, results)) for i in range(8)]
     for worker in workers:
         worker.start()
     start.set()
@@ -146,12 +144,10 @@ def test_conditional_create_across_processes(folder_store: FolderStore, processe
     assert folder_store.get("claims/once") == f"process {winners[0]}".encode()
 
 
-def test_compare_and_swap_across_processes(folder_store: FolderStore, processes: BaseContext) -> None:
+def test_compare_and_swap_across_processes(folder_store: FolderStore, processes: ForkContext) -> None:
     folder_store.put("counter", b"0")
     start = processes.Event()
-    workers = [
-        processes.Process(target=_increment, args=(str(folder_store.root), 15, start)) for _ in range(6)
-    ]
+    workers = [processes.Process(target=_increment, args=(str(folder_store.root), 15, start)) for _ in range(6)]
     for worker in workers:
         worker.start()
     start.set()
@@ -172,9 +168,7 @@ def test_a_killed_writer_leaves_no_partial_object(folder_store: FolderStore) -> 
     size = 256 * MiB
     folder_store.put("results/big.bin", b"old")
     tmp_dir = folder_store.root / ".dropfit" / "tmp"
-    writer = subprocess.Popen(
-        [sys.executable, "-c", _WRITER, str(folder_store.root), str(size)], cwd=REPO_ROOT
-    )
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(folder_store.root), str(size)], cwd=REPO_ROOT)
     try:
         assert wait_until(lambda: any(p.stat().st_size > 0 for p in tmp_dir.iterdir()), timeout_s=20)
     finally:
@@ -266,3 +260,21 @@ def test_watcher_skips_own_writes_internal_state_and_other_prefixes(watched) -> 
     (store.root / "incoming" / "job3" / "spec.json").write_bytes(b'{"v": 2}')  # a change: a new event
     assert wait_until(lambda: len(events) == 2)
     assert events[1].etag == md5(b'{"v": 2}')
+
+
+def test_watcher_waits_for_a_writer_that_stalls_in_a_folder_moved_in(watched, tmp_path: Path) -> None:
+    store, events = watched
+    staging = tmp_path / "job4"
+    staging.mkdir()
+    payload = os.urandom(2 * MiB)
+    with open(staging / "person.jpg", "wb") as f:
+        f.write(payload[:MiB])  # written before any watch could see it
+        f.flush()
+        (store.root / "incoming").mkdir()
+        os.rename(staging, store.root / "incoming" / "job4")
+        time.sleep(0.5)  # stable for longer than the settle time, but still open for writing
+        assert events == []
+        f.write(payload[MiB:])
+    assert wait_until(lambda: len(events) == 1)
+    time.sleep(0.3)
+    assert [(e.key, e.etag) for e in events] == [("incoming/job4/person.jpg", md5(payload))]

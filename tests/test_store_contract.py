@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import urllib.request
 from datetime import datetime
+from typing import Any
 
 import pytest
 
 from infra.folder_store import FolderStore
+from infra.s3_store import S3Store
 from pipeline.storage import ObjectNotFound, ObjectStore, PreconditionFailed, exists
 
 
@@ -160,3 +163,22 @@ def test_folder_store_rejects_unsafe_keys(folder_store: FolderStore, key: str) -
         with pytest.raises(ValueError):
             call()
     assert list(folder_store.root.parent.iterdir()) == [folder_store.root]
+
+
+# ---- S3 only -----------------------------------------------------------------------------------------------
+
+
+def test_s3_presigned_get_serves_the_object(s3_client: Any, s3_bucket: str) -> None:
+    store = S3Store(s3_client, s3_bucket)
+    store.put("results/j/tryon.png", b"png bytes", content_type="image/png")
+    with urllib.request.urlopen(store.presign_get("results/j/tryon.png", expires_s=60), timeout=10) as reply:
+        assert (reply.status, reply.read()) == (200, b"png bytes")
+    assert s3_client.head_object(Bucket=s3_bucket, Key="results/j/tryon.png")["ContentType"] == "image/png"
+
+
+def test_s3_connect_builds_a_path_style_client_with_standard_retries() -> None:
+    store = S3Store.connect("some-bucket", endpoint_url="http://127.0.0.1:9", region="eu-west-1")
+    config = store.client.meta.config
+    assert (store.bucket, store.client.meta.region_name) == ("some-bucket", "eu-west-1")
+    assert config.s3["addressing_style"] == "path"
+    assert config.retries["mode"] == "standard"
