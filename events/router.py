@@ -56,12 +56,15 @@ def _intake_tasks(store: ObjectStore, job_id: str) -> list[Task]:
 
 
 def _tasks_of_run_users(store: ObjectStore, phase_name: str, run_key: str) -> list[Task]:
+    """A run ended: wake the jobs that use it, for what this run can have unblocked (the phases that
+    need it, publish, fail). Other pending phases were started by their own events, or by the sweeper."""
+    unblocked = {p.name for p in PHASES if phase_name in p.phase_needs} | {"publish", "fail"}
     tasks: list[Task] = []
     prefix = layout.run_jobs_prefix(phase_name, run_key)
     for info in store.list(prefix):
         plan = load_plan(store, info.key[len(prefix) :])
         if plan and phase_name in plan.runs and plan.runs[phase_name].key == run_key:
-            tasks += [t for t in next_tasks(plan, store) if t not in tasks]
+            tasks += [t for t in next_tasks(plan, store) if t.step in unblocked and t not in tasks]
     return tasks
 
 

@@ -131,9 +131,13 @@ class LocalRuntime:
             self._cond.notify_all()
 
     def _work(self, task: Task) -> None:
+        settled = False
         try:
             outcome = self._run_with_retries(task)
             self.outcomes.append(outcome)
+            # a content-keyed run that is done stays done: asking again while it ran changes nothing.
+            # Job and batch steps re-check, since their inputs (a replaced photo) may have changed.
+            settled = task.is_phase and outcome.outcome in ("done", "skipped")
             if self._on_outcome is not None:
                 self._on_outcome(outcome)
         except Exception:  # noqa: BLE001 - keep the pool alive; log what happened
@@ -141,7 +145,7 @@ class LocalRuntime:
         finally:
             with self._cond:
                 again = self._inflight.pop(task.ident, False)
-            if again:
+            if again and not settled:
                 self.submit(task)
             self._done_one()
 
@@ -163,7 +167,7 @@ class LocalRuntime:
     # ---- driving to completion ----------------------------------------------------------------------
 
     def run_until(self, finished: Callable[[], bool], *, timeout: float | None = None,
-                  poll_s: float = 0.25) -> bool:
+                  poll_s: float = 0.05) -> bool:
         """Process until `finished()` or until nothing more can happen here (idle, and no claim held by
         another worker is pending). Re-sweeps while other workers hold claims, so their work is taken
         over once their lease runs out. True if finished."""

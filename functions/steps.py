@@ -8,6 +8,9 @@ files, a plan after its runs' `_task.json`/`_jobs` entries, `manifest.json` afte
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from events.outbound import Notifier, job_event
 from events.tasks import Task
@@ -41,6 +44,8 @@ from pipeline.state import (
 )
 from pipeline.storage import ObjectStore
 
+T = TypeVar("T")
+
 
 def is_done(store: ObjectStore, task: Task) -> bool:
     if task.is_phase:
@@ -65,13 +70,23 @@ def is_done(store: ObjectStore, task: Task) -> bool:
 # ---- intake ----------------------------------------------------------------------------------------
 
 
+def in_parallel(fn: Callable[[T], object], items: Iterable[T], workers: int = 8) -> None:
+    """Independent storage writes at once (on S3 each is a round trip); the first error propagates."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dropfit-io") as pool:
+        list(pool.map(fn, items))
+
+
 def write_plan(store: ObjectStore, plan: JobPlan) -> None:
     """Register the job with each run it uses, then write the plan (whose event starts the runs)."""
-    for name, run in plan.runs.items():
+
+    def register(name: str) -> None:
+        run = plan.run(name)
         store.put(layout.run_job_key(name, run.key, plan.job_id), plan.plan_hash.encode())
         task_key = layout.run_prefix(name, run.key) + "_task.json"
         if store.head(task_key) is None:
             store.put(task_key, PhaseTask.from_plan(plan, name).model_dump_json(indent=2).encode())
+
+    in_parallel(register, plan.runs)
     current = load_plan(store, plan.job_id)
     if current is None or current != plan:
         store.put(layout.plan_key(plan.job_id), plan.to_bytes(), content_type="application/json")
@@ -166,13 +181,10 @@ def run_publish(store: ObjectStore, job_id: str, notifier: Notifier) -> str:
                                              attempt=manifest.attempt, backends=manifest.backends, data=manifest.data)
         final = manifest if phase.name == FINAL_PHASE else final
     assert final is not None
-    files = []
-    for entry in final.files:
-        data = store.get(entry.key)
-        key = layout.result_prefix(job_id) + entry.name
-        store.put(key, data, content_type=entry.content_type)
-        files.append(FileEntry(name=entry.name, key=key, size=entry.size, sha256=entry.sha256,
-                               content_type=entry.content_type))
+    files = [FileEntry(name=e.name, key=layout.result_prefix(job_id) + e.name, size=e.size, sha256=e.sha256,
+                       content_type=e.content_type) for e in final.files]
+    in_parallel(lambda pair: store.copy(pair[0].key, pair[1].key, content_type=pair[1].content_type),
+                zip(final.files, files, strict=True))
     store.delete(layout.result_error_key(job_id))
     result = ResultManifest(job_id=job_id, batch_id=plan.batch_id, plan_hash=plan.plan_hash,
                             inputs={n: i.key for n, i in plan.inputs.items()}, files=tuple(files),

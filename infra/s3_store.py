@@ -128,6 +128,23 @@ class S3Store:
     def delete(self, key: str) -> None:
         self._client.delete_object(Bucket=self._bucket, Key=key)
 
+    def copy(self, source: str, dest: str, *, content_type: str | None = None) -> ObjectInfo:
+        """Server-side CopyObject: the bytes never pass through this process."""
+        request: dict[str, Any] = {"Bucket": self._bucket, "Key": dest,
+                                   "CopySource": {"Bucket": self._bucket, "Key": source}}
+        if content_type:
+            request.update(ContentType=content_type, MetadataDirective="REPLACE")
+        try:
+            reply = self._client.copy_object(**request)
+        except ClientError as exc:
+            if _is_not_found(exc):
+                raise ObjectNotFound(source) from exc
+            raise
+        result = reply["CopyObjectResult"]
+        info = self.head(dest)
+        size = info.size if info else 0
+        return ObjectInfo(dest, unquote_etag(result["ETag"]), size, result["LastModified"])
+
     def presign_get(self, key: str, expires_s: int) -> str:
         """A URL anyone can GET the object with, until `expires_s` seconds from now."""
         return self._client.generate_presigned_url(

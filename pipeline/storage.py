@@ -78,6 +78,10 @@ class ObjectStore(Protocol):
         """Remove the key; removing a missing key is not an error."""
         ...
 
+    def copy(self, source: str, dest: str, *, content_type: str | None = None) -> ObjectInfo:
+        """Copy an object within the bucket (server-side where the store can). ObjectNotFound if absent."""
+        ...
+
 
 def exists(store: ObjectStore, key: str) -> bool:
     return store.head(key) is not None

@@ -182,3 +182,15 @@ def test_s3_connect_builds_a_path_style_client_with_standard_retries() -> None:
     assert (store.bucket, store.client.meta.region_name) == ("some-bucket", "eu-west-1")
     assert config.s3["addressing_style"] == "path"
     assert config.retries["mode"] == "standard"
+
+
+def test_copy_makes_an_independent_object_and_refuses_a_missing_source(store: ObjectStore) -> None:
+    store.put("work/a/1/out.bin", b"first", content_type="image/png")
+    info = store.copy("work/a/1/out.bin", "results/j/out.bin", content_type="image/png")
+    assert info.key == "results/j/out.bin" and info.size == 5
+    assert store.get("results/j/out.bin") == b"first"
+    assert store.head("results/j/out.bin").etag == store.head("work/a/1/out.bin").etag
+    store.put("work/a/1/out.bin", b"second")
+    assert store.get("results/j/out.bin") == b"first"
+    with pytest.raises(ObjectNotFound):
+        store.copy("work/a/1/missing.bin", "results/j/missing.bin")
