@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing dropfit and its dependencies into $(VENV) ..."
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "is ignored" || true
-	@$(BIN)/python -c "import functions.cli, moto, pytest" || { echo "install failed"; exit 1; }
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[cpu,dev]" 2>&1 | grep -v "is ignored" || true
+	@$(BIN)/python -c "import functions.cli, moto, pytest, torch, mediapipe, dlib, anny" || { echo "install failed"; exit 1; }
 	@touch $(STAMP)
 
 demo: setup
