@@ -14,14 +14,15 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing dropfit and its dependencies into $(VENV) ..."
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[cpu,dev]" 2>&1 | grep -v "is ignored" || true
-	@$(BIN)/python -c "import functions.cli, moto, pytest, torch, mediapipe, dlib, anny" || { echo "install failed"; exit 1; }
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[cpu,cloud,dev]" 2>&1 | grep -v "is ignored" || true
+	@$(BIN)/python -c "import functions.cli, moto, pytest, torch, mediapipe, dlib, anny, modal" || { echo "install failed"; exit 1; }
 	@touch $(STAMP)
 
 demo: setup
 	$(BIN)/dropfit demo
 
 test: setup
+	$(BIN)/ruff check functions pipeline events infra tests bench modal_deploy.py
 	$(BIN)/python -m pytest
 
 bench: setup

@@ -37,11 +37,25 @@ class LocalAws:
         )
 
 
+MODAL_GUARD = {
+    "MODAL_CONFIG_PATH": "/nonexistent/dropfit-tests/.modal.toml",  # no profile with a token
+    "MODAL_SERVER_URL": "http://127.0.0.1:9",  # the discard port: a remote call fails at once
+}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_modal_credentials() -> Iterator[None]:
-    """Tests never reach Modal: a set token makes a remote call hang for about a minute."""
+    """Tests never reach Modal: no token, no config profile, and Modal's server pointed at a closed local
+    port, so any remote call (`.remote`, `.spawn`) fails fast instead of hanging or leaving the machine."""
     saved = {name: os.environ.pop(name) for name in ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET") if name in os.environ}
+    replaced = {name: os.environ.get(name) for name in MODAL_GUARD}
+    os.environ.update(MODAL_GUARD)
     yield
+    for name, value in replaced.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     os.environ.update(saved)
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes import RunLog, make_fake_registry  # noqa: E402
-
 from functions.app import build_local  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from pipeline.state import job_status, load_plan  # noqa: E402

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 from fakes import RunLog, make_fake_registry, photo
-
 from functions.app import build_local
 from infra.settings import Settings
 from pipeline import layout

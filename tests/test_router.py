@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fakes import photo
 
 from events.contracts import ObjectEvent
 from events.router import pending_tasks, route
 from events.tasks import Task
+from fakes import photo
 from functions.steps import write_plan
 from infra.folder_store import FolderStore
 from pipeline import layout

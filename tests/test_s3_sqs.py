@@ -8,9 +8,9 @@ import json
 from typing import Any
 
 import pytest
-from fakes import RunLog, make_fake_registry, photo
 
 from events.outbound import StoreEventLog
+from fakes import RunLog, make_fake_registry, photo
 from functions.handlers import Handlers
 from functions.runtime import LocalRuntime
 from functions.sqs_worker import drain

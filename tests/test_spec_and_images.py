@@ -7,9 +7,9 @@ import json
 import random
 
 import pytest
-from fakes import photo
 from PIL import Image
 
+from fakes import photo
 from pipeline.errors import InvalidInput
 from pipeline.images import MIN_SIDE, ImageFacts, inspect_image
 from pipeline.spec import JobSpec, parse_job_spec

@@ -8,9 +8,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from fakes import RunLog, make_fake_registry, photo
 
 from events.contracts import ObjectEvent
+from fakes import RunLog, make_fake_registry, photo
 from functions.app import LocalApp, build_local
 from infra.settings import Settings
 from pipeline import layout
