@@ -108,12 +108,17 @@ class Handlers:
         return [info.key[len(prefix):] for info in self.store.list(prefix)]
 
     def _log(self, result: StepOutcome) -> None:
+        """The one line per step run: job, phase (or step), attempt, duration, outcome."""
         task = result.task
-        fields = dict(step=task.step, subject=task.subject, attempt=result.attempt, outcome=result.outcome,
-                      duration_ms=round(result.duration_s * 1000, 1), detail=result.detail)
+        fields: dict[str, object] = {"phase": task.step} if task.is_phase else {"step": task.step}
+        if task.is_phase:
+            fields["run_key"] = task.subject
         if task.step in ("batch", "report"):
             fields["batch"] = task.subject
         else:
-            fields["jobs"] = ",".join(self.jobs_of(task)[:5])
+            jobs = self.jobs_of(task)
+            fields["job"] = ",".join(jobs[:5]) + (f",+{len(jobs) - 5}" if len(jobs) > 5 else "")
+        fields.update(attempt=result.attempt, duration_ms=round(result.duration_s * 1000, 1),
+                      outcome=result.outcome, detail=result.detail)
         level = "warning" if result.outcome in ("failed", "lost") else "info"
         getattr(log, level)("step.run", **fields)

@@ -223,3 +223,16 @@ def test_catalog_2_people_x_3_garments_with_one_corrupt_garment(app: LocalApp, l
     assert all(j.result and store.head(j.result) for j in report.jobs if j.status == "succeeded")
     assert log.count("avatar") == 2 and log.count("wardrobe") == 2 and log.count("fitting") == 4
     assert layout.catalog_job_id("spring", "alice.jpg", "shirt.jpg") in {j.job_id for j in report.jobs}
+
+
+def test_one_structured_log_line_per_phase_run_with_job_phase_attempt_duration(app: LocalApp) -> None:
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        run_job(app, "logged", photo(RED), photo(BLUE))
+    runs = [entry for entry in logs if entry["event"] == "step.run" and "phase" in entry]
+    assert sorted(entry["phase"] for entry in runs if entry["outcome"] == "done") == sorted(p.name for p in PHASES)
+    for entry in runs:
+        assert entry["job"] == "logged" and entry["attempt"] >= 1 and entry["duration_ms"] >= 0
+    steps = {entry["step"] for entry in logs if entry["event"] == "step.run" and "step" in entry}
+    assert {"intake", "publish"} <= steps
