@@ -62,23 +62,7 @@ class StoreEventLog:
         self._store = store
 
     def notify(self, event: JobEvent) -> None:
-        key = f"{layout.result_prefix(event.subject)}_events/{event.type.rsplit('.', 1)[1]}.json"
+        key = layout.result_event_key(event.subject, event.type.rsplit(".", 1)[1])
         self._store.put(key, event.to_bytes(), content_type="application/cloudevents+json")
         log.info("job.notified", job=event.subject, type=event.type, event_id=event.id, record=key)
 
-
-class FanoutNotifier:
-    """Tells every configured notifier; one that fails does not stop the others (it raises after)."""
-
-    def __init__(self, *notifiers: Notifier) -> None:
-        self._notifiers = notifiers
-
-    def notify(self, event: JobEvent) -> None:
-        errors: list[Exception] = []
-        for notifier in self._notifiers:
-            try:
-                notifier.notify(event)
-            except Exception as exc:  # noqa: BLE001 - collected and re-raised below
-                errors.append(exc)
-        if errors:
-            raise errors[0]

@@ -15,11 +15,13 @@ from functions import status as status_view
 from functions.app import build_local
 from functions.logs import configure
 from functions.progress import ProgressPrinter
+from infra.folder_store import FolderStore
 from infra.settings import Settings
 from infra.watcher import FolderWatcher
 from pipeline import layout
 from pipeline.sample import sample_garment, sample_person
-from pipeline.state import job_error, load_plan, result_manifest
+from pipeline.state import job_error, job_status, load_plan, result_manifest
+from pipeline.storage import ObjectStore
 
 app = typer.Typer(
     help="dropfit: drop a person photo and a garment photo into a bucket; get the person wearing the garment.\n\n"
@@ -99,19 +101,19 @@ def _run_job(bucket: Path, job: str, person: tuple[bytes, str], garment: tuple[b
     return _report_job(store, job, local.registry.missing(), time.monotonic() - started)
 
 
-def _clear_other_formats(store, job: str, keep: dict[str, str]) -> None:
+def _clear_other_formats(store: ObjectStore, job: str, keep: dict[str, str]) -> None:
     for info in list(store.list(layout.incoming_prefix(job))):
         parsed = layout.parse_incoming(info.key)
         if parsed and parsed.part in keep and not info.key.endswith(f".{keep[parsed.part]}"):
             store.delete(info.key)
 
 
-def _terminal(store, job: str) -> bool:
+def _terminal(store: ObjectStore, job: str) -> bool:
     plan = load_plan(store, job)
-    return plan is not None and status_view.job_state(store, plan) in ("succeeded", "failed")
+    return plan is not None and job_status(store, plan) != "running"
 
 
-def _report_job(store, job: str, missing: dict[str, str], elapsed: float) -> int:
+def _report_job(store: FolderStore, job: str, missing: dict[str, str], elapsed: float) -> int:
     plan = load_plan(store, job)
     manifest = result_manifest(store, job)
     if plan is not None and manifest is not None and manifest.plan_hash == plan.plan_hash:

@@ -25,13 +25,9 @@ from pipeline.state import (
 from pipeline.storage import ObjectStore
 
 
-def job_state(store: ObjectStore, plan: JobPlan) -> str:
-    return job_status(store, plan)
-
-
 def job_summary(store: ObjectStore, registry: PhaseRegistry, plan: JobPlan, phases: list[str]) -> str:
     """The job's state in words: terminal states as they are; a running job says what it waits on."""
-    state = job_state(store, plan)
+    state = job_status(store, plan)
     if state != "running":
         return state
     if "running" in phases:
@@ -94,7 +90,7 @@ def job_detail(store: ObjectStore, registry: PhaseRegistry, job_id: str) -> Tabl
         note = "not in this build yet" if not registry.available(p.name) else ""
         took = f"{manifest.duration_s:.2f} s" if manifest else ""
         table.add_row(p.name, phase_state(store, registry, plan, p.name), key, took, note)
-    state = job_state(store, plan)
+    state = job_status(store, plan)
     error = job_error(store, job_id)
     table.add_row("result", state, "", "", error.reason if error and state == "failed" else
                   (layout.result_prefix(job_id) if state == "succeeded" else ""))

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pipeline import layout
 from pipeline.errors import InvalidInput
 from pipeline.images import inspect_image
-from pipeline.plan import BatchPlan, InputRef, JobPlan, build_batch_plan, build_plan, refused_plan
+from pipeline.plan import BatchPair, BatchPlan, InputRef, JobPlan, build_batch_plan, build_plan, refused_plan
 from pipeline.spec import GarmentSpec, JobSpec, PersonSpec, parse_job_spec
 from pipeline.storage import ObjectInfo, ObjectNotFound, ObjectStore
 
@@ -138,7 +138,7 @@ def _checked_ref(store: ObjectStore, info: ObjectInfo, role: str) -> tuple[Input
 
 
 def _pair_plan(batch_id: str, job_id: str, person: tuple[InputRef, InvalidInput | None],
-               garment: tuple[InputRef, InvalidInput | None], batch_spec: BatchSpec, pair) -> JobPlan:
+               garment: tuple[InputRef, InvalidInput | None], batch_spec: BatchSpec, pair: BatchPair) -> JobPlan:
     inputs = {"person": person[0], "garment": garment[0]}
     problem = person[1] or garment[1]
     if problem is not None:

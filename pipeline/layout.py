@@ -232,9 +232,9 @@ def result_error_key(job_id: str) -> str:
     return f"{result_prefix(job_id)}error.json"
 
 
-def result_event_key(job_id: str) -> str:
-    """The local notifier's record of the job's terminal event (the local stand-in for a webhook)."""
-    return f"{result_prefix(job_id)}_events/terminal.json"
+def result_event_key(job_id: str, outcome: str) -> str:
+    """The local notifier's record of the job's terminal event ('succeeded' or 'failed')."""
+    return f"{result_prefix(job_id)}_events/{outcome}.json"
 
 
 def batch_report_key(batch_id: str) -> str:

@@ -179,7 +179,7 @@ def test_result_keys_round_trip(job_id: str) -> None:
     cases = {
         layout.result_manifest_key(job_id): "manifest.json",
         layout.result_error_key(job_id): "error.json",
-        layout.result_event_key(job_id): "_events/terminal.json",
+        layout.result_event_key(job_id, "succeeded"): "_events/succeeded.json",
         layout.result_prefix(job_id) + "angles/045.png": "angles/045.png",
     }
     for key, name in cases.items():
