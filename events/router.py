@@ -10,17 +10,17 @@ from __future__ import annotations
 from events.contracts import ObjectEvent
 from events.tasks import Task
 from pipeline import layout
-from pipeline.intake import incoming_files, is_ready, plan_is_current
+from pipeline.intake import batch_due, intake_due
 from pipeline.phases import PHASE_BY_NAME, PHASES
 from pipeline.plan import JobPlan
 from pipeline.state import (
     batch_ids,
-    batch_report,
     incoming_job_ids,
     job_status,
     load_batch_plan,
     load_plan,
     planned_job_ids,
+    report_current,
     run_status,
 )
 from pipeline.storage import ObjectStore
@@ -49,10 +49,7 @@ def route(event: ObjectEvent, store: ObjectStore) -> list[Task]:
 
 
 def _intake_tasks(store: ObjectStore, job_id: str) -> list[Task]:
-    files = incoming_files(store, job_id)
-    if not is_ready(files) or plan_is_current(load_plan(store, job_id), files):
-        return []
-    return [Task(step="intake", subject=job_id)]
+    return [Task(step="intake", subject=job_id)] if intake_due(store, job_id) else []
 
 
 def _tasks_of_run_users(store: ObjectStore, phase_name: str, run_key: str) -> list[Task]:
@@ -91,8 +88,7 @@ def batch_tasks(batch_id: str, store: ObjectStore) -> list[Task]:
     batch = load_batch_plan(store, batch_id)
     if batch is None:
         return []
-    report = batch_report(store, batch_id)
-    if report is not None and report.plan_hash == batch.plan_hash:
+    if report_current(store, batch):
         return []
     for pair in batch.jobs:
         plan = load_plan(store, pair.job_id)
@@ -107,9 +103,7 @@ def pending_tasks(store: ObjectStore) -> list[Task]:
     for job_id in incoming_job_ids(store):
         tasks += _intake_tasks(store, job_id)
     for batch_id in batch_ids(store):
-        batch = load_batch_plan(store, batch_id)
-        marker = store.head(layout.batch_marker_key(batch_id))
-        if marker is not None and (batch is None or batch.marker_etag != marker.etag):
+        if batch_due(store, batch_id):
             tasks.append(Task(step="batch", subject=batch_id))
         else:
             tasks += batch_tasks(batch_id, store)

@@ -17,7 +17,7 @@ from events.tasks import Task
 from functions.claims import Lease
 from pipeline import layout
 from pipeline.errors import InvalidInput
-from pipeline.intake import incoming_files, is_ready, plan_batch, plan_incoming_job, plan_is_current
+from pipeline.intake import batch_due, intake_due, plan_batch, plan_incoming_job
 from pipeline.manifests import (
     BatchJobEntry,
     BatchReport,
@@ -31,13 +31,13 @@ from pipeline.manifests import (
 )
 from pipeline.phase_api import PhaseIO, PhaseRegistry, PhaseTask
 from pipeline.phases import FINAL_PHASE, PHASE_BY_NAME, PHASES
-from pipeline.plan import BatchPlan, JobPlan
+from pipeline.plan import BatchPlan, JobPlan, refused_batch_plan
 from pipeline.state import (
-    batch_report,
     job_status,
     load_batch_plan,
     load_plan,
     read_model,
+    report_current,
     run_error,
     run_manifest,
     run_status,
@@ -51,19 +51,15 @@ def is_done(store: ObjectStore, task: Task) -> bool:
     if task.is_phase:
         return run_status(store, task.step, task.subject) != "pending"
     if task.step == "intake":
-        files = incoming_files(store, task.subject)
-        return not is_ready(files) or plan_is_current(load_plan(store, task.subject), files)
+        return not intake_due(store, task.subject)
     if task.step in ("publish", "fail"):
         plan = load_plan(store, task.subject)
         return plan is None or job_status(store, plan) != "running"
     if task.step == "batch":
-        marker = store.head(layout.batch_marker_key(task.subject))
-        batch = load_batch_plan(store, task.subject)
-        return marker is None or (batch is not None and batch.marker_etag == marker.etag)
+        return not batch_due(store, task.subject)
     if task.step == "report":
         batch = load_batch_plan(store, task.subject)
-        report = batch_report(store, task.subject)
-        return batch is None or (report is not None and report.plan_hash == batch.plan_hash)
+        return batch is None or report_current(store, batch)
     raise ValueError(f"unknown step {task.step!r}")
 
 
@@ -105,9 +101,7 @@ def run_batch(store: ObjectStore, batch_id: str) -> str:
     try:
         planned = plan_batch(store, batch_id)
     except InvalidInput as exc:
-        etag = marker.etag if marker else ""
-        batch = BatchPlan(batch_id=batch_id, marker_etag=etag, jobs=(), plan_hash=layout.content_key(batch_id, etag),
-                          error=f"{exc.reason}. {exc.user_action}")
+        batch = refused_batch_plan(batch_id, marker.etag if marker else "", f"{exc.reason}. {exc.user_action}")
         store.put(layout.batch_plan_key(batch_id), batch.to_bytes())
         _write_report(store, batch)
         return "refused"

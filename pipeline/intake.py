@@ -13,6 +13,7 @@ from pipeline.errors import InvalidInput
 from pipeline.images import inspect_image
 from pipeline.plan import BatchPair, BatchPlan, InputRef, JobPlan, build_batch_plan, build_plan, refused_plan
 from pipeline.spec import GarmentSpec, JobSpec, PersonSpec, parse_job_spec
+from pipeline.state import load_batch_plan, load_plan
 from pipeline.storage import ObjectInfo, ObjectNotFound, ObjectStore
 
 ROLE_WORDS = {"person": "person photo", "garment": "garment photo"}
@@ -40,6 +41,19 @@ def plan_is_current(plan: JobPlan | None, files: dict[str, ObjectInfo]) -> bool:
     if plan is None:
         return False
     return {n: i.etag for n, i in plan.inputs.items()} == {n: i.etag for n, i in files.items()}
+
+
+def intake_due(store: ObjectStore, job_id: str) -> bool:
+    """Both photos are there and the job's plan was not made from exactly these files."""
+    files = incoming_files(store, job_id)
+    return is_ready(files) and not plan_is_current(load_plan(store, job_id), files)
+
+
+def batch_due(store: ObjectStore, batch_id: str) -> bool:
+    """The batch's marker is there and the batch was not planned from this marker."""
+    marker = store.head(layout.batch_marker_key(batch_id))
+    batch = load_batch_plan(store, batch_id)
+    return marker is not None and (batch is None or batch.marker_etag != marker.etag)
 
 
 def _input_ref(store: ObjectStore, info: ObjectInfo) -> tuple[InputRef, bytes]:

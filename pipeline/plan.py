@@ -141,6 +141,11 @@ def _suffixed(job_id: str, digest: str) -> str:
     return f"{job_id[: layout.MAX_ID_LENGTH - 10]}--{digest[:8]}"
 
 
+def refused_batch_plan(batch_id: str, marker_etag: str, error: str) -> BatchPlan:
+    return BatchPlan(batch_id=batch_id, marker_etag=marker_etag, jobs=(),
+                     plan_hash=layout.content_key(batch_id, marker_etag), error=error)
+
+
 def build_batch_plan(batch_id: str, marker_etag: str, people: list[str], garments: list[str]) -> BatchPlan:
     pairs = tuple(
         BatchPair(job_id=layout.catalog_job_id(batch_id, p, g), person=p, garment=g)

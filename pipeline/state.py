@@ -73,6 +73,11 @@ def batch_report(store: ObjectStore, batch_id: str) -> BatchReport | None:
     return read_model(store, layout.batch_report_key(batch_id), BatchReport)
 
 
+def report_current(store: ObjectStore, batch: BatchPlan) -> bool:
+    report = batch_report(store, batch.batch_id)
+    return report is not None and report.plan_hash == batch.plan_hash
+
+
 def incoming_job_ids(store: ObjectStore) -> list[str]:
     ids = {p.job_id for info in store.list(layout.INCOMING) if (p := layout.parse_incoming(info.key))}
     return sorted(ids)
