@@ -16,7 +16,7 @@ from pipeline.spec import GarmentSpec, JobSpec, PersonSpec, parse_job_spec
 from pipeline.state import load_batch_plan, load_plan
 from pipeline.storage import ObjectInfo, ObjectNotFound, ObjectStore
 
-ROLE_WORDS = {"person": "person photo", "garment": "garment photo"}
+ROLE_WORDS = {"person": "person photo", "garment": "garment photo", "size_chart": "size-chart image"}
 
 
 def incoming_files(store: ObjectStore, job_id: str) -> dict[str, ObjectInfo]:
@@ -69,7 +69,7 @@ def plan_incoming_job(store: ObjectStore, job_id: str) -> JobPlan | None:
         return None
     refs: dict[str, InputRef] = {}
     try:
-        for part in ("person", "garment", "spec"):
+        for part in ("person", "garment", "size_chart", "spec"):
             if part in files:
                 refs[part], data = _input_ref(store, files[part])
                 if part == "spec":

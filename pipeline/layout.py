@@ -33,7 +33,7 @@ IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 RESERVED_IDS = frozenset({"jobs", "batches"})
 MAX_ID_LENGTH = 128
 
-Role = Literal["person", "garment"]
+Role = Literal["person", "garment", "size_chart"]  # size_chart: optional
 _ID_FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
@@ -74,7 +74,7 @@ def image_extension(name: str) -> str | None:
 @dataclass(frozen=True)
 class IncomingKey:
     job_id: str
-    part: Literal["person", "garment", "spec"]
+    part: Literal["person", "garment", "size_chart", "spec"]
 
 
 def incoming_prefix(job_id: str) -> str:
@@ -100,7 +100,7 @@ def parse_incoming(key: str) -> IncomingKey | None:
     if name == "job.json":
         return IncomingKey(parts[1], "spec")
     stem, _, _ = name.partition(".")
-    if stem in ("person", "garment") and image_extension(name) and name.count(".") == 1:
+    if stem in ("person", "garment", "size_chart") and image_extension(name) and name.count(".") == 1:
         return IncomingKey(parts[1], stem)  # type: ignore[arg-type]
     return None
 

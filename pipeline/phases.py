@@ -1,9 +1,11 @@
 """The phase table: each phase's name, what it needs and what it writes. One router reads it.
 
 A phase never names the phase after it. A need is either a job input ("person", "garment") or the name
-of an earlier phase, whose finished run the phase reads. The `spec` field says which part of job.json
-changes the phase's output, so that part joins the run's content key (a changed size chart re-runs the
-wardrobe and what follows, never the avatar).
+of an earlier phase, whose finished run the phase reads. An optional input (the wardrobe's "size_chart"
+image) joins the run's needs, and so its content key, only when the user uploaded it.
+
+The `spec` field says which part of job.json changes the phase's output, so that part joins the run's
+content key (a changed size chart re-runs the wardrobe and what follows, never the avatar).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-InputName = Literal["person", "garment"]
+InputName = Literal["person", "garment", "size_chart"]
+INPUT_NAMES: tuple[str, ...] = ("person", "garment", "size_chart")
 SpecPart = Literal["person", "garment", "none"]
 
 
@@ -22,14 +25,15 @@ class Phase:
     spec: SpecPart
     writes: str
     version: str  # bump when the phase's output for the same inputs changes: old runs are not reused
+    optional: tuple[InputName, ...] = ()  # inputs used when present; never waited for
 
     @property
     def input_needs(self) -> tuple[str, ...]:
-        return tuple(n for n in self.needs if n in ("person", "garment"))
+        return tuple(n for n in self.needs if n in INPUT_NAMES)
 
     @property
     def phase_needs(self) -> tuple[str, ...]:
-        return tuple(n for n in self.needs if n not in ("person", "garment"))
+        return tuple(n for n in self.needs if n not in INPUT_NAMES)
 
 
 PHASES: tuple[Phase, ...] = (
@@ -46,6 +50,7 @@ PHASES: tuple[Phase, ...] = (
         spec="garment",
         writes="garment mask, category, colours, texture crop, size chart and fabric",
         version="1",
+        optional=("size_chart",),
     ),
     Phase(
         name="fitting",

@@ -50,7 +50,7 @@ class JobPlan(BaseModel):
     schema_version: Literal[1] = 1
     job_id: str
     batch_id: str | None = None
-    inputs: dict[str, InputRef]  # "person", "garment", and "spec" when job.json exists
+    inputs: dict[str, InputRef]  # "person", "garment"; "size_chart" and "spec" (job.json) when uploaded
     spec: JobSpec = JobSpec()
     runs: dict[str, RunRef] = {}
     plan_hash: str
@@ -72,7 +72,7 @@ def _spec_part(spec: JobSpec, phase: Phase) -> str:
 def plan_runs(inputs: dict[str, InputRef], spec: JobSpec) -> dict[str, RunRef]:
     runs: dict[str, RunRef] = {}
     for phase in PHASES:
-        needs = {n: inputs[n].sha256 for n in phase.input_needs}
+        needs = {n: inputs[n].sha256 for n in (*phase.input_needs, *phase.optional) if n in inputs}
         needs.update({n: runs[n].key for n in phase.phase_needs})
         identity = [phase.name, phase.version, _spec_part(spec, phase)]
         identity += [f"{n}={v}" for n, v in sorted(needs.items())]

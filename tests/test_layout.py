@@ -251,3 +251,8 @@ def test_content_key_is_stable_and_order_sensitive() -> None:
     assert layout.content_key("ab") != layout.content_key("a", "b")
     key = layout.content_key("avatar", "1", "person=abc")
     assert len(key) == 24 and int(key, 16) >= 0
+
+
+def test_parse_incoming_knows_the_optional_size_chart_image() -> None:
+    assert layout.parse_incoming("incoming/j/size_chart.png") == IncomingKey("j", "size_chart")
+    assert layout.incoming_image_key("j", "size_chart", "jpg") == "incoming/j/size_chart.jpg"

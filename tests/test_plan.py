@@ -151,3 +151,12 @@ def test_long_names_that_slug_alike_still_give_valid_job_ids() -> None:
     ids = [j.job_id for j in batch.jobs]
     assert len(set(ids)) == 2
     assert all(len(i) <= layout.MAX_ID_LENGTH and layout.is_valid_id(i) for i in ids)
+
+
+def test_an_uploaded_size_chart_reruns_wardrobe_and_downstream_only() -> None:
+    base = plan()
+    chart = ref("j1", "size_chart", b"chart-1")
+    with_chart = build_plan("j1", {**base.inputs, "size_chart": chart}, JobSpec())
+    assert changed(base, with_chart) == {"wardrobe", "fitting", "viewer3d"}
+    assert with_chart.run("wardrobe").needs == {"garment": base.inputs["garment"].sha256, "size_chart": chart.sha256}
+    assert "size_chart" not in with_chart.run("avatar").needs
