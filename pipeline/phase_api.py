@@ -98,9 +98,16 @@ PhaseFn = Callable[[PhaseTask, PhaseIO], PhaseResult]
 class PhaseRegistry:
     """Which phases this build can run. A phase without an implementation says why, plainly."""
 
-    def __init__(self, implementations: Mapping[str, PhaseFn], missing: Mapping[str, str] | None = None):
+    def __init__(self, implementations: Mapping[str, PhaseFn], missing: Mapping[str, str] | None = None,
+                 warm_up: Callable[[], None] | None = None):
         self._implementations = dict(implementations)
         self._missing = dict(missing or {})
+        self._warm_up = warm_up
+
+    def warm_up(self) -> None:
+        """Build the phases' model backends now rather than on the first job (a no-op for test phases)."""
+        if self._warm_up is not None:
+            self._warm_up()
 
     def get(self, phase_name: str) -> PhaseFn:
         fn = self._implementations.get(phase_name)

@@ -1,11 +1,14 @@
-"""The product's phase implementations. Only real phases are registered here; fakes live in tests/.
+"""The product's phase implementations, bound to their model backends. Fakes live in tests/.
 
-Today no model phase has landed: the spine (intake, planning, claims, routing, publishing, batches)
-is real and runs end to end with test phases; the model phases arrive with the next pieces of work.
+`product_registry(config)` returns at once: the backends (`ModelBackends`) are built lazily, on the first
+job that needs each, and then reused for every later job in the process (a Modal container, a local
+runtime). `registry.warm_up()` builds them ahead of time (Modal's `@modal.enter`, `dropfit models
+prepare`).
 """
 
 from __future__ import annotations
 
+from pipeline.backends.config import ModelConfig
 from pipeline.phase_api import PhaseFn, PhaseRegistry
 
 NOT_YET = {
@@ -16,6 +19,7 @@ NOT_YET = {
 }
 
 
-def product_registry() -> PhaseRegistry:
+def product_registry(config: ModelConfig | None = None) -> PhaseRegistry:
+    config = config or ModelConfig()
     implementations: dict[str, PhaseFn] = {}
     return PhaseRegistry(implementations, missing={k: v for k, v in NOT_YET.items() if k not in implementations})

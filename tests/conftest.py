@@ -94,3 +94,32 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     if request.param == "folder":
         return FolderStore(tmp_path / "bucket")
     return S3Store(request.getfixturevalue("s3_client"), request.getfixturevalue("s3_bucket"))
+
+
+# ---- the development photos (../shared/data/tryon; never copied into the repo) ------------------------
+
+DEV_DATA = Path(os.environ.get("DROPFIT_DEV_DATA", Path(__file__).resolve().parents[1].parent / "shared/data/tryon"))
+
+
+def dev_photos(kind: str) -> list[Path]:
+    """The dev photos of one kind ('people' or 'garments'), sorted; empty when the folder is absent."""
+    folder = DEV_DATA / kind
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+
+
+@pytest.fixture(scope="session")
+def dev_people() -> list[Path]:
+    photos = dev_photos("people")
+    if not photos:
+        pytest.skip(f"the development photos are absent ({DEV_DATA}/people); set DROPFIT_DEV_DATA to use them")
+    return photos
+
+
+@pytest.fixture(scope="session")
+def dev_garments() -> list[Path]:
+    photos = dev_photos("garments")
+    if not photos:
+        pytest.skip(f"the development photos are absent ({DEV_DATA}/garments); set DROPFIT_DEV_DATA to use them")
+    return photos
