@@ -1,12 +1,15 @@
 """Our own outbound events (CloudEvents 1.0, structured mode) and the notifier protocol.
 
-Thin payloads: storage references to the results, never bytes. The event id is deterministic from the
-job, its plan and its outcome, so a re-delivery carries the same id (subscribers dedupe on it).
+Thin payloads: storage references to the results and links to them (presigned for S3), never bytes. The
+event id is deterministic from the job, its plan and its outcome, so a re-delivery carries the same id
+(subscribers dedupe on it). Delivery to subscribers (signed webhooks, SNS, SQS, EventBridge) is
+`infra/subscribers.py`; this module stays pure.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 import structlog
@@ -49,6 +52,22 @@ def job_event(
         data={"job_id": job_id, "status": status, "bucket": bucket, "results": layout.result_prefix(job_id),
               "record": record, **detail},
     )
+
+
+def with_links(event: JobEvent, link: Callable[[str], str], expires_s: int) -> JobEvent:
+    """The event with `data.links`: the manifest, the GLB and the angle images of a success (or the error
+    record of a failure), as URLs from `link(key)` (presigned GETs on S3) valid for `expires_s`."""
+    data = event.data
+    links: dict[str, Any]
+    if event.type == "dropfit.job.succeeded":
+        files = [str(k) for k in data.get("files", [])]
+        glb = next((k for k in files if k.endswith(".glb")), None)
+        links = {"manifest": link(str(data["manifest"])), "glb": link(glb) if glb else None,
+                 "angles": [link(k) for k in sorted(files) if "/angles/" in k]}
+    else:
+        links = {"error": link(str(data["record"]))}
+    links["expires_at"] = (utcnow() + timedelta(seconds=expires_s)).isoformat()
+    return event.model_copy(update={"data": {**data, "links": links}})
 
 
 class Notifier(Protocol):

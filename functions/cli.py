@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from functions import cloud_cli
 from functions import status as status_view
 from functions.app import build_local
 from functions.logs import configure
@@ -199,6 +200,9 @@ def status(
         console.print(status_view.jobs_table(local.store, local.registry))
     else:
         console.print(status_view.job_detail(local.store, local.registry, job_id))
+
+
+cloud_cli.register(app)  # dropfit infra plan|apply|destroy|policy, dropfit worker (the cloud path)
 
 
 def main() -> None:

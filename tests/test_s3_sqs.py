@@ -1,16 +1,20 @@
 """The S3 route against moto's server on loopback: a real bucket with S3 -> SQS notifications;
-uploading the two images and draining the queue runs the job through the router with the S3 store."""
+uploading the two images and draining the queue runs the job through the router with the S3 store.
+Duplicates (multipart's double event, redelivery) run no phase twice; a poison message ends in the DLQ;
+in Modal mode a message whose spawn failed stays for redelivery."""
 
 from __future__ import annotations
 
 import io
 import json
+import time
 from typing import Any
 
 import pytest
 
 from events.outbound import StoreEventLog
 from fakes import RunLog, make_fake_registry, photo
+from functions.dispatch import SpawnDispatcher
 from functions.handlers import Handlers
 from functions.runtime import LocalRuntime
 from functions.sqs_worker import drain
@@ -86,3 +90,44 @@ def test_poison_message_stays_and_ends_in_the_dead_letter_queue(wired: dict[str,
     dead = sqs.receive_message(QueueUrl=wired["dlq_url"], MaxNumberOfMessages=10)["Messages"]
     assert [m["Body"] for m in dead] == ["this is not an event"]
     assert stats.deleted == 0
+
+
+# ---- the Modal mode of the dispatcher seam: spawns instead of local runs ----------------------------
+
+
+class FlakySpawner:
+    """Fails the first `failures` spawns (Modal unreachable), then records what it would start."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.started: list[tuple[str, str, str]] = []
+
+    def __call__(self, step: str, subject: str, bucket: str) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("modal is unreachable")
+        self.started.append((step, subject, bucket))
+
+
+def test_a_message_whose_spawn_failed_stays_and_is_dispatched_on_redelivery(wired: dict[str, Any]) -> None:
+    s3, bucket, sqs = wired["s3"], wired["bucket"], wired["sqs"]
+    s3.put_object(Bucket=bucket, Key="incoming/sp/person.jpg", Body=photo((200, 40, 40)))
+    s3.put_object(Bucket=bucket, Key="incoming/sp/garment.jpg", Body=photo((40, 40, 200)))
+    spawner = FlakySpawner(failures=1)
+    dispatcher = SpawnDispatcher(wired["store"], {}, spawner, dedupe_s=0)
+    first = drain(sqs, wired["queue_url"], dispatcher, wait_s=0, idle_polls=1, visibility_s=1)
+    assert first.kept == 1 and first.deleted == first.received - 1 and "unreachable" in first.errors[0]
+    time.sleep(1.1)  # the visibility timeout: SQS redelivers the kept message
+    second = drain(sqs, wired["queue_url"], dispatcher, wait_s=1, idle_polls=1, visibility_s=1)
+    assert second.received == 1 and second.deleted == 1 and second.kept == 0
+    assert spawner.started == [("intake", "sp", bucket)] * 2, "the garment's event, then the person's again"
+
+
+def test_events_of_another_bucket_are_dropped_not_routed(wired: dict[str, Any]) -> None:
+    foreign = {"Records": [{"eventName": "ObjectCreated:Put",
+                            "s3": {"bucket": {"name": "someone-else"}, "object": {"key": "incoming/x/person.jpg"}}}]}
+    wired["sqs"].send_message(QueueUrl=wired["queue_url"], MessageBody=json.dumps(foreign))
+    spawner = FlakySpawner(failures=0)
+    stats = drain(wired["sqs"], wired["queue_url"], SpawnDispatcher(wired["store"], {}, spawner), wait_s=0,
+                  idle_polls=1)
+    assert stats.events == 1 and stats.kept == 0 and stats.tasks == 0 and spawner.started == []
