@@ -1,4 +1,5 @@
-"""Wiring for the local default: a folder bucket, the product's phases, the local notifier, the runtime."""
+"""Wiring for the local default: a folder bucket, the product's phases, the notifier (the event next to the
+results, and every subscriber of settings and job.json), the runtime."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from events.outbound import Notifier, StoreEventLog
+from events.outbound import Notifier
 from events.tasks import Task
 from functions.handlers import Handlers, StepOutcome
 from functions.runtime import LocalRuntime
 from infra.folder_store import FolderStore
+from infra.notifications import build_notifier
 from infra.settings import Settings
 from pipeline.phase_api import PhaseRegistry
 from pipeline.registry import product_registry
@@ -28,8 +30,8 @@ def build_local(bucket: Path | str, settings: Settings | None = None, *, registr
                 on_start: Callable[[Task], None] | None = None) -> LocalApp:
     settings = settings or Settings()
     store = FolderStore(bucket)
-    registry = registry or product_registry()
-    handlers = Handlers(store, registry, notifier or StoreEventLog(store), lease_s=settings.lease_s)
+    registry = registry or product_registry(settings.models())
+    handlers = Handlers(store, registry, notifier or build_notifier(store, settings), lease_s=settings.lease_s)
     runtime = LocalRuntime(handlers, workers=settings.workers, max_attempts=settings.max_attempts,
                            retry_base_s=settings.retry_base_s, on_outcome=on_outcome, on_start=on_start)
     store.subscribe(runtime.submit_event)

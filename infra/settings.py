@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.backends.config import ModelConfig
+
+WEEK_S = 7 * 24 * 3600  # the longest a SigV4 presigned URL may live
 
 
 class Settings(BaseSettings):
-    """Every field can be set with an environment variable `DROPFIT_<NAME>` (e.g. DROPFIT_WORKERS=4)."""
+    """Every field can be set with an environment variable `DROPFIT_<NAME>` (e.g. DROPFIT_WORKERS=4).
+    Tuples are JSON: DROPFIT_WEBHOOK_URLS='["https://example.com/hooks/dropfit"]'."""
 
     model_config = SettingsConfigDict(env_prefix="DROPFIT_", extra="ignore", frozen=True)
 
@@ -23,3 +29,39 @@ class Settings(BaseSettings):
     aws_region: str | None = Field(default=None, description="the bucket's region; None = the AWS default chain")
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # ---- the cloud path (docs/cloud.md) ------------------------------------------------------------
+    bucket: str | None = Field(default=None, description="the S3 bucket the Modal functions serve")
+    queue_url: str | None = Field(default=None, description="the SQS queue of the bucket's events (Modal poller)")
+    endpoint_token: SecretStr | None = Field(
+        default=None, description="shared secret EventBridge sends in `x-dropfit-token`; unset = endpoint refuses")
+    presign_expiry_s: int = Field(default=WEEK_S, ge=60, le=WEEK_S, description="lifetime of result links")
+
+    # ---- subscribers -------------------------------------------------------------------------------
+    webhook_urls: tuple[str, ...] = Field(default=(), description="the operator's webhooks, told of every job")
+    webhook_secret: SecretStr | None = Field(default=None, description="Standard Webhooks signing secret, whsec_...")
+    webhook_secret_previous: SecretStr | None = Field(
+        default=None, description="during a rotation: the old secret; both signatures are sent")
+    webhook_allow_private: bool = Field(
+        default=False, description="let per-job webhooks reach loopback/private addresses and plain http (dev only)")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=60, description="one webhook request's timeout")
+    webhook_max_attempts: int = Field(default=10, ge=1, le=50, description="attempts before a delivery fails")
+    webhook_retry_base_s: float = Field(default=5.0, ge=0, description="first retry delay; doubles, with jitter")
+    webhook_retry_cap_s: float = Field(default=3600.0, ge=0, description="longest delay between two attempts")
+    webhook_inline_budget_s: float = Field(
+        default=20.0, ge=0, description="how long publishing retries in place before the sweeper takes over")
+    notify_sns_topic_arn: str | None = Field(default=None, description="an SNS topic told of every job")
+    notify_sqs_queue_url: str | None = Field(default=None, description="an SQS queue told of every job")
+    notify_eventbridge_bus: str | None = Field(default=None, description="an EventBridge bus told of every job")
+
+    # ---- the model backends (pipeline.backends.config.ModelConfig is built from these) ----------------
+    profile: Literal["cpu"] = Field(default="cpu", description="which backends run the phases")
+    model_cache_dir: Path | None = Field(default=None, description="one-time model builds; None = <repo>/.cache")
+    gemini_api_key: SecretStr | None = Field(default=None, description="set: Gemini reads size charts and fabric")
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_base_url: str | None = Field(default=None, description="a proxy or test server; None = Google's API")
+
+    def models(self) -> ModelConfig:
+        """The backends' config, from these settings (the one place the two meet)."""
+        return ModelConfig(profile=self.profile, cache_dir=self.model_cache_dir, gemini_api_key=self.gemini_api_key,
+                           gemini_model=self.gemini_model, gemini_base_url=self.gemini_base_url)
