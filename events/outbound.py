@@ -46,7 +46,7 @@ def job_event(
     status = "succeeded" if succeeded else "failed"
     record = layout.result_manifest_key(job_id) if succeeded else layout.result_error_key(job_id)
     return JobEvent(
-        id=f"{job_id}:{plan_hash}:{status}",
+        id=layout.job_event_id(job_id, plan_hash, status),
         type=f"dropfit.job.{status}",  # type: ignore[arg-type]
         subject=job_id,
         data={"job_id": job_id, "status": status, "bucket": bucket, "results": layout.result_prefix(job_id),

@@ -17,6 +17,7 @@ from pipeline.state import (
     batch_ids,
     incoming_job_ids,
     job_status,
+    job_told,
     load_batch_plan,
     load_plan,
     planned_job_ids,
@@ -66,9 +67,12 @@ def _tasks_of_run_users(store: ObjectStore, phase_name: str, run_key: str) -> li
 
 
 def next_tasks(plan: JobPlan, store: ObjectStore) -> list[Task]:
-    """What a job needs next: phase runs whose needs are done, then publish, or fail on any error."""
-    if job_status(store, plan) != "running":
-        return []
+    """What a job needs next: phase runs whose needs are done, then publish, or fail on any error; and a
+    job whose outcome is on record but was never told (a worker died in between) is published again."""
+    status_now = job_status(store, plan)
+    if status_now != "running":
+        told = job_told(store, plan, status_now)
+        return [] if told else [Task(step="publish" if status_now == "succeeded" else "fail", subject=plan.job_id)]
     if plan.error is not None:
         return [Task(step="fail", subject=plan.job_id)]
     status = {p.name: run_status(store, p.name, plan.run(p.name).key) for p in PHASES}

@@ -33,11 +33,14 @@ from pipeline.phase_api import PhaseIO, PhaseRegistry, PhaseTask
 from pipeline.phases import FINAL_PHASE, PHASE_BY_NAME, PHASES
 from pipeline.plan import BatchPlan, JobPlan, refused_batch_plan
 from pipeline.state import (
+    job_error,
+    job_settled,
     job_status,
     load_batch_plan,
     load_plan,
     read_model,
     report_current,
+    result_manifest,
     run_error,
     run_manifest,
     run_status,
@@ -54,7 +57,7 @@ def is_done(store: ObjectStore, task: Task) -> bool:
         return not intake_due(store, task.subject)
     if task.step in ("publish", "fail"):
         plan = load_plan(store, task.subject)
-        return plan is None or job_status(store, plan) != "running"
+        return plan is None or job_settled(store, plan)
     if task.step == "batch":
         return not batch_due(store, task.subject)
     if task.step == "report":
@@ -165,6 +168,10 @@ def write_run_error(store: ObjectStore, task: Task, kind: str, reason: str, acti
 
 def run_publish(store: ObjectStore, job_id: str, notifier: Notifier) -> str:
     plan = _plan(store, job_id)
+    if job_status(store, plan) == "succeeded":  # published before a worker died, but never told
+        published = result_manifest(store, job_id)
+        assert published is not None
+        return _tell_success(store, plan, notifier, [f.key for f in published.files]) + " (told again)"
     summaries: dict[str, PhaseSummary] = {}
     final = None
     for phase in PHASES:
@@ -184,9 +191,13 @@ def run_publish(store: ObjectStore, job_id: str, notifier: Notifier) -> str:
                             inputs={n: i.key for n, i in plan.inputs.items()}, files=tuple(files),
                             phases=summaries, published_at=utcnow())
     store.put(layout.result_manifest_key(job_id), result.to_bytes(), content_type="application/json")
-    notifier.notify(job_event(store.bucket, job_id, plan.plan_hash, True,
-                              {"manifest": layout.result_manifest_key(job_id), "files": [f.key for f in files]}))
-    return f"{len(files)} files"
+    return _tell_success(store, plan, notifier, [f.key for f in files])
+
+
+def _tell_success(store: ObjectStore, plan: JobPlan, notifier: Notifier, keys: list[str]) -> str:
+    manifest = layout.result_manifest_key(plan.job_id)
+    notifier.notify(job_event(store.bucket, plan.job_id, plan.plan_hash, True, {"manifest": manifest, "files": keys}))
+    return f"{len(keys)} files"
 
 
 def job_failure(store: ObjectStore, plan: JobPlan) -> tuple[str, str, str]:
@@ -202,11 +213,14 @@ def job_failure(store: ObjectStore, plan: JobPlan) -> tuple[str, str, str]:
 
 def run_fail(store: ObjectStore, job_id: str, notifier: Notifier) -> str:
     plan = _plan(store, job_id)
-    phase, reason, action = job_failure(store, plan)
-    store.delete(layout.result_manifest_key(job_id))  # results of older inputs must not look current
-    error = JobError(job_id=job_id, batch_id=plan.batch_id, plan_hash=plan.plan_hash, phase=phase, reason=reason,
-                     user_action=action, failed_at=utcnow())
-    store.put(layout.result_error_key(job_id), error.to_bytes(), content_type="application/json")
+    error = job_error(store, job_id) if job_status(store, plan) == "failed" else None  # recorded, never told
+    if error is None:
+        phase, reason, action = job_failure(store, plan)
+        store.delete(layout.result_manifest_key(job_id))  # results of older inputs must not look current
+        error = JobError(job_id=job_id, batch_id=plan.batch_id, plan_hash=plan.plan_hash, phase=phase,
+                         reason=reason, user_action=action, failed_at=utcnow())
+        store.put(layout.result_error_key(job_id), error.to_bytes(), content_type="application/json")
+    phase, reason, action = error.phase, error.reason, error.user_action
     notifier.notify(job_event(store.bucket, job_id, plan.plan_hash, False,
                               {"phase": phase, "reason": reason, "user_action": action}))
     return f"failed in {phase}"

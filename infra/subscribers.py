@@ -177,12 +177,14 @@ class FanOutNotifier:
 
     def notify(self, event: JobEvent) -> None:
         event = with_links(event, self._link, self._expires_s)
-        StoreEventLog(self._store).notify(event)
         opened: list[tuple[Any, ...]] = []
         for channel, per_job in self._channels(event):
             new = self._outbox.open(event, channel, per_job)
             if new is not None:
                 opened.append((*new, channel))
+        # Last: the event next to the results says "told" (every delivery is durably open, retried by the
+        # sweeper); a worker that dies before it leaves the job to be told again.
+        StoreEventLog(self._store).notify(event)
         if not opened:
             return
         with ThreadPoolExecutor(max_workers=min(8, len(opened)), thread_name_prefix="dropfit-deliver") as pool:

@@ -237,6 +237,11 @@ def result_event_key(job_id: str, outcome: str) -> str:
     return f"{result_prefix(job_id)}_events/{outcome}.json"
 
 
+def job_event_id(job_id: str, plan_hash: str, status: str) -> str:
+    """The id of a job's outcome event: stable across re-deliveries, so subscribers dedupe on it."""
+    return f"{job_id}:{plan_hash}:{status}"
+
+
 def batch_report_key(batch_id: str) -> str:
     return f"{RESULTS}batches/{batch_id}/report.json"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -67,6 +68,22 @@ def job_status(store: ObjectStore, plan: JobPlan) -> JobStatus:
     if error is not None and error.plan_hash == plan.plan_hash:
         return "failed"
     return "running"
+
+
+def job_told(store: ObjectStore, plan: JobPlan, status: JobStatus) -> bool:
+    """Whether the outcome of the job's current plan is on record as told to its subscribers: the event
+    next to the results, written after every subscriber's delivery was durably opened."""
+    try:
+        event = json.loads(store.get(layout.result_event_key(plan.job_id, status)))
+    except (ObjectNotFound, ValueError):
+        return False
+    return isinstance(event, dict) and event.get("id") == layout.job_event_id(plan.job_id, plan.plan_hash, status)
+
+
+def job_settled(store: ObjectStore, plan: JobPlan) -> bool:
+    """Terminal, and its subscribers told: nothing is left to do for the job's current plan."""
+    status = job_status(store, plan)
+    return status != "running" and job_told(store, plan, status)
 
 
 def batch_report(store: ObjectStore, batch_id: str) -> BatchReport | None:

@@ -236,3 +236,20 @@ def test_one_structured_log_line_per_phase_run_with_job_phase_attempt_duration(a
         assert entry["job"] == "logged" and entry["attempt"] >= 1 and entry["duration_ms"] >= 0
     steps = {entry["step"] for entry in logs if entry["event"] == "step.run" and "step" in entry}
     assert {"intake", "publish"} <= steps
+
+
+@pytest.mark.parametrize("outcome", ["succeeded", "failed"])
+def test_an_outcome_recorded_but_never_told_is_told_by_the_sweeper(app: LocalApp, log: RunLog, outcome: str) -> None:
+    """A worker that dies between writing the outcome and telling the subscribers: the sweeper tells them,
+    from the outcome on record (the result manifest or error is not rewritten), once."""
+    person = photo(RED) if outcome == "succeeded" else b"not a jpeg"
+    run_job(app, "told", person, photo(BLUE))
+    record = layout.result_manifest_key("told") if outcome == "succeeded" else layout.result_error_key("told")
+    before = app.store.get(record)
+    event_key = layout.result_event_key("told", outcome)
+    app.store.delete(event_key)  # as if the worker died before telling
+    assert [t.step for t in app.runtime.sweep()] == ["publish" if outcome == "succeeded" else "fail"]
+    assert app.runtime.wait_idle(30)
+    assert json.loads(app.store.get(event_key))["type"] == f"dropfit.job.{outcome}"
+    assert app.store.get(record) == before
+    assert app.runtime.sweep() == []
