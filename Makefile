@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	@echo "installing dropfit and its dependencies into $(VENV) ..."
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[cpu,cloud,dev]" 2>&1 | grep -v "is ignored" || true
 	@$(BIN)/python -c "import functions.cli, moto, pytest, torch, mediapipe, dlib, anny, modal" || { echo "install failed"; exit 1; }
+	@echo "building the CPU models' one-time cache in .cache/ (about a minute the first time) ..."
+	@$(BIN)/dropfit models prepare --quiet || { echo "model preparation failed"; exit 1; }
 	@touch $(STAMP)
 
 demo: setup
@@ -27,9 +29,10 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m bench.spine
+	$(BIN)/python -m bench.phases
 
 lint: setup
-	$(BIN)/ruff check functions pipeline events infra tests bench
+	$(BIN)/ruff check functions pipeline events infra tests bench modal_deploy.py
 
 clean:
 	rm -rf $(VENV) dropfit-demo dropfit-bucket bench/out

@@ -15,13 +15,16 @@ from functions import cloud_cli
 from functions import status as status_view
 from functions.app import build_local
 from functions.logs import configure
+from functions.models_cli import models_app
 from functions.progress import ProgressPrinter
 from infra.folder_store import FolderStore
 from infra.settings import Settings
 from infra.watcher import FolderWatcher
 from pipeline import layout
+from pipeline.phases import PHASES
+from pipeline.plan import JobPlan
 from pipeline.sample import sample_garment, sample_person
-from pipeline.state import job_error, job_status, load_plan, result_manifest
+from pipeline.state import job_error, job_status, load_plan, result_manifest, run_manifest
 from pipeline.storage import ObjectStore
 
 app = typer.Typer(
@@ -126,6 +129,8 @@ def _report_job(store: FolderStore, job: str, missing: dict[str, str], elapsed: 
                       f"  details: {store.root / layout.result_error_key(job)}", highlight=False)
         return EXIT_FAILED
     if missing:
+        if plan is not None:
+            _print_finished_phases(store, plan)
         console.print("[yellow]incomplete[/]: the job is planned and waiting for phases this build does not "
                       "have yet:", highlight=False)
         for phase_name, reason in missing.items():
@@ -136,18 +141,32 @@ def _report_job(store: FolderStore, job: str, missing: dict[str, str], elapsed: 
     return EXIT_INCOMPLETE
 
 
+def _print_finished_phases(store: FolderStore, plan: JobPlan) -> None:
+    """Where each finished phase's outputs are, pointing at its overlay (what the phase saw)."""
+    for phase in PHASES:
+        manifest = run_manifest(store, phase.name, plan.run(phase.name).key)
+        if manifest is None:
+            continue
+        names = {f.name for f in manifest.files}
+        look = "overlay.png" if "overlay.png" in names else ", ".join(sorted(names)[:3])
+        folder = store.root / layout.run_prefix(phase.name, manifest.run_key)
+        console.print(f"  {phase.name} done: {folder / look}", highlight=False)
+
+
 @app.command()
 def demo(
     bucket: BucketOpt = Path("dropfit-demo"),
     log_level: LogLevel = "warning",
     log_format: LogFormat = "console",
 ) -> None:
-    """The main job on a built-in sample (a drawn person and garment): no files, no network, no account."""
+    """The main job on a built-in sample (a person rendered from the body model, a drawn T-shirt): no files,
+    no network, no account."""
     settings = _settings(log_level, log_format)
-    code = _run_job(bucket, "demo", (sample_person(), "png"), (sample_garment(), "png"), None, settings)
+    person = sample_person(settings.models().cache)
+    code = _run_job(bucket, "demo", (person, "png"), (sample_garment(), "png"), None, settings)
     if code == EXIT_INCOMPLETE:
-        console.print("The demo ran everything this build has: it stored the sample, checked both photos, "
-                      "planned the job's content-keyed runs and stopped where the model phases begin.")
+        console.print("The demo ran every phase this build has (see the overlays above) and stopped where the "
+                      "missing phases begin.")
         code = 0
     raise typer.Exit(code)
 
@@ -203,6 +222,7 @@ def status(
 
 
 cloud_cli.register(app)  # dropfit infra plan|apply|destroy|policy, dropfit worker (the cloud path)
+app.add_typer(models_app, name="models")  # dropfit models prepare
 
 
 def main() -> None:

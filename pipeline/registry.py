@@ -1,7 +1,7 @@
 """The product's phase implementations, bound to their model backends. Fakes live in tests/.
 
-`product_registry(config)` returns at once: the backends (`ModelBackends`) are built lazily, on the first
-job that needs each, and then reused for every later job in the process (a Modal container, a local
+`product_registry(config)` returns at once: the backends (`CpuBackends`) are created on the first job
+that needs each, and then reused for every later job in the process (a Modal container, a local
 runtime). `registry.warm_up()` builds them ahead of time (Modal's `@modal.enter`, `dropfit models
 prepare`).
 """
@@ -9,17 +9,28 @@ prepare`).
 from __future__ import annotations
 
 from pipeline.backends.config import ModelConfig
-from pipeline.phase_api import PhaseFn, PhaseRegistry
+from pipeline.backends.cpu import CpuBackends
+from pipeline.phase_api import PhaseFn, PhaseIO, PhaseRegistry, PhaseResult, PhaseTask
 
 NOT_YET = {
-    "avatar": "the body model (mediapipe landmarks, dlib face identity, anny body fit) is not in this build yet",
     "wardrobe": "garment analysis (mask, category, colours, size chart) is not in this build yet",
     "fitting": "the fit report and the 8-angle renders are not in this build yet",
     "viewer3d": "the textured GLB builder is not in this build yet",
 }
 
 
+def model_phases(backends: CpuBackends) -> dict[str, PhaseFn]:
+    """Each model phase bound to the backends it uses; the backends are fetched (built once) per call."""
+    from pipeline.avatar.phase import AvatarBackends, build_avatar
+
+    def avatar(task: PhaseTask, io: PhaseIO) -> PhaseResult:
+        return build_avatar(task, io, AvatarBackends(backends.landmarker(), backends.faces(), backends.body()))
+
+    return {"avatar": avatar}
+
+
 def product_registry(config: ModelConfig | None = None) -> PhaseRegistry:
-    config = config or ModelConfig()
-    implementations: dict[str, PhaseFn] = {}
-    return PhaseRegistry(implementations, missing={k: v for k, v in NOT_YET.items() if k not in implementations})
+    backends = CpuBackends(config)
+    implementations = model_phases(backends)
+    return PhaseRegistry(implementations, missing={k: v for k, v in NOT_YET.items() if k not in implementations},
+                         warm_up=backends.warm_up)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from fakes import photo
+from pipeline.sample import sample_garment, sample_person
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,10 +35,13 @@ def test_help_teaches_the_layout_and_commands(tmp_path: Path) -> None:
 def test_demo_runs_on_a_fresh_folder_and_says_what_is_missing(tmp_path: Path) -> None:
     result = dropfit("demo", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "intake" in result.stdout and "planned" in result.stdout
-    assert "not in this build yet" in result.stdout and "avatar" in result.stdout
+    assert "avatar done" in result.stdout and "overlay.png" in result.stdout
+    assert "not in this build yet" in result.stdout
+    assert "W0000" not in result.stderr and "XNNPACK" not in result.stderr  # no native start-up noise
     plan = json.loads((tmp_path / "dropfit-demo/work/jobs/demo/plan.json").read_text())
     assert set(plan["runs"]) == {"avatar", "wardrobe", "fitting", "viewer3d"}
+    avatar = tmp_path / "dropfit-demo/work/avatar" / plan["runs"]["avatar"]["key"]
+    assert (avatar / "_manifest.json").is_file() and (avatar / "overlay.png").is_file()
     again = dropfit("demo", cwd=tmp_path)
     assert again.returncode == 0 and "✓ intake" not in again.stdout  # same inputs: no new work
 
@@ -52,8 +56,17 @@ def test_run_reports_an_unreadable_photo_with_exit_1(tmp_path: Path) -> None:
     assert error["phase"] == "intake" and error["user_action"]
 
 
+def test_run_refuses_a_photo_with_no_person_with_exit_1_and_says_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "wall.png").write_bytes(photo((200, 200, 196), fmt="PNG"))
+    (tmp_path / "g.jpg").write_bytes(sample_garment())
+    result = dropfit("run", "wall.png", "g.jpg", "--bucket", "b", "--job-id", "wall", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "failed in avatar" in result.stdout and "no person found" in result.stdout
+    assert "one standing person" in result.stdout
+
+
 def test_run_with_a_job_spec_stops_incomplete_with_exit_3_and_status_shows_it(tmp_path: Path) -> None:
-    (tmp_path / "p.png").write_bytes(photo((200, 40, 40), fmt="PNG"))
+    (tmp_path / "p.png").write_bytes(sample_person())
     (tmp_path / "g.jpg").write_bytes(photo((40, 40, 200)))
     (tmp_path / "job.json").write_text(json.dumps({"person": {"height_cm": 180}}))
     result = dropfit("run", "p.png", "g.jpg", "--bucket", "b", "--job-spec", "job.json", cwd=tmp_path)
@@ -65,7 +78,7 @@ def test_run_with_a_job_spec_stops_incomplete_with_exit_3_and_status_shows_it(tm
     table = dropfit("status", "b", cwd=tmp_path).stdout
     assert job_id in table and "not in this build" in table
     detail = dropfit("status", "b", job_id, cwd=tmp_path).stdout
-    assert "avatar" in detail and "unavailable" in detail
+    assert "avatar" in detail and "done" in detail and "unavailable" in detail
 
 
 def test_run_refuses_a_missing_file_and_a_bad_extension(tmp_path: Path) -> None:

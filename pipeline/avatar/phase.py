@@ -1,0 +1,138 @@
+"""Phase 1, avatar: person photo (+ job.json height) -> landmarks, mask, face bank, fitted 3D body, measurements.
+
+Find the person (refuse clearly when there is none), embed the face into the job's face bank (carry on
+without one), fit the parametric body to the landmarks with the camera, measure it, and write an overlay
+that shows what the phase saw. Backends arrive as arguments; this module loads no model itself.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.avatar import encode
+from pipeline.avatar.contracts import (
+    DEFAULT_HEIGHT_CM,
+    AvatarRecord,
+    CameraRecord,
+    FaceBank,
+    FaceReference,
+    FitQuality,
+)
+from pipeline.avatar.overlay import draw_overlay
+from pipeline.backends.protocols import BodyFit, BodyFitter, Face, FaceEmbedder, PersonLandmarker, PersonObservation
+from pipeline.body.measure import measure
+from pipeline.body.silhouette import mask_iou, reprojection_error_px, silhouette
+from pipeline.errors import InvalidInput
+from pipeline.phase_api import PhaseIO, PhaseResult, PhaseTask
+
+NO_PERSON = "no person found in the person photo"
+NO_PERSON_ACTION = "use a photo with one standing person, head to at least the hips visible"
+TORSO = (11, 12, 23, 24)  # mediapipe: shoulders and hips
+MIN_TORSO_VISIBILITY = 0.5
+
+
+@dataclass(frozen=True)
+class AvatarBackends:
+    landmarker: PersonLandmarker
+    faces: FaceEmbedder
+    body: BodyFitter
+
+
+def build_avatar(task: PhaseTask, io: PhaseIO, backends: AvatarBackends) -> PhaseResult:
+    rgb = encode.decode_rgb(io.read_input("person"))
+    person = find_person(backends.landmarker, rgb)
+    face = pick_face(backends.faces.faces(rgb), person.box)
+    height_cm = task.spec.person.height_cm or DEFAULT_HEIGHT_CM
+    fit = backends.body.fit(person, height_cm / 100.0)
+    body_mask = silhouette(fit)
+    quality = fit_quality(fit, body_mask, person.mask)
+    measurements = measure(fit)
+    notes = list(person.notes)
+    if face is None:
+        notes.append("no face visible: identity checks will be skipped")
+    if task.spec.person.height_cm is None:
+        notes.append(f"no height in job.json: assumed {DEFAULT_HEIGHT_CM:.0f} cm, so absolute sizes are estimates")
+    used = {"landmarker": backends.landmarker, "faces": backends.faces, "body": backends.body}
+    record = AvatarRecord(
+        image_size=person.image_size, person_box=person.box, people_found=person.people, face_found=face is not None,
+        height_cm=height_cm, height_source="job.json" if task.spec.person.height_cm else "default",
+        fit=quality, measurements=measurements_dict(measurements), notes=tuple(notes),
+        backends={role: f"{b.name} {b.version}" for role, b in used.items()},
+    )
+    overlay = draw_overlay(rgb, person, face, fit, body_mask, record)
+    io.write("body.glb", encode.glb(fit.vertices, fit.faces), "model/gltf-binary")
+    io.write("body.npz", encode.npz(**encode.body_arrays(fit)))
+    io.write("camera.json", camera_record(fit).to_bytes(), "application/json")
+    io.write("keypoints.json", encode.keypoints_json(person, fit), "application/json")
+    io.write("mask.png", encode.png(person.mask), "image/png")
+    io.write("face_bank.json", face_bank(task, backends.faces, face).to_bytes(), "application/json")
+    io.write("measurements.json", measurements.model_dump_json(indent=2).encode(), "application/json")
+    io.write("overlay.png", encode.png(overlay), "image/png")
+    io.write("avatar.json", record.to_bytes(), "application/json")
+    return PhaseResult(data=summary(record), backends=record.backends)
+
+
+def find_person(landmarker: PersonLandmarker, rgb: np.ndarray) -> PersonObservation:
+    person = landmarker.find_person(rgb)
+    if person is None:
+        raise InvalidInput(NO_PERSON, NO_PERSON_ACTION)
+    torso = person.landmarks[list(TORSO), 2]
+    if float(torso.min()) < MIN_TORSO_VISIBILITY:
+        raise InvalidInput(
+            "the person's shoulders and hips are not all visible in the person photo",
+            NO_PERSON_ACTION,
+        )
+    return person
+
+
+def pick_face(faces: list[Face], box: tuple[int, int, int, int]) -> Face | None:
+    """The largest face whose centre lies in the chosen person's box (not a bystander's face)."""
+    x0, y0, x1, y1 = box
+    for face in faces:  # largest first
+        cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
+        if x0 <= cx <= x1 and y0 <= cy <= y1:
+            return face
+    return None
+
+
+def fit_quality(fit: BodyFit, body_mask: np.ndarray, person_mask: np.ndarray) -> FitQuality:
+    error = reprojection_error_px(fit)
+    return FitQuality(
+        reprojection_error_px=round(error, 2),
+        reprojection_error_rel=round(error / fit.camera.image_size[1], 5),
+        mask_iou=round(mask_iou(body_mask, person_mask > 0.5), 4),
+        keypoints_used=int((fit.targets_2d[:, 2] > 0).sum()),
+        iterations=fit.iterations,
+    )
+
+
+def measurements_dict(measurements: object) -> dict[str, dict[str, float | str]]:
+    data = json.loads(measurements.model_dump_json())  # type: ignore[attr-defined]
+    return {name: value for name, value in data.items() if isinstance(value, dict)}
+
+
+def face_bank(task: PhaseTask, embedder: FaceEmbedder, face: Face | None) -> FaceBank:
+    name = f"{embedder.name} {embedder.version}"
+    if face is None:
+        return FaceBank(backend=name, threshold=embedder.threshold, skipped_reason="no face visible in the photo")
+    ref = FaceReference(source=task.inputs["person"].key, box=tuple(int(v) for v in face.box),  # type: ignore[arg-type]
+                        embedding=tuple(round(float(v), 6) for v in face.embedding))
+    return FaceBank(backend=name, threshold=embedder.threshold, references=(ref,))
+
+
+def camera_record(fit: BodyFit) -> CameraRecord:
+    return CameraRecord.model_validate(encode.camera_dict(fit.camera))
+
+
+def summary(record: AvatarRecord) -> dict[str, object]:
+    return {
+        "people_found": record.people_found,
+        "face_found": record.face_found,
+        "height_cm": record.height_cm,
+        "reprojection_error_px": record.fit.reprojection_error_px,
+        "mask_iou": record.fit.mask_iou,
+        "notes": list(record.notes),
+    }
