@@ -13,7 +13,6 @@ from pipeline.backends.cpu import CpuBackends
 from pipeline.phase_api import PhaseFn, PhaseIO, PhaseRegistry, PhaseResult, PhaseTask
 
 NOT_YET = {
-    "wardrobe": "garment analysis (mask, category, colours, size chart) is not in this build yet",
     "fitting": "the fit report and the 8-angle renders are not in this build yet",
     "viewer3d": "the textured GLB builder is not in this build yet",
 }
@@ -22,11 +21,15 @@ NOT_YET = {
 def model_phases(backends: CpuBackends) -> dict[str, PhaseFn]:
     """Each model phase bound to the backends it uses; the backends are fetched (built once) per call."""
     from pipeline.avatar.phase import AvatarBackends, build_avatar
+    from pipeline.wardrobe.phase import WardrobeBackends, analyse_garment
 
     def avatar(task: PhaseTask, io: PhaseIO) -> PhaseResult:
         return build_avatar(task, io, AvatarBackends(backends.landmarker(), backends.faces(), backends.body()))
 
-    return {"avatar": avatar}
+    def wardrobe(task: PhaseTask, io: PhaseIO) -> PhaseResult:
+        return analyse_garment(task, io, WardrobeBackends(backends.garment_segmenter(), backends.vision_llm()))
+
+    return {"avatar": avatar, "wardrobe": wardrobe}
 
 
 def product_registry(config: ModelConfig | None = None) -> PhaseRegistry:

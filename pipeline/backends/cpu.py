@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from pipeline.backends.config import ModelConfig
-from pipeline.backends.protocols import BodyFitter, FaceEmbedder, GarmentSegmenter, PersonLandmarker
+from pipeline.backends.protocols import BodyFitter, FaceEmbedder, GarmentSegmenter, PersonLandmarker, VisionLLM
 
 T = TypeVar("T")
 
@@ -51,7 +51,7 @@ class CpuBackends:
 
         return self._one("garment_segmenter", ClassicalGarmentSegmenter)
 
-    def vision_llm(self) -> Any | None:
+    def vision_llm(self) -> VisionLLM | None:
         """The Gemini client when an API key is configured, else None (documented defaults apply)."""
         key = self.config.gemini_api_key
         if key is None or not key.get_secret_value():
@@ -66,6 +66,7 @@ class CpuBackends:
         blank = np.full((256, 192, 3), 255, dtype=np.uint8)
         self.landmarker().find_person(blank)
         self.faces().faces(blank)
+        self.garment_segmenter().segment(blank)
         prepare = getattr(self.body(), "prepare", None)
         if callable(prepare):
             prepare()

@@ -121,3 +121,52 @@ class GarmentSegmenter(Backend, Protocol):
     def segment(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W) float32 alpha of the garment: 1 on the garment, 0 on the background, holes kept."""
         ...
+
+
+# ---- vision LLM (size charts, fabric) ----------------------------------------------------------------
+
+
+class VisionLLMError(Exception):
+    """The vision LLM answered, but not usefully: a refused or malformed request, a rejected key, output
+    that does not fit the schema. Not retried; the wardrobe phase falls back to job.json or documented
+    defaults and says so in its notes. Transient failures (rate limits, server errors, timeouts) raise
+    `pipeline.errors.RetryableError` instead."""
+
+
+@dataclass(frozen=True)
+class SizeChartRow:
+    """One size of a size chart: the body measurements (cm) it is made for; None where the chart is silent."""
+
+    label: str
+    chest_cm: float | None = None
+    waist_cm: float | None = None
+    hip_cm: float | None = None
+    length_cm: float | None = None
+
+
+@dataclass(frozen=True)
+class SizeChartReading:
+    rows: tuple[SizeChartRow, ...]
+    notes: tuple[str, ...] = ()  # e.g. "converted from inches"
+
+
+@dataclass(frozen=True)
+class FabricReading:
+    """What the garment photo suggests about its fabric and kind."""
+
+    stretch: float  # 0 = rigid (denim, woven cotton), 1 = very stretchy (lycra)
+    thickness_mm: float  # single layer
+    category: str | None  # "upper" | "lower" | "full", None when unsure
+    category_confidence: float  # 0..1
+    material: str | None = None  # e.g. "cotton jersey"
+
+
+@runtime_checkable
+class VisionLLM(Backend, Protocol):
+    def read_size_chart(self, rgb: np.ndarray) -> SizeChartReading:
+        """The rows of the size chart in the image, in cm (converted when the chart is in inches)."""
+        ...
+
+    def infer_fabric(self, rgb: np.ndarray) -> FabricReading:
+        """Fabric properties and category of the garment in a product photo."""
+        ...

@@ -1,0 +1,155 @@
+"""Phase 2, wardrobe: garment photo (+ job.json, + an optional size-chart image) -> garment analysis.
+
+Mask the garment, refuse photos with no garment (or a person wearing one), infer the category from the
+shape, read colours / print / a texture crop, and settle size chart and fabric from job.json, the vision
+LLM when one is configured, or documented defaults. Writes garment.json (the contract), mask.png,
+cutout.png, texture.png and overlay.png. Backends arrive as arguments; this module loads no model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.backends.protocols import GarmentSegmenter, VisionLLM
+from pipeline.errors import InvalidInput
+from pipeline.phase_api import PhaseIO, PhaseResult, PhaseTask
+from pipeline.wardrobe import render, sources
+from pipeline.wardrobe.appearance import Appearance, analyse_appearance
+from pipeline.wardrobe.category import CategoryGuess, infer_category
+from pipeline.wardrobe.contracts import Appearance as AppearanceInfo
+from pipeline.wardrobe.contracts import Colour, GarmentAnalysis, ImageInfo, MaskStats, PrintInfo
+from pipeline.wardrobe.person import check_wearer
+from pipeline.wardrobe.photo import Photo, decode_photo, decode_rgb, png
+from pipeline.wardrobe.stats import mask_stats
+
+MIN_COVERAGE = 0.02  # less garment than this: the photo holds no garment we can use
+MAX_COVERAGE = 0.97  # more: no background around it, we cannot tell garment from backdrop
+PHOTO_ACTION = "upload a product photo of the garment alone (flat-lay or on a ghost mannequin) on a plain background"
+PNG_ALPHA = "png-alpha"
+
+
+@dataclass(frozen=True)
+class WardrobeBackends:
+    segmenter: GarmentSegmenter
+    vision_llm: VisionLLM | None = None
+
+
+def analyse_garment(task: PhaseTask, io: PhaseIO, backends: WardrobeBackends) -> PhaseResult:
+    clock = Clock()
+    photo = decode_photo(io.read_input("garment"))
+    alpha = photo.alpha if photo.alpha is not None else backends.segmenter.segment(photo.rgb)
+    clock.lap("mask")
+    stats = check_garment(photo.rgb, alpha)
+    clock.lap("checks")
+    guess = infer_category(alpha)
+    looks = analyse_appearance(photo.rgb, alpha)
+    clock.lap("shape_and_looks")
+    found = sources.consult_llm(backends.vision_llm, task.spec.garment, photo.rgb, chart_loader(task, io))
+    clock.lap("vision_llm")
+    analysis = assemble(task, photo, stats, guess, looks, found)
+    write_outputs(io, photo, alpha, analysis)
+    clock.lap("write")
+    return PhaseResult(data=summary(analysis, clock), backends=backend_names(backends, photo))
+
+
+class Clock:
+    """Milliseconds per step, for the run's summary (the handler logs one line per run)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round((now - self._last) * 1000.0, 1)
+        self._last = now
+
+
+def check_garment(rgb: np.ndarray, alpha: np.ndarray) -> MaskStats:
+    """The mask's stats, or InvalidInput when there is no usable garment (or a person wears it)."""
+    stats = mask_stats(alpha)
+    if stats is None or stats.coverage < MIN_COVERAGE:
+        raise InvalidInput("no garment found in the garment photo: nothing stands out from a plain background "
+                           "around it (the photo is blank, noise, a close-up of fabric, or the garment is tiny)",
+                           PHOTO_ACTION)
+    if stats.coverage > MAX_COVERAGE:
+        raise InvalidInput("the garment photo has no background around the garment, so it cannot be cut out",
+                           PHOTO_ACTION)
+    if check_wearer(rgb, alpha).wearer:
+        raise InvalidInput("the garment photo shows a person wearing clothes, not a garment on its own",
+                           PHOTO_ACTION + "; the photo of the person goes in person.jpg")
+    return stats
+
+
+def chart_loader(task: PhaseTask, io: PhaseIO) -> Callable[[], np.ndarray] | None:
+    """Loads the uploaded size-chart image on demand (only a configured LLM reads it), or None."""
+    if "size_chart" not in task.inputs:
+        return None
+    return lambda: decode_rgb(io.read_input("size_chart"), "size-chart image")
+
+
+def appearance_info(looks: Appearance) -> AppearanceInfo:
+    printed = looks.print_region
+    return AppearanceInfo(
+        colours=tuple(Colour(hex=c.hex, share=c.share) for c in looks.colours),
+        has_print=printed.kind != "none",
+        print=PrintInfo(kind=printed.kind, box=printed.box, share=printed.share),
+        texture_box=looks.texture_box,
+    )
+
+
+def assemble(task: PhaseTask, photo: Photo, stats: MaskStats, guess: CategoryGuess, looks: Appearance,
+             found: sources.Findings) -> GarmentAnalysis:
+    spec = task.spec.garment
+    notes, used = list(found.notes), list[str]()
+    category = sources.decide_category(spec, guess, found.fabric, notes)
+    if stats.touches_border:
+        notes.append("the garment runs off the edge of the photo: part of it may be missing")
+    h, w = photo.rgb.shape[:2]
+    return GarmentAnalysis(
+        image=ImageInfo(width=w, height=h, original_width=photo.original_size[0],
+                        original_height=photo.original_size[1]),
+        category=category,
+        mask=stats,
+        appearance=appearance_info(looks),
+        size_chart=sources.decide_chart(spec, found.chart, used, notes),
+        fabric=sources.decide_fabric(spec, category.value, found.fabric, used),
+        defaults_used=tuple(used),
+        notes=tuple(notes),
+    )
+
+
+def write_outputs(io: PhaseIO, photo: Photo, alpha: np.ndarray, analysis: GarmentAnalysis) -> None:
+    """Images first, garment.json last (the handler's _manifest.json comes after all of them)."""
+    io.write("mask.png", png(alpha), "image/png")
+    io.write("cutout.png", png(render.cutout(photo.rgb, alpha)), "image/png")
+    io.write("texture.png", png(render.crop(photo.rgb, analysis.appearance.texture_box)), "image/png")
+    io.write("overlay.png", png(render.overlay(photo.rgb, alpha, analysis)), "image/png")
+    io.write("garment.json", analysis.model_dump_json(indent=2).encode(), "application/json")
+
+
+def backend_names(backends: WardrobeBackends, photo: Photo) -> dict[str, str]:
+    seg = backends.segmenter
+    names = {"segmenter": PNG_ALPHA if photo.alpha is not None else f"{seg.name} {seg.version}"}
+    if backends.vision_llm is not None:
+        names["vision_llm"] = f"{backends.vision_llm.name} {backends.vision_llm.version}"
+    return names
+
+
+def summary(analysis: GarmentAnalysis, clock: Clock) -> dict[str, object]:
+    return {
+        "category": analysis.category.value,
+        "category_confidence": analysis.category.confidence,
+        "category_source": analysis.category.source,
+        "coverage": analysis.mask.coverage,
+        "colours": [c.hex for c in analysis.appearance.colours],
+        "print": analysis.appearance.print.kind,
+        "size_chart_source": analysis.size_chart.source,
+        "defaults_used": list(analysis.defaults_used),
+        "notes": list(analysis.notes),
+        "timings_ms": clock.laps,
+    }

@@ -1,0 +1,59 @@
+"""The garment photo in and the phase's images out: decode (upright, with transparency kept), scale to the
+analysis size, and encode PNGs. Plain PIL + numpy.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from pipeline.images import inspect_image
+
+ANALYSIS_SIDE = 1024  # larger photos are analysed (and their outputs written) at this long side
+CHART_SIDE = 2048  # a size chart keeps more pixels: its small print must stay legible
+MIN_TRANSPARENT = 0.01  # a PNG whose alpha hides at least this share of pixels brings its own mask
+
+
+@dataclass(frozen=True)
+class Photo:
+    rgb: np.ndarray  # (H, W, 3) uint8 at the analysis size; transparent parts composited on white
+    alpha: np.ndarray | None  # (H, W) float32 in [0, 1] when the upload was a cut-out with transparency
+    original_size: tuple[int, int]  # (width, height) as uploaded, upright
+
+
+def decode_photo(data: bytes, what: str = "garment photo", side: int = ANALYSIS_SIDE) -> Photo:
+    """Bytes -> Photo, or InvalidInput naming `what` (empty, not an image, truncated, too small)."""
+    inspect_image(data, what)
+    with Image.open(io.BytesIO(data)) as image:
+        upright = ImageOps.exif_transpose(image)
+        original = upright.size
+        has_alpha = upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info
+        rgba = upright.convert("RGBA") if has_alpha else upright.convert("RGB")
+    scale = min(1.0, side / max(original))
+    if scale < 1.0:
+        rgba = rgba.resize((round(original[0] * scale), round(original[1] * scale)), Image.Resampling.LANCZOS)
+    array = np.asarray(rgba, dtype=np.uint8)
+    if array.shape[2] == 3:
+        return Photo(array.copy(), None, original)
+    alpha = array[..., 3].astype(np.float32) / 255.0
+    rgb = array[..., :3].astype(np.float32) * alpha[..., None] + 255.0 * (1.0 - alpha[..., None])
+    transparent = float((alpha < 0.5).mean())
+    own_mask = MIN_TRANSPARENT <= transparent <= 1.0 - MIN_TRANSPARENT
+    return Photo(np.round(rgb).astype(np.uint8), alpha if own_mask else None, original)
+
+
+def decode_rgb(data: bytes, what: str) -> np.ndarray:
+    """Any other uploaded image (a size chart) as upright RGB, long side at most CHART_SIDE."""
+    return decode_photo(data, what, CHART_SIDE).rgb
+
+
+def png(array: np.ndarray) -> bytes:
+    """uint8 (H, W), (H, W, 3) or (H, W, 4) -> PNG; a float mask in [0, 1] is scaled to 8 bits."""
+    if array.dtype != np.uint8:
+        array = (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
