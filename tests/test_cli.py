@@ -115,3 +115,15 @@ def test_watch_picks_up_files_copied_into_the_folder(tmp_path: Path) -> None:
         output, _ = watcher.communicate(timeout=30)
     assert "watching" in output and "intake" in output
     assert watcher.returncode in (0, 130)
+
+
+def test_run_with_a_dev_pair_completes_phases_1_and_2(tmp_path: Path, dev_people: list[Path],
+                                                       dev_garments: list[Path]) -> None:
+    result = dropfit("run", str(dev_people[0]), str(dev_garments[0]), "--bucket", "b", "--job-id", "dev",
+                     cwd=tmp_path)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "avatar done" in result.stdout and "wardrobe done" in result.stdout
+    plan = json.loads((tmp_path / "b/work/jobs/dev/plan.json").read_text())
+    for phase in ("avatar", "wardrobe"):
+        manifest = json.loads((tmp_path / f"b/work/{phase}/{plan['runs'][phase]['key']}/_manifest.json").read_text())
+        assert {"overlay.png"} <= {f["name"] for f in manifest["files"]}
