@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -c "import functions.cli, moto, pytest, torch, mediapipe, dlib, anny, modal" || { echo "install failed"; exit 1; }
 	@echo "building the CPU models' one-time cache in .cache/ (about a minute the first time) ..."
 	@$(BIN)/dropfit models prepare --quiet || { echo "model preparation failed"; exit 1; }
+	@command -v npm >/dev/null || { echo "npm not found: the glTF validator tests will skip"; exit 0; }; \
+	npm ls --prefix .cache/npm gltf-validator@2.0.0-dev.3.10 >/dev/null 2>&1 || \
+	npm install --prefix .cache/npm --no-audit --no-fund --silent gltf-validator@2.0.0-dev.3.10
 	@touch $(STAMP)
 
 demo: setup
