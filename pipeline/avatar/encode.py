@@ -19,15 +19,6 @@ def decode_rgb(data: bytes) -> np.ndarray:
         return np.asarray(upright.convert("RGB"), dtype=np.uint8).copy()
 
 
-def png(array: np.ndarray) -> bytes:
-    """uint8 (H, W), (H, W, 3) or (H, W, 4) -> PNG bytes; a float mask in [0, 1] is scaled to 8 bits."""
-    if array.dtype != np.uint8:
-        array = (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG", compress_level=3)
-    return buf.getvalue()
-
-
 def decode_mask(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as image:
         return np.asarray(image.convert("L"), dtype=np.float32) / 255.0

@@ -26,6 +26,7 @@ from pipeline.backends.protocols import BodyFit, BodyFitter, Face, FaceEmbedder,
 from pipeline.body.measure import measure
 from pipeline.body.silhouette import mask_iou, reprojection_error_px, silhouette
 from pipeline.errors import InvalidInput
+from pipeline.images import encode_png
 from pipeline.phase_api import PhaseIO, PhaseResult, PhaseTask
 
 NO_PERSON = "no person found in the person photo"
@@ -67,10 +68,10 @@ def build_avatar(task: PhaseTask, io: PhaseIO, backends: AvatarBackends) -> Phas
     io.write("body.npz", encode.npz(**encode.body_arrays(fit)))
     io.write("camera.json", camera_record(fit).to_bytes(), "application/json")
     io.write("keypoints.json", encode.keypoints_json(person, fit), "application/json")
-    io.write("mask.png", encode.png(person.mask), "image/png")
+    io.write("mask.png", encode_png(person.mask), "image/png")
     io.write("face_bank.json", face_bank(task, backends.faces, face).to_bytes(), "application/json")
     io.write("measurements.json", measurements.model_dump_json(indent=2).encode(), "application/json")
-    io.write("overlay.png", encode.png(overlay), "image/png")
+    io.write("overlay.png", encode_png(overlay), "image/png")
     io.write("avatar.json", record.to_bytes(), "application/json")
     return PhaseResult(data=summary(record), backends=record.backends)
 

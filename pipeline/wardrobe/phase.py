@@ -16,6 +16,7 @@ import numpy as np
 
 from pipeline.backends.protocols import GarmentSegmenter, VisionLLM
 from pipeline.errors import InvalidInput
+from pipeline.images import encode_png
 from pipeline.phase_api import PhaseIO, PhaseResult, PhaseTask
 from pipeline.wardrobe import render, sources
 from pipeline.wardrobe.appearance import Appearance, analyse_appearance
@@ -23,7 +24,7 @@ from pipeline.wardrobe.category import CategoryGuess, infer_category
 from pipeline.wardrobe.contracts import Appearance as AppearanceInfo
 from pipeline.wardrobe.contracts import Colour, GarmentAnalysis, ImageInfo, MaskStats, PrintInfo
 from pipeline.wardrobe.person import check_wearer
-from pipeline.wardrobe.photo import Photo, decode_photo, decode_rgb, png
+from pipeline.wardrobe.photo import Photo, decode_photo, decode_rgb
 from pipeline.wardrobe.stats import mask_stats
 
 MIN_COVERAGE = 0.02  # less garment than this: the photo holds no garment we can use
@@ -125,10 +126,10 @@ def assemble(task: PhaseTask, photo: Photo, stats: MaskStats, guess: CategoryGue
 
 def write_outputs(io: PhaseIO, photo: Photo, alpha: np.ndarray, analysis: GarmentAnalysis) -> None:
     """Images first, garment.json last (the handler's _manifest.json comes after all of them)."""
-    io.write("mask.png", png(alpha), "image/png")
-    io.write("cutout.png", png(render.cutout(photo.rgb, alpha)), "image/png")
-    io.write("texture.png", png(render.crop(photo.rgb, analysis.appearance.texture_box)), "image/png")
-    io.write("overlay.png", png(render.overlay(photo.rgb, alpha, analysis)), "image/png")
+    io.write("mask.png", encode_png(alpha), "image/png")
+    io.write("cutout.png", encode_png(render.cutout(photo.rgb, alpha)), "image/png")
+    io.write("texture.png", encode_png(render.crop(photo.rgb, analysis.appearance.texture_box)), "image/png")
+    io.write("overlay.png", encode_png(render.overlay(photo.rgb, alpha, analysis)), "image/png")
     io.write("garment.json", analysis.model_dump_json(indent=2).encode(), "application/json")
 
 

@@ -48,12 +48,3 @@ def decode_photo(data: bytes, what: str = "garment photo", side: int = ANALYSIS_
 def decode_rgb(data: bytes, what: str) -> np.ndarray:
     """Any other uploaded image (a size chart) as upright RGB, long side at most CHART_SIDE."""
     return decode_photo(data, what, CHART_SIDE).rgb
-
-
-def png(array: np.ndarray) -> bytes:
-    """uint8 (H, W), (H, W, 3) or (H, W, 4) -> PNG; a float mask in [0, 1] is scaled to 8 bits."""
-    if array.dtype != np.uint8:
-        array = (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
