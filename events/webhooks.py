@@ -22,8 +22,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 from standardwebhooks import Webhook
 
-from pipeline import layout
-
 CONTENT_TYPE = "application/cloudevents+json"
 MAX_RETRY_AFTER_S = 24 * 3600.0  # a Retry-After beyond a day is treated as a day
 
@@ -84,20 +82,6 @@ def message_id(event_id: str) -> str:
 
 def channel_id(kind: ChannelKind, target: str) -> str:
     return f"{kind}-{hashlib.sha256(target.encode()).hexdigest()[:12]}"
-
-
-def delivery_key(job_id: str, msg_id: str, channel: str) -> str:
-    return f"{layout.result_prefix(job_id)}_deliveries/{msg_id}-{channel}.json"
-
-
-def outbox_key(record_key: str) -> str:
-    """A pointer to a pending delivery: the sweeper lists these, not every job's results."""
-    return f"{layout.WORK}outbox/{hashlib.sha256(record_key.encode()).hexdigest()[:24]}"
-
-
-def disabled_key(channel: str) -> str:
-    """Written when a webhook answers 410 Gone: no further event goes there until an operator deletes it."""
-    return f"{layout.WORK}subscribers/disabled/{channel}.json"
 
 
 def sign_headers(msg_id: str, timestamp: datetime, body: str, secrets: Sequence[str]) -> dict[str, str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-from botocore.config import Config
 
 from infra.s3_store import client_config
 
@@ -18,8 +17,3 @@ def client(service: str, *, endpoint_url: str | None = None, region: str | None 
     return boto3.client(service, endpoint_url=endpoint_url, region_name=region, config=client_config())
 
 
-def s3_presigner(*, endpoint_url: str | None = None, region: str | None = None) -> Any:
-    """An S3 client for presigned GETs: Signature V4 (valid up to 7 days), path-style on custom endpoints."""
-    style = "path" if endpoint_url else "auto"
-    config = client_config().merge(Config(signature_version="s3v4", s3={"addressing_style": style}))
-    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)

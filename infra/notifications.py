@@ -34,9 +34,7 @@ def linker(store: ObjectStore, settings: Settings) -> Callable[[str], str]:
     """Presigned GETs (SigV4) on S3, `file://` URIs on a folder bucket. The S3 client is made on first use."""
     expires_s = settings.presign_expiry_s
     if isinstance(store, S3Store):
-        signer = cache(lambda: aws.s3_presigner(endpoint_url=settings.s3_endpoint_url, region=settings.aws_region))
-        return lambda key: str(signer().generate_presigned_url(
-            "get_object", Params={"Bucket": store.bucket, "Key": key}, ExpiresIn=expires_s))
+        return lambda key: store.presign_get(key, expires_s)
     root = getattr(store, "root", None)
     if isinstance(root, Path):
         return lambda key: (root / key).as_uri()

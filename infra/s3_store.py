@@ -60,8 +60,9 @@ class S3Store:
 
     @classmethod
     def connect(cls, bucket: str, *, endpoint_url: str | None = None, region: str | None = None) -> S3Store:
-        """A store on `bucket` with credentials from the default chain; path-style for custom endpoints."""
-        config = client_config()
+        """A store on `bucket` with credentials from the default chain; path-style for custom endpoints.
+        Signature V4, so its presigned links are V4 too (valid up to 7 days; V2 is refused in new regions)."""
+        config = client_config().merge(Config(signature_version="s3v4"))
         if endpoint_url is not None:
             config = config.merge(Config(s3={"addressing_style": "path"}))
         client = boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)

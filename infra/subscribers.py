@@ -27,13 +27,11 @@ from events.webhooks import (
     DeliveryState,
     SendResult,
     channel_id,
-    delivery_key,
-    disabled_key,
     message_id,
-    outbox_key,
     retry_delay_s,
 )
 from infra.publishers import Channel
+from pipeline import layout
 from pipeline.manifests import utcnow
 from pipeline.storage import ObjectStore, PreconditionFailed
 
@@ -61,14 +59,14 @@ class Outbox:
     def open(self, event: JobEvent, channel: Channel, per_job: bool) -> tuple[str, DeliveryRecord, str] | None:
         """The new record of (event, channel) and its etag; None when one exists (a re-run)."""
         msg, ch = message_id(event.id), channel_id(channel.kind, channel.target)
-        key = delivery_key(event.subject, msg, ch)
+        key = layout.delivery_key(event.subject, msg, ch)
         if self._store.head(key) is not None:
             return None
         record = DeliveryRecord(event_id=event.id, event_type=event.type, job_id=event.subject, message_id=msg,
                                 channel=ch, kind=channel.kind, target=channel.target, per_job=per_job,
                                 body=event.model_dump_json(),
                                 next_attempt_at=self._clock() + timedelta(seconds=self._policy.inline_budget_s + 60))
-        self._store.put(outbox_key(key), key.encode())  # the pointer first: a record is never orphaned
+        self._store.put(layout.outbox_key(key), key.encode())  # the pointer first: a record is never orphaned
         try:
             info = self._store.put(key, record.to_bytes(), if_none_match=True, content_type="application/json")
         except PreconditionFailed:
@@ -79,7 +77,7 @@ class Outbox:
         """Attempt until final, or until the next retry is beyond `budget_s` from now (then it is scheduled)."""
         spent = 0.0
         while True:
-            if self._store.head(disabled_key(record.channel)) is not None:
+            if self._store.head(layout.disabled_key(record.channel)) is not None:
                 return self._finish(key, record, etag, "disabled", "the endpoint answered 410 Gone earlier")
             started = time.perf_counter()
             now = self._clock()
@@ -91,7 +89,7 @@ class Outbox:
                      attempt=attempt.number, outcome=result.outcome, status=result.status, error=result.error)
             if result.outcome == "disabled":
                 marker = record.model_dump_json(include={"target", "kind", "attempts"}).encode()
-                self._store.put(disabled_key(record.channel), marker, content_type="application/json")
+                self._store.put(layout.disabled_key(record.channel), marker, content_type="application/json")
             if result.outcome != "retry":
                 return self._finish(key, record, etag, result.outcome, result.error)
             if attempt.number >= self._policy.max_attempts:
@@ -137,7 +135,7 @@ class Outbox:
                 reason: str | None) -> DeliveryRecord:
         record = record.model_copy(update={"state": state, "reason": reason, "next_attempt_at": None})
         if self._save(key, record, etag) is not None:
-            self._store.delete(outbox_key(key))
+            self._store.delete(layout.outbox_key(key))
         level = {"delivered": "info", "disabled": "warning"}.get(state, "error")
         getattr(log, level)("delivery." + state, job=record.job_id, channel=record.channel, kind=record.kind,
                             attempts=len(record.attempts), reason=reason, record=key)

@@ -242,6 +242,23 @@ def job_event_id(job_id: str, plan_hash: str, status: str) -> str:
     return f"{job_id}:{plan_hash}:{status}"
 
 
+# ---- subscriber deliveries (infra/subscribers.py) -----------------------------------------------
+
+
+def delivery_key(job_id: str, msg_id: str, channel: str) -> str:
+    return f"{result_prefix(job_id)}_deliveries/{msg_id}-{channel}.json"
+
+
+def outbox_key(record_key: str) -> str:
+    """A pointer to a pending delivery: the sweeper lists these, not every job's results."""
+    return f"{WORK}outbox/{hashlib.sha256(record_key.encode()).hexdigest()[:24]}"
+
+
+def disabled_key(channel: str) -> str:
+    """Written when a webhook answers 410 Gone: no further event goes there until an operator deletes it."""
+    return f"{WORK}subscribers/disabled/{channel}.json"
+
+
 def batch_report_key(batch_id: str) -> str:
     return f"{RESULTS}batches/{batch_id}/report.json"
 
