@@ -187,7 +187,9 @@ class LocalRuntime:
                 return finished()
             self.wait_idle(timeout=remaining)
             recent = self.outcomes[seen:]
-            if recent and all(o.outcome in ("unavailable", "failed", "skipped") for o in recent):
+            # "skipped" means another worker got there first: storage moved on, so sweep again; only work
+            # that cannot run here (a missing phase, a step that gave up) ends the wait early
+            if recent and all(o.outcome in ("unavailable", "failed") for o in recent):
                 return finished()
             if any(o.outcome == "busy" for o in recent):
                 time.sleep(poll_s)
