@@ -1,0 +1,100 @@
+"""The 8 turntable views: the photo's camera, with the body turned about the vertical axis through its centre.
+
+Turning the body by `a` about world z through `centre` and keeping the camera is the same as keeping the body
+and moving the camera: R' = R Rz(a), t' = t + R c - R Rz(a) c. Distance to the centre, focal length, principal
+point and image size are unchanged, so every view keeps the photo's framing; angle 0 is exactly the input
+camera. Positive angles turn the body counter-clockwise seen from above (right-handed about +z): the person,
+who faces -y, faces +x at 090, so 090 shows the person's right side and 270 the left; 180 shows the back.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from pipeline.backends.protocols import Camera
+from pipeline.render.raster import rasterize
+from pipeline.render.shade import Lighting, Surface, shade
+
+ANGLES_DEG = (0, 45, 90, 135, 180, 225, 270, 315)
+
+
+@dataclass(frozen=True)
+class View:
+    """One rendered angle."""
+
+    angle_deg: int
+    camera: Camera
+    image: np.ndarray  # (H, W, 3) uint8
+    mask: np.ndarray  # (H, W) bool: pixels that see the body
+    seconds: float  # rasterize + shade
+
+
+def rotation_z(angle_deg: float) -> np.ndarray:
+    """(3, 3) right-handed rotation about world +z (the vertical)."""
+    a = np.deg2rad(angle_deg)
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def body_centre(vertices: np.ndarray) -> np.ndarray:
+    """(3,) the turning centre: the middle of the body's bounding box (only its x, y matter to a turn about z)."""
+    v = np.asarray(vertices, dtype=np.float64)
+    return (v.min(axis=0) + v.max(axis=0)) / 2
+
+
+def orbit_camera(camera: Camera, centre: np.ndarray, angle_deg: float) -> Camera:
+    """The camera that sees the body turned by `angle_deg` about the vertical through `centre` as `camera` would."""
+    if angle_deg % 360 == 0:
+        return camera
+    rot = np.asarray(camera.rotation, dtype=np.float64)
+    c = np.asarray(centre, dtype=np.float64)
+    turned = rot @ rotation_z(angle_deg)
+    translation = np.asarray(camera.translation, dtype=np.float64) + rot @ c - turned @ c
+    return replace(camera, rotation=turned, translation=translation)
+
+
+def orbit_cameras(camera: Camera, centre: np.ndarray, angles_deg: tuple[int, ...] = ANGLES_DEG) -> list[Camera]:
+    """One camera per angle, all at the input camera's distance from `centre` and with its framing."""
+    return [orbit_camera(camera, centre, angle) for angle in angles_deg]
+
+
+def camera_position(camera: Camera) -> np.ndarray:
+    """(3,) the camera's centre in the world frame."""
+    return -np.asarray(camera.rotation).T @ np.asarray(camera.translation)
+
+
+def render_view(surface: Surface, camera: Camera, lighting: Lighting | None = None, threads: int | None = 1) -> View:
+    """Rasterize and shade `surface` as `camera` sees it (angle 0 in the returned `View`)."""
+    start = time.perf_counter()
+    raster = rasterize(surface.vertices, surface.faces, camera, threads=threads)
+    image = shade(raster, surface, camera, lighting)
+    return View(angle_deg=0, camera=camera, image=image, mask=raster.mask, seconds=time.perf_counter() - start)
+
+
+def render_views(
+    surface: Surface, camera: Camera, centre: np.ndarray | None = None, angles_deg: tuple[int, ...] = ANGLES_DEG,
+    lighting: Lighting | None = None, threads: int | None = 1,
+) -> list[View]:
+    """The turntable at the input camera's resolution; `centre` defaults to the body's bounding-box centre."""
+    centre = body_centre(surface.vertices) if centre is None else centre
+    views = []
+    for angle, cam in zip(angles_deg, orbit_cameras(camera, centre, angles_deg), strict=True):
+        views.append(replace(render_view(surface, cam, lighting, threads), angle_deg=angle))
+    return views
+
+
+def contact_sheet(views: list[View], columns: int = 4, scale: float = 0.5) -> np.ndarray:
+    """(H', W', 3) uint8: the views in a grid, each scaled by `scale`, in the order given."""
+    import cv2
+
+    tiles = [cv2.resize(v.image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for v in views]
+    height, width = tiles[0].shape[:2]
+    rows = -(-len(tiles) // columns)
+    sheet = np.full((rows * height, columns * width, 3), 255, dtype=np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        sheet[r * height:(r + 1) * height, c * width:(c + 1) * width] = tile
+    return sheet

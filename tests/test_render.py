@@ -1,0 +1,183 @@
+"""The software renderer on small meshes with hand-computed answers: coverage, depth order, barycentrics,
+texture sampling, shading and the turntable cameras."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.backends.protocols import Camera
+from pipeline.render.raster import rasterize
+from pipeline.render.shade import Lighting, Surface, sample_texture, shade, vertex_normals
+from pipeline.render.views import ANGLES_DEG, camera_position, orbit_cameras, render_views
+
+FLAT = Lighting(ambient=1.0, diffuse=0.0, antialias=False)
+
+
+def pinhole(focal: float = 10.0, size: tuple[int, int] = (10, 10)) -> Camera:
+    """Camera frame = world frame, principal point at the origin: u = f x / z, v = f y / z."""
+    return Camera(focal_px=focal, cx=0.0, cy=0.0, rotation=np.eye(3), translation=np.zeros(3), image_size=size)
+
+
+def quad(x0: float, x1: float, y0: float, y1: float, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """A rectangle at depth z as two triangles wound to face a camera at the origin (looking along +z)."""
+    vertices = np.array([[x0, y0, z], [x1, y0, z], [x1, y1, z], [x0, y1, z]], dtype=np.float64)
+    return vertices, np.array([[0, 3, 1], [1, 3, 2]])
+
+
+def box(half: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """A cube centred at the world origin, every triangle wound so its normal points outwards."""
+    corners = np.array([[x, y, z] for x in (-half, half) for y in (-half, half) for z in (-half, half)])
+    quads = [(0, 1, 3, 2), (4, 5, 7, 6), (0, 1, 5, 4), (2, 3, 7, 6), (0, 2, 6, 4), (1, 3, 7, 5)]
+    faces = []
+    for a, b, c, d in quads:
+        for tri in ((a, b, c), (a, c, d)):
+            v = corners[list(tri)]
+            if np.cross(v[1] - v[0], v[2] - v[0]) @ v.mean(axis=0) < 0:
+                tri = (tri[0], tri[2], tri[1])
+            faces.append(tri)
+    return corners, np.array(faces)
+
+
+def front_camera(distance: float = 3.0, size: tuple[int, int] = (60, 80)) -> Camera:
+    """The photo's camera in the body's world frame: in front (at -y), looking along +y, image up = world z."""
+    rotation = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])
+    return Camera(focal_px=100.0, cx=size[0] / 2, cy=size[1] / 2, rotation=rotation,
+                  translation=-rotation @ np.array([0.0, -distance, 0.0]), image_size=size)
+
+
+def test_a_quad_covers_exactly_the_pixels_whose_centres_it_contains() -> None:
+    vertices, faces = quad(0.2, 0.6, 0.3, 0.7, 1.0)  # pixels: u in [2, 6], v in [3, 7]
+    raster = rasterize(vertices, faces, pinhole())
+    expected = np.zeros((10, 10), dtype=bool)
+    expected[3:7, 2:6] = True  # centres 2.5 .. 5.5 and 3.5 .. 6.5
+    np.testing.assert_array_equal(raster.mask, expected)
+    np.testing.assert_allclose(raster.depth[expected], 1.0, rtol=1e-6)
+    assert np.isinf(raster.depth[~expected]).all()
+    assert set(np.unique(raster.triangle[expected])) == {0, 1}
+    assert (raster.triangle[~expected] == -1).all()
+    np.testing.assert_allclose(raster.bary[expected].sum(axis=1), 1.0, atol=1e-6)
+    assert (raster.bary[expected] >= 0).all()
+
+
+@pytest.mark.parametrize("near_first", [True, False])
+def test_the_nearer_triangle_occludes_the_farther_whatever_their_order(near_first: bool) -> None:
+    near_v, near_f = quad(0.2, 0.6, 0.2, 0.6, 1.0)  # pixels 2..5
+    far_v, far_f = quad(0.0, 2.0, 0.0, 2.0, 2.0)  # the whole image, behind
+    parts = [(near_v, near_f), (far_v, far_f)] if near_first else [(far_v, far_f), (near_v, near_f)]
+    vertices = np.concatenate([parts[0][0], parts[1][0]])
+    faces = np.concatenate([parts[0][1], parts[1][1] + 4])
+    raster = rasterize(vertices, faces, pinhole())
+    near_ids = {0, 1} if near_first else {2, 3}
+    assert set(np.unique(raster.triangle[2:6, 2:6])) == near_ids
+    np.testing.assert_allclose(raster.depth[2:6, 2:6], 1.0, rtol=1e-6)
+    np.testing.assert_allclose(raster.depth[7:, 7:], 2.0, rtol=1e-6)
+    assert raster.mask.all()
+
+
+def test_back_faces_are_culled_unless_asked_and_triangles_behind_the_camera_are_skipped() -> None:
+    vertices, faces = quad(0.2, 0.6, 0.3, 0.7, 1.0)
+    flipped = faces[:, ::-1]
+    assert not rasterize(vertices, flipped, pinhole()).mask.any()
+    assert rasterize(vertices, flipped, pinhole(), cull_back=False).mask.sum() == 16
+    behind = vertices * np.array([1.0, 1.0, -1.0])
+    assert not rasterize(behind, faces, pinhole(), cull_back=False).mask.any()
+    straddling = vertices.copy()
+    straddling[0, 2] = -0.5
+    assert rasterize(straddling, faces, pinhole(), cull_back=False).triangle.max() == 1  # only the other one
+
+
+def test_barycentrics_are_perspective_correct_on_a_slanted_quad() -> None:
+    vertices = np.array([[-1.0, -1.0, 2.0], [1.0, -1.0, 6.0], [1.0, 1.0, 6.0], [-1.0, 1.0, 2.0]])
+    faces = np.array([[0, 3, 1], [1, 3, 2]])
+    camera = Camera(focal_px=40.0, cx=32.0, cy=32.0, rotation=np.eye(3), translation=np.zeros(3), image_size=(64, 64))
+    raster = rasterize(vertices, faces, camera)
+    ys, xs = np.nonzero(raster.mask)
+    assert len(ys) > 500
+    bary = raster.bary[ys, xs]
+    points = np.einsum("nk,nkc->nc", bary, vertices[faces[raster.triangle[ys, xs]]])
+    np.testing.assert_allclose(camera.project(points), np.stack([xs + 0.5, ys + 0.5], 1), atol=1e-3)
+    np.testing.assert_allclose(raster.depth[ys, xs], points[:, 2], rtol=1e-5)
+
+
+def test_sample_texture_is_exact_at_texel_centres_and_bilinear_between() -> None:
+    texture = np.array([[[0, 0, 0], [100, 0, 0]], [[0, 200, 0], [100, 200, 0]]], dtype=np.uint8)
+    uv = np.array([[0.25, 0.75], [0.75, 0.75], [0.25, 0.25], [0.5, 0.5]])  # v up: v = 0.75 is the top row
+    colours = sample_texture(texture, uv)
+    np.testing.assert_allclose(colours, [[0, 0, 0], [100, 0, 0], [0, 200, 0], [50, 100, 0]])
+
+
+def test_a_textured_quad_shows_each_quadrant_of_the_texture_where_it_belongs() -> None:
+    quadrants = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [255, 255, 0]]], dtype=np.uint8)
+    texture = np.repeat(np.repeat(quadrants, 8, axis=0), 8, axis=1)  # 16 x 16, four solid quadrants
+    vertices, faces = quad(0.0, 1.6, 0.0, 1.6, 1.0)  # the whole 16 x 16 image
+    uvs = np.array([[0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])  # image top-left = texture top-left
+    surface = Surface(vertices, faces, texture=texture, uvs=uvs, face_uvs=faces)
+    image = shade(rasterize(vertices, faces, pinhole(size=(16, 16))), surface, pinhole(size=(16, 16)), FLAT)
+    for (row, col), colour in {(3, 3): quadrants[0, 0], (3, 12): quadrants[0, 1], (12, 3): quadrants[1, 0],
+                               (12, 12): quadrants[1, 1]}.items():
+        np.testing.assert_array_equal(image[row, col], colour)
+
+
+def test_shading_fills_the_background_and_lights_facing_surfaces_more() -> None:
+    vertices, faces = quad(0.2, 0.6, 0.3, 0.7, 1.0)
+    surface = Surface(vertices, faces, vertex_colours=np.full((4, 3), 200.0))
+    lit = Lighting(direction=(0.0, 0.0, 1.0), ambient=0.2, diffuse=0.8, background=(10, 20, 30), antialias=False)
+    image = shade(rasterize(vertices, faces, pinhole()), surface, pinhole(), lit)
+    np.testing.assert_array_equal(image[0, 0], [10, 20, 30])
+    np.testing.assert_array_equal(image[4, 3], [200, 200, 200])  # the light shines straight at the quad
+    grazing = Lighting(direction=(1.0, 0.0, 0.0), ambient=0.2, diffuse=0.8, antialias=False)
+    np.testing.assert_array_equal(shade(rasterize(vertices, faces, pinhole()), surface, pinhole(), grazing)[4, 3],
+                                  [40, 40, 40])
+    np.testing.assert_allclose(vertex_normals(vertices, faces), np.tile([0.0, 0.0, -1.0], (4, 1)))
+
+
+def test_antialiasing_softens_only_the_silhouette() -> None:
+    vertices, faces = quad(0.2, 0.6, 0.3, 0.7, 1.0)
+    surface = Surface(vertices, faces, vertex_colours=np.zeros((4, 3)))
+    soft = Lighting(ambient=1.0, diffuse=0.0, background=(255, 255, 255))
+    image = shade(rasterize(vertices, faces, pinhole()), surface, pinhole(), soft)
+    assert 0 < image[3, 1, 0] < 255 and 0 < image[3, 2, 0] < 255  # either side of the left edge
+    np.testing.assert_array_equal(image[0, 0], [255, 255, 255])
+
+
+def test_orbit_angle_000_is_the_input_camera_and_all_are_equidistant_from_the_centre() -> None:
+    camera = front_camera()
+    centre = np.array([0.1, 0.05, 0.3])
+    cameras = orbit_cameras(camera, centre)
+    assert len(cameras) == 8 and cameras[0] == camera
+    distances = [np.linalg.norm(camera_position(c) - centre) for c in cameras]
+    np.testing.assert_allclose(distances, distances[0], rtol=1e-9)
+    for cam in cameras:
+        assert cam.focal_px == camera.focal_px and (cam.cx, cam.cy) == (camera.cx, camera.cy)
+        assert cam.image_size == camera.image_size
+        np.testing.assert_allclose(cam.rotation @ cam.rotation.T, np.eye(3), atol=1e-12)
+        np.testing.assert_allclose(cam.project(centre[None]), camera.project(centre[None]), atol=1e-9)
+    heights = [camera_position(c)[2] for c in cameras]
+    np.testing.assert_allclose(heights, heights[0], atol=1e-12)  # the turn is about the vertical only
+
+
+@pytest.mark.parametrize(("angle", "seen"), [(0, "front"), (90, "right"), (180, "back"), (270, "left")])
+def test_the_orbit_sees_front_right_back_and_left_in_turn(angle: int, seen: str) -> None:
+    """The person faces -y and their left is +x: 000 sees the front (-y), 180 the back (+y), 090 their right."""
+    vertices, faces = box()
+    normal_of_side = {"front": [0, -1, 0], "back": [0, 1, 0], "right": [-1, 0, 0], "left": [1, 0, 0]}
+    camera = orbit_cameras(front_camera(), np.zeros(3), (angle,))[0]
+    raster = rasterize(vertices, faces, camera)
+    tri = raster.triangle[40, 30]
+    a, b, c = vertices[faces[tri]]
+    normal = np.cross(b - a, c - a)
+    np.testing.assert_allclose(normal / np.linalg.norm(normal), normal_of_side[seen], atol=1e-9)
+    marker = np.array(normal_of_side[seen]) * 0.2  # the centre of the side seen projects to the image centre
+    np.testing.assert_allclose(camera.project(marker[None])[0], [30.0, 40.0], atol=1e-9)
+
+
+def test_render_views_gives_eight_angles_at_the_input_resolution() -> None:
+    vertices, faces = box()
+    surface = Surface(vertices, faces)
+    views = render_views(surface, front_camera(), centre=np.zeros(3))
+    assert [v.angle_deg for v in views] == list(ANGLES_DEG)
+    for view in views:
+        assert view.image.shape == (80, 60, 3) and view.image.dtype == np.uint8
+        assert view.mask[40, 30] and not view.mask[0, 0]
+    assert views[0].mask.sum() < views[1].mask.sum()  # at 045 two sides of the cube show
