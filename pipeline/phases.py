@@ -41,8 +41,8 @@ PHASES: tuple[Phase, ...] = (
         name="avatar",
         needs=("person",),
         spec="person",
-        writes="body landmarks, person mask, face bank, fitted 3D body (GLB), camera, measurements",
-        version="1",
+        writes="body landmarks, person mask, face bank, fitted 3D body (GLB), camera, measurements, photo",
+        version="2",
     ),
     Phase(
         name="wardrobe",

@@ -19,6 +19,12 @@ def decode_rgb(data: bytes) -> np.ndarray:
         return np.asarray(upright.convert("RGB"), dtype=np.uint8).copy()
 
 
+def jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
 def decode_mask(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as image:
         return np.asarray(image.convert("L"), dtype=np.float32) / 255.0

@@ -69,6 +69,7 @@ def build_avatar(task: PhaseTask, io: PhaseIO, backends: AvatarBackends) -> Phas
     io.write("camera.json", camera_record(fit).to_bytes(), "application/json")
     io.write("keypoints.json", encode.keypoints_json(person, fit), "application/json")
     io.write("mask.png", encode_png(person.mask), "image/png")
+    io.write("photo.jpg", encode.jpeg(rgb), "image/jpeg")  # upright, as analysed: what phase 3 projects
     io.write("face_bank.json", face_bank(task, backends.faces, face).to_bytes(), "application/json")
     io.write("measurements.json", measurements.model_dump_json(indent=2).encode(), "application/json")
     io.write("overlay.png", encode_png(overlay), "image/png")
