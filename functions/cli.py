@@ -21,6 +21,7 @@ from infra.folder_store import FolderStore
 from infra.settings import Settings
 from infra.watcher import FolderWatcher
 from pipeline import layout
+from pipeline.manifests import ResultManifest
 from pipeline.phases import PHASES
 from pipeline.plan import JobPlan
 from pipeline.sample import sample_garment, sample_person
@@ -122,6 +123,7 @@ def _report_job(store: FolderStore, job: str, missing: dict[str, str], elapsed: 
     manifest = result_manifest(store, job)
     if plan is not None and manifest is not None and manifest.plan_hash == plan.plan_hash:
         console.print(f"[green]succeeded[/] in {elapsed:.1f} s: {store.root / layout.result_prefix(job)}")
+        _print_result(store, job, manifest)
         return 0
     error = job_error(store, job)
     if plan is not None and error is not None and error.plan_hash == plan.plan_hash:
@@ -139,6 +141,23 @@ def _report_job(store: FolderStore, job: str, missing: dict[str, str], elapsed: 
     else:
         console.print(f"[yellow]incomplete[/]: job {job} did not finish in time; `dropfit status` shows where it is")
     return EXIT_INCOMPLETE
+
+
+def _print_result(store: FolderStore, job: str, manifest: ResultManifest) -> None:
+    """The files a person opens first, and the fit verdict in a line."""
+    folder = store.root / layout.result_prefix(job)
+    names = {f.name for f in manifest.files}
+    for name in ("model.glb", "contact_sheet.jpg", "angles/000.png"):
+        if name in names:
+            console.print(f"  {folder / name}", highlight=False)
+    fitting = manifest.phases["fitting"].data if "fitting" in manifest.phases else {}
+    if fitting:
+        cues = ", ".join(fitting.get("prompt_cues", []))
+        console.print(f"  fit: size {fitting.get('size_evaluated')} is {fitting.get('overall_fit')} "
+                      f"(recommended: {fitting.get('recommended_size')}); {cues}", highlight=False)
+        front = fitting.get("identity_distance", {}).get("000")
+        console.print(f"  identity at 000: {'not checked' if front is None else f'distance {front:.2f}'}; "
+                      f"flags: {', '.join(fitting.get('quality_flags', [])) or 'none'}", highlight=False)
 
 
 def _print_finished_phases(store: FolderStore, plan: JobPlan) -> None:

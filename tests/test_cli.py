@@ -32,16 +32,16 @@ def test_help_teaches_the_layout_and_commands(tmp_path: Path) -> None:
     assert "Exit codes" in run_help and "--job-spec" in run_help
 
 
-def test_demo_runs_on_a_fresh_folder_and_says_what_is_missing(tmp_path: Path) -> None:
+def test_demo_runs_on_a_fresh_folder_and_points_at_the_results(tmp_path: Path) -> None:
     result = dropfit("demo", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "avatar done" in result.stdout and "overlay.png" in result.stdout
-    assert "not in this build yet" in result.stdout
+    assert "succeeded" in result.stdout and "model.glb" in result.stdout and "contact_sheet.jpg" in result.stdout
+    assert "fit: size" in result.stdout and "identity at 000: distance" in result.stdout
     assert "W0000" not in result.stderr and "XNNPACK" not in result.stderr  # no native start-up noise
-    plan = json.loads((tmp_path / "dropfit-demo/work/jobs/demo/plan.json").read_text())
-    assert set(plan["runs"]) == {"avatar", "wardrobe", "fitting", "viewer3d"}
-    avatar = tmp_path / "dropfit-demo/work/avatar" / plan["runs"]["avatar"]["key"]
-    assert (avatar / "_manifest.json").is_file() and (avatar / "overlay.png").is_file()
+    results = tmp_path / "dropfit-demo/results/demo"
+    manifest = json.loads((results / "manifest.json").read_text())
+    assert set(manifest["phases"]) == {"avatar", "wardrobe", "fitting", "viewer3d"}
+    assert (results / "model.glb").read_bytes()[:4] == b"glTF" and (results / "angles/315.png").is_file()
     again = dropfit("demo", cwd=tmp_path)
     assert again.returncode == 0 and "✓ intake" not in again.stdout  # same inputs: no new work
 
@@ -65,20 +65,20 @@ def test_run_refuses_a_photo_with_no_person_with_exit_1_and_says_what_to_do(tmp_
     assert "one standing person" in result.stdout
 
 
-def test_run_with_a_job_spec_stops_incomplete_with_exit_3_and_status_shows_it(tmp_path: Path) -> None:
+def test_run_with_a_job_spec_succeeds_and_status_shows_it(tmp_path: Path) -> None:
     (tmp_path / "p.png").write_bytes(sample_person())
     (tmp_path / "g.jpg").write_bytes(photo((40, 40, 200)))
     (tmp_path / "job.json").write_text(json.dumps({"person": {"height_cm": 180}}))
     result = dropfit("run", "p.png", "g.jpg", "--bucket", "b", "--job-spec", "job.json", cwd=tmp_path)
-    assert result.returncode == 3, result.stdout + result.stderr
-    assert "incomplete" in result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "succeeded" in result.stdout
     assert (tmp_path / "b/incoming").is_dir()
     job_id = next((tmp_path / "b/incoming").iterdir()).name
     assert (tmp_path / f"b/incoming/{job_id}/person.png").is_file()
     table = dropfit("status", "b", cwd=tmp_path).stdout
-    assert job_id in table and "not in this build" in table
+    assert job_id in table and "succeeded" in table
     detail = dropfit("status", "b", job_id, cwd=tmp_path).stdout
-    assert "avatar" in detail and "done" in detail and "unavailable" in detail
+    assert "viewer3d" in detail and "done" in detail and "unavailable" not in detail
 
 
 def test_run_refuses_a_missing_file_and_a_bad_extension(tmp_path: Path) -> None:
@@ -117,13 +117,13 @@ def test_watch_picks_up_files_copied_into_the_folder(tmp_path: Path) -> None:
     assert watcher.returncode in (0, 130)
 
 
-def test_run_with_a_dev_pair_completes_phases_1_and_2(tmp_path: Path, dev_people: list[Path],
-                                                       dev_garments: list[Path]) -> None:
+def test_run_with_a_dev_pair_publishes_the_results(tmp_path: Path, dev_people: list[Path],
+                                                   dev_garments: list[Path]) -> None:
     result = dropfit("run", str(dev_people[0]), str(dev_garments[0]), "--bucket", "b", "--job-id", "dev",
                      cwd=tmp_path)
-    assert result.returncode == 3, result.stdout + result.stderr
-    assert "avatar done" in result.stdout and "wardrobe done" in result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr
     plan = json.loads((tmp_path / "b/work/jobs/dev/plan.json").read_text())
     for phase in ("avatar", "wardrobe"):
         manifest = json.loads((tmp_path / f"b/work/{phase}/{plan['runs'][phase]['key']}/_manifest.json").read_text())
         assert {"overlay.png"} <= {f["name"] for f in manifest["files"]}
+    assert (tmp_path / "b/results/dev/model.glb").is_file()

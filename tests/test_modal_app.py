@@ -60,7 +60,10 @@ def test_run_task_runs_the_same_handlers_locally_against_s3(s3_env, s3_client, s
     avatar = modal_deploy.run_task.local("avatar", plan.run("avatar").key, s3_bucket)  # the real models, on S3
     assert (avatar["outcome"], avatar["detail"]) == ("done", "done"), avatar
     assert run_manifest(S3Store(s3_client, s3_bucket), "avatar", plan.run("avatar").key) is not None
-    missing = next(name for name in ("wardrobe", "fitting", "viewer3d") if name in product_registry().missing())
+    missing = next((name for name in ("wardrobe", "fitting", "viewer3d") if name in product_registry().missing()),
+                   None)
+    if missing is None:
+        return  # every phase is in this build; test_each_phase_function_runs_through_local_against_s3 runs them
     later = modal_deploy.run_task.local(missing, plan.run(missing).key, s3_bucket)
     assert later["outcome"] == "unavailable" and "not in this build" in later["detail"]
     assert s3_client.list_objects_v2(Bucket=s3_bucket, Prefix=layout.claim_key(missing, plan.run(missing).key))[

@@ -1,0 +1,108 @@
+"""Phase 3, fitting: avatar + wardrobe -> fit report, the dressed body, the 8 angles, identity and quality flags.
+
+Reads the avatar's body (posed mesh, camera, upright photo, mask, face bank, measurements) and the
+wardrobe's analysis (garment.json, cutout); computes the P2P fit report; dresses the body (the garment's
+texture on its region, offset by the ease; the person's own appearance elsewhere); renders the turntable
+at the photo's resolution; checks identity on every angle where a face is visible; flags what a person
+should look at before trusting the result.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from pipeline.avatar.contracts import FaceBank
+from pipeline.avatar.encode import camera_from_dict, decode_mask, decode_rgb, jpeg, load_npz, npz
+from pipeline.backends.protocols import FaceEmbedder
+from pipeline.body.measure import Measurements
+from pipeline.fitting.contracts import FitReport
+from pipeline.fitting.dress import DressedBody, dress_body
+from pipeline.fitting.fit_report import fit_report
+from pipeline.fitting.identity import AngleIdentity, identity_per_angle
+from pipeline.images import encode_png
+from pipeline.phase_api import PhaseIO, PhaseResult, PhaseTask
+from pipeline.render.shade import Lighting, Surface
+from pipeline.render.views import View, contact_sheet, render_views
+from pipeline.wardrobe.contracts import GarmentAnalysis
+
+# The atlas already carries the photo's own light and shade: a soft light only adds shape where the photo
+# has none (the back, the garment's flat texture), so angle 000 keeps the photo's tones.
+PHOTO_LIGHT = Lighting(ambient=0.82, diffuse=0.25)
+
+
+@dataclass(frozen=True)
+class FittingBackends:
+    faces: FaceEmbedder
+
+
+def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> PhaseResult:
+    body = load_npz(io.read_upstream("avatar", "body.npz"))
+    camera = camera_from_dict(json.loads(io.read_upstream("avatar", "camera.json")))
+    photo = decode_rgb(io.read_upstream("avatar", "photo.jpg"))
+    bank = FaceBank.model_validate_json(io.read_upstream("avatar", "face_bank.json"))
+    measurements = Measurements.model_validate_json(io.read_upstream("avatar", "measurements.json"))
+    garment = GarmentAnalysis.model_validate_json(io.read_upstream("wardrobe", "garment.json"))
+    report = fit_report(measurements, garment)
+    dressed = dress_body(
+        body["vertices"], body["faces"], body["uvs"], body["face_uvs"], camera, photo,
+        decode_mask(io.read_upstream("avatar", "mask.png")), rgba(io.read_upstream("wardrobe", "cutout.png")),
+        garment.category.value, {r.region: r.effective_ease_cm for r in report.regions},
+        keypoints_3d=body["keypoints_3d"], rest_vertices=body["rest_vertices"],
+        garment_texture=decode_rgb(io.read_upstream("wardrobe", "texture.png")),
+    )
+    views = render_views(Surface(dressed.vertices, body["faces"], dressed.atlas, body["uvs"], body["face_uvs"]),
+                         camera, lighting=PHOTO_LIGHT)
+    identity = identity_per_angle(backends.faces, bank, views)
+    flags = quality_flags(bank, identity, dressed)
+    write_outputs(io, report, dressed, body, views, identity, flags)
+    return PhaseResult(data=summary(report, identity, flags, dressed),
+                       backends={"faces": f"{backends.faces.name} {backends.faces.version}",
+                                 "renderer": "dropfit torch rasterizer 1", "dress": "uv-atlas projection 1"})
+
+
+def rgba(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGBA"), dtype=np.uint8).copy()
+
+
+def quality_flags(bank: FaceBank, identity: list[AngleIdentity], dressed: DressedBody) -> list[str]:
+    """What should stop a person from trusting the result without a look."""
+    flags = []
+    front = identity[0]
+    if bank.references and (front.distance is None or front.distance >= bank.threshold):
+        flags.append("identity: the 000 view's face does not match the person photo's")
+    if dressed.coverage <= 0.0:
+        flags.append("garment: the garment covers nothing on the body")
+    return flags
+
+
+def write_outputs(io: PhaseIO, report: FitReport, dressed: DressedBody, body: dict[str, np.ndarray],
+                  views: list[View], identity: list[AngleIdentity], flags: list[str]) -> None:
+    for view in views:
+        io.write(f"angles/{view.angle_deg:03d}.png", encode_png(view.image), "image/png")
+    io.write("contact_sheet.jpg", jpeg(contact_sheet(views, columns=4, scale=0.5), quality=90), "image/jpeg")
+    io.write("atlas.png", encode_png(dressed.atlas), "image/png")
+    io.write("dressed.npz", npz(vertices=dressed.vertices.astype(np.float32), faces=body["faces"],
+                                uvs=body["uvs"], face_uvs=body["face_uvs"]))
+    io.write("fit_report.json", report.model_dump_json(indent=2).encode(), "application/json")
+    record = {"schema_version": 1, "identity": [i.as_dict() for i in identity], "quality_flags": flags,
+              "garment_coverage": round(dressed.coverage, 4)}
+    io.write("fitting.json", json.dumps(record, indent=2).encode(), "application/json")
+
+
+def summary(report: FitReport, identity: list[AngleIdentity], flags: list[str], dressed: DressedBody
+            ) -> dict[str, object]:
+    return {
+        "size_evaluated": report.size_evaluated,
+        "recommended_size": report.recommended_size,
+        "overall_fit": report.overall_label,
+        "prompt_cues": list(report.prompt_cues),
+        "identity_distance": {f"{i.angle_deg:03d}": i.distance for i in identity},
+        "quality_flags": flags,
+        "garment_coverage": round(dressed.coverage, 4),
+    }
