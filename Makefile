@@ -33,6 +33,7 @@ test: setup
 bench: setup
 	$(BIN)/python -m bench.spine
 	$(BIN)/python -m bench.phases
+	$(BIN)/python -m bench.job
 
 lint: setup
 	$(BIN)/ruff check functions pipeline events infra tests bench modal_deploy.py

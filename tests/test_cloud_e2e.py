@@ -30,6 +30,7 @@ from infra.s3_store import S3Store
 from pipeline import layout
 from pipeline.manifests import ResultManifest
 from pipeline.phases import PHASES
+from pipeline.sample import sample_garment, sample_person
 from pipeline.state import read_model
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -130,3 +131,28 @@ def test_apply_upload_drain_publishes_and_tells_the_webhook_once(moto_server, s3
     assert again.exit_code == 0, again.output
     assert len(receiver.requests) == 1, "a second drain tells no one twice"
     assert [log.count(p.name) for p in PHASES] == [1, 1, 1, 1]
+
+
+def test_the_real_phases_run_through_the_cloud_path_to_a_glb_and_8_angles(moto_server, s3_client, s3_bucket,
+                                                                           receiver, env) -> None:
+    """The same wiring with the product's own phases (CPU models): what a self-hosted user gets."""
+    aws = ["--bucket", s3_bucket, "--endpoint-url", moto_server.endpoint_url, "--region", moto_server.region]
+    runner = CliRunner()
+    assert runner.invoke(dropfit, ["infra", "apply", *aws], env=env).exit_code == 0
+    spec = {"subscribers": [{"url": receiver.url}]}
+    s3_client.put_object(Bucket=s3_bucket, Key="incoming/real/job.json", Body=json.dumps(spec).encode())
+    s3_client.put_object(Bucket=s3_bucket, Key="incoming/real/person.png", Body=sample_person())
+    s3_client.put_object(Bucket=s3_bucket, Key="incoming/real/garment.png", Body=sample_garment())
+    product = typer.Typer()
+    cloud_cli.register(product)
+    worked = runner.invoke(product, ["worker", *aws, "--until-idle"], env=env)
+    assert worked.exit_code == 0, worked.output
+    store = S3Store(s3_client, s3_bucket)
+    manifest = read_model(store, layout.result_manifest_key("real"), ResultManifest)
+    assert manifest is not None, worked.output
+    names = {f.name for f in manifest.files}
+    assert {"model.glb", "contact_sheet.jpg"} | {f"angles/{a:03d}.png" for a in range(0, 360, 45)} <= names
+    assert len(receiver.requests) == 1
+    headers, body = receiver.requests[0]
+    event = Webhook(SECRET).verify(body, headers)
+    assert event["type"] == "dropfit.job.succeeded" and event["data"]["links"]["glb"]
