@@ -74,6 +74,9 @@ def plan_incoming_job(store: ObjectStore, job_id: str) -> JobPlan | None:
                 refs[part], data = _input_ref(store, files[part])
                 if part == "spec":
                     spec = parse_job_spec(data)
+                    if spec.person.references:
+                        raise InvalidInput("job.json: person.references is for catalog batches only",
+                                           "remove it, or run the photos as a catalog batch (README)")
                 else:
                     inspect_image(data, ROLE_WORDS[part])
     except ObjectNotFound:
@@ -135,10 +138,11 @@ def plan_batch(store: ObjectStore, batch_id: str) -> tuple[BatchPlan, BatchSpec,
     names = {info.key: info.key.rsplit("/", 1)[1] for info in people + garments}
     batch = build_batch_plan(batch_id, marker.etag, [names[i.key] for i in people], [names[i.key] for i in garments])
     by_name = {("person", names[i.key]): i.key for i in people} | {("garment", names[i.key]): i.key for i in garments}
+    people_refs = {names[i.key]: checked[i.key] for i in people}
     plans = []
     for pair in batch.jobs:
         pkey, gkey = by_name[("person", pair.person)], by_name[("garment", pair.garment)]
-        plans.append(_pair_plan(batch_id, pair.job_id, checked[pkey], checked[gkey], batch_spec, pair))
+        plans.append(_pair_plan(batch_id, pair.job_id, checked[pkey], checked[gkey], batch_spec, pair, people_refs))
     return batch, batch_spec, plans
 
 
@@ -151,14 +155,35 @@ def _checked_ref(store: ObjectStore, info: ObjectInfo, role: str) -> tuple[Input
     return ref, None
 
 
-def _pair_plan(batch_id: str, job_id: str, person: tuple[InputRef, InvalidInput | None],
-               garment: tuple[InputRef, InvalidInput | None], batch_spec: BatchSpec, pair: BatchPair) -> JobPlan:
+Checked = tuple[InputRef, InvalidInput | None]
+
+
+def _pair_plan(batch_id: str, job_id: str, person: Checked, garment: Checked, batch_spec: BatchSpec,
+               pair: BatchPair, people: dict[str, Checked]) -> JobPlan:
     inputs = {"person": person[0], "garment": garment[0]}
-    problem = person[1] or garment[1]
-    if problem is not None:
-        return refused_plan(job_id, inputs, problem.reason, problem.user_action, batch_id=batch_id)
     spec = batch_spec.spec.model_copy(update={
         "person": batch_spec.people.get(pair.person, batch_spec.spec.person),
         "garment": batch_spec.garments.get(pair.garment, batch_spec.spec.garment),
     })
+    problem = person[1] or garment[1]
+    try:
+        inputs |= face_references(spec.person.references, people, pair.person)
+    except InvalidInput as exc:
+        problem = problem or exc
+    if problem is not None:
+        return refused_plan(job_id, inputs, problem.reason, problem.user_action, batch_id=batch_id)
     return build_plan(job_id, inputs, spec, batch_id=batch_id)
+
+
+def face_references(names: tuple[str, ...], people: dict[str, Checked], person: str) -> dict[str, InputRef]:
+    """`face_ref_1`, ... : the other photos of this person that batch.json names, as avatar inputs."""
+    refs: dict[str, InputRef] = {}
+    for n, name in enumerate(dict.fromkeys(r for r in names if r != person), start=1):
+        if name not in people:
+            raise InvalidInput(f"batch.json names {name!r} as another photo of {person}, but people/ has no such file",
+                               "list file names that are under people/ in the same batch")
+        ref, problem = people[name]
+        if problem is not None:
+            raise problem
+        refs[f"face_ref_{n}"] = ref
+    return refs

@@ -25,7 +25,10 @@ class Phase:
     spec: SpecPart
     writes: str
     version: str  # bump when the phase's output for the same inputs changes: old runs are not reused
-    optional: tuple[InputName, ...] = ()  # inputs used when present; never waited for
+    optional: tuple[str, ...] = ()  # inputs used when present, never waited for; "name*" matches a prefix
+
+    def uses_optional(self, input_name: str) -> bool:
+        return any(input_name == o or (o.endswith("*") and input_name.startswith(o[:-1])) for o in self.optional)
 
     @property
     def input_needs(self) -> tuple[str, ...]:
@@ -43,6 +46,7 @@ PHASES: tuple[Phase, ...] = (
         spec="person",
         writes="body landmarks, person mask, face bank, fitted 3D body (GLB), camera, measurements, photo",
         version="2",
+        optional=("face_ref_*",),  # catalog: other photos of the same person, for the face bank
     ),
     Phase(
         name="wardrobe",

@@ -72,7 +72,8 @@ def _spec_part(spec: JobSpec, phase: Phase) -> str:
 def plan_runs(inputs: dict[str, InputRef], spec: JobSpec) -> dict[str, RunRef]:
     runs: dict[str, RunRef] = {}
     for phase in PHASES:
-        needs = {n: inputs[n].sha256 for n in (*phase.input_needs, *phase.optional) if n in inputs}
+        needs = {n: inputs[n].sha256 for n in phase.input_needs}
+        needs.update({n: ref.sha256 for n, ref in inputs.items() if phase.uses_optional(n)})
         needs.update({n: runs[n].key for n in phase.phase_needs})
         identity = [phase.name, phase.version, _spec_part(spec, phase)]
         identity += [f"{n}={v}" for n, v in sorted(needs.items())]

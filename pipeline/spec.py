@@ -19,6 +19,10 @@ class PersonSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     height_cm: float | None = Field(default=None, ge=100, le=230, description="the person's height")
+    references: tuple[str, ...] = Field(
+        default=(), max_length=8,
+        description="catalog only: other photos of the same person (file names under people/), added to the "
+                    "face bank that identity checks compare against")
 
 
 class SizeRow(BaseModel):

@@ -52,8 +52,11 @@ def build_avatar(task: PhaseTask, io: PhaseIO, backends: AvatarBackends) -> Phas
     quality = fit_quality(fit, body_mask, person.mask)
     measurements = measure(fit)
     notes = list(person.notes)
-    if face is None:
+    bank = face_bank(task, io, backends.faces, face)
+    if not bank.references:
         notes.append("no face visible: identity checks will be skipped")
+    elif face is None:
+        notes.append("no face in this photo: identity checks use the batch's other photos of the person")
     if task.spec.person.height_cm is None:
         notes.append(f"no height in job.json: assumed {DEFAULT_HEIGHT_CM:.0f} cm, so absolute sizes are estimates")
     used = {"landmarker": backends.landmarker, "faces": backends.faces, "body": backends.body}
@@ -70,7 +73,7 @@ def build_avatar(task: PhaseTask, io: PhaseIO, backends: AvatarBackends) -> Phas
     io.write("keypoints.json", encode.keypoints_json(person, fit), "application/json")
     io.write("mask.png", encode_png(person.mask), "image/png")
     io.write("photo.jpg", encode.jpeg(rgb), "image/jpeg")  # upright, as analysed: what phase 3 projects
-    io.write("face_bank.json", face_bank(task, backends.faces, face).to_bytes(), "application/json")
+    io.write("face_bank.json", bank.to_bytes(), "application/json")
     io.write("measurements.json", measurements.model_dump_json(indent=2).encode(), "application/json")
     io.write("overlay.png", encode_png(overlay), "image/png")
     io.write("avatar.json", record.to_bytes(), "application/json")
@@ -116,13 +119,23 @@ def measurements_dict(measurements: object) -> dict[str, dict[str, float | str]]
     return {name: value for name, value in data.items() if isinstance(value, dict)}
 
 
-def face_bank(task: PhaseTask, embedder: FaceEmbedder, face: Face | None) -> FaceBank:
-    name = f"{embedder.name} {embedder.version}"
-    if face is None:
-        return FaceBank(backend=name, threshold=embedder.threshold, skipped_reason="no face visible in the photo")
-    ref = FaceReference(source=task.inputs["person"].key, box=tuple(int(v) for v in face.box),  # type: ignore[arg-type]
-                        embedding=tuple(round(float(v), 6) for v in face.embedding))
-    return FaceBank(backend=name, threshold=embedder.threshold, references=(ref,))
+def face_bank(task: PhaseTask, io: PhaseIO, embedder: FaceEmbedder, face: Face | None) -> FaceBank:
+    """The person photo's face, then the largest face of each other photo of the same person (a catalog's
+    `references`), so identity checks compare against every view of the person the user gave."""
+    found = [] if face is None else [reference(task.inputs["person"].key, face)]
+    for name in sorted(n for n in task.inputs if n.startswith("face_ref_")):
+        faces = embedder.faces(encode.decode_rgb(io.read_input(name)))
+        if faces:
+            found.append(reference(task.inputs[name].key, faces[0]))
+    backend = f"{embedder.name} {embedder.version}"
+    if not found:
+        return FaceBank(backend=backend, threshold=embedder.threshold, skipped_reason="no face visible in the photo")
+    return FaceBank(backend=backend, threshold=embedder.threshold, references=tuple(found))
+
+
+def reference(source: str, face: Face) -> FaceReference:
+    return FaceReference(source=source, box=tuple(int(v) for v in face.box),  # type: ignore[arg-type]
+                         embedding=tuple(round(float(v), 6) for v in face.embedding))
 
 
 def camera_record(fit: BodyFit) -> CameraRecord:
