@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -24,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from bench.devdata import DEV_DATA
 from pipeline.backends.protocols import BodyFit, PersonObservation
 
-DEFAULT_PHOTOS = Path(os.environ.get("DROPFIT_DEV_DATA", Path(__file__).resolve().parents[2] / "shared/data/tryon"))
+DEFAULT_PHOTOS = DEV_DATA
 
 
 def detect(pose: Any, rgb: np.ndarray) -> PersonObservation | None:

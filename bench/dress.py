@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.dress [--out /tmp/dress-bench] [--buckets /tmp/dress-bench/buckets] [--repeat 3]
 
 Runs `dropfit demo` plus `dropfit run` on 3 development pairs (upper, lower, full; photos from
-$DROPFIT_DEV_DATA, default /work/shared/data/tryon) into `--buckets` (re-used when already there), dresses each
+$DROPFIT_DEV_DATA, default ../shared/data/tryon) into `--buckets` (re-used when already there), dresses each
 avatar with its wardrobe garment and a fixed ease (chest 10, waist 12, hip 8 cm), prints the median seconds of
 `dress_body` (1024 atlas) and its coverage, and writes the atlas and renders at 000 / 090 / 180 per case into
 `--out` (never into the repo).
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-DEV = Path(os.environ.get("DROPFIT_DEV_DATA", "/work/shared/data/tryon"))
+from bench.devdata import DEV_DATA
+
+DEV = DEV_DATA
 PAIRS = {"01008_00": "00055_00", "049205_0": "051412_1", "051482_0": "051998_1"}  # person -> garment
 EASE = {"chest": 10.0, "waist": 12.0, "hip": 8.0}
 

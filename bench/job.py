@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import statistics
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.devdata import DEV_DATA, dev_photos
 from functions.app import LocalApp, build_local
 from infra.settings import Settings
 from pipeline import layout
@@ -31,7 +31,6 @@ from pipeline.sample import sample_garment, sample_person
 from pipeline.state import job_error, job_status, load_plan, read_model
 
 ROOT = Path(__file__).resolve().parents[1]
-DEV_DATA = Path(os.environ.get("DROPFIT_DEV_DATA", ROOT.parent / "shared/data/tryon"))
 PHASES = ("avatar", "wardrobe", "fitting", "viewer3d")
 
 
@@ -58,8 +57,7 @@ def run_job(app: LocalApp, job: str, person: tuple[bytes, str], garment: tuple[b
 
 
 def pairs(count: int) -> list[tuple[Path, Path]]:
-    people = sorted(p for p in (DEV_DATA / "people").glob("*") if p.suffix.lower() in (".jpg", ".png"))
-    garments = sorted(p for p in (DEV_DATA / "garments").glob("*") if p.suffix.lower() in (".jpg", ".png"))
+    people, garments = dev_photos("people"), dev_photos("garments")
     if not people or not garments:
         raise SystemExit(f"no development photos under {DEV_DATA}; set DROPFIT_DEV_DATA")
     step = max(1, len(garments) // count)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -29,11 +28,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from bench.devdata import DEV_DATA
 from pipeline.backends.dlib_face import DlibFaceEmbedder
 from pipeline.backends.mediapipe_person import MediapipePersonLandmarker
 from pipeline.backends.protocols import Face, PersonObservation
 
-DEFAULT_PHOTOS = Path(os.environ.get("DROPFIT_DEV_DATA", Path(__file__).resolve().parents[2] / "shared/data/tryon"))
+DEFAULT_PHOTOS = DEV_DATA
 LANDMARKS_TARGET_S = 0.15
 FACES_TARGET_S = 0.2
 SKELETON = ((11, 12), (11, 13), (13, 15), (12, 14), (14, 16), (11, 23), (12, 24), (23, 24), (23, 25), (25, 27),

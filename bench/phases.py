@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from bench.devdata import DEV_DATA, dev_photos
 from infra.folder_store import FolderStore
 from pipeline.errors import InvalidInput
 from pipeline.phase_api import PhaseIO, PhaseRegistry, PhaseTask
@@ -34,7 +35,6 @@ from pipeline.registry import product_registry
 from pipeline.spec import JobSpec
 
 ROOT = Path(__file__).resolve().parents[1]
-DEV_DATA = Path(os.environ.get("DROPFIT_DEV_DATA", ROOT.parent / "shared/data/tryon"))
 TARGETS_S = {"avatar": 1.5, "wardrobe": 0.5}
 INPUT_OF = {"avatar": "person", "wardrobe": "garment"}
 
@@ -101,8 +101,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out/phases.json")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 2)
-    photos = {kind: sorted(p for p in (DEV_DATA / kind).glob("*") if p.suffix.lower() in (".jpg", ".png"))
-              for kind in ("people", "garments")}
+    photos = {kind: dev_photos(kind) for kind in ("people", "garments")}
     if not photos["people"] or not photos["garments"]:
         raise SystemExit(f"no development photos under {DEV_DATA}; set DROPFIT_DEV_DATA")
     photos["people"] = photos["people"][: args.people or None]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -27,7 +26,9 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_PHOTOS = Path(os.environ.get("DROPFIT_DEV_DATA", Path(__file__).resolve().parents[2] / "shared/data/tryon"))
+from bench.devdata import DEV_DATA
+
+DEFAULT_PHOTOS = DEV_DATA
 TARGET_MS = 500.0
 TILE = (192, 256)
 

@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
+from bench.devdata import DEV_DATA, dev_photos
 from infra.folder_store import FolderStore
 from infra.s3_store import S3Store, client_config
 from pipeline.storage import ObjectStore
@@ -98,28 +99,18 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
 
 # ---- the development photos (../shared/data/tryon; never copied into the repo) ------------------------
 
-DEV_DATA = Path(os.environ.get("DROPFIT_DEV_DATA", Path(__file__).resolve().parents[1].parent / "shared/data/tryon"))
-
-
-def dev_photos(kind: str) -> list[Path]:
-    """The dev photos of one kind ('people' or 'garments'), sorted; empty when the folder is absent."""
-    folder = DEV_DATA / kind
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+def _require(kind: str) -> list[Path]:
+    photos = dev_photos(kind)
+    if not photos:
+        pytest.skip(f"the development photos are absent ({DEV_DATA}/{kind}); set DROPFIT_DEV_DATA to use them")
+    return photos
 
 
 @pytest.fixture(scope="session")
 def dev_people() -> list[Path]:
-    photos = dev_photos("people")
-    if not photos:
-        pytest.skip(f"the development photos are absent ({DEV_DATA}/people); set DROPFIT_DEV_DATA to use them")
-    return photos
+    return _require("people")
 
 
 @pytest.fixture(scope="session")
 def dev_garments() -> list[Path]:
-    photos = dev_photos("garments")
-    if not photos:
-        pytest.skip(f"the development photos are absent ({DEV_DATA}/garments); set DROPFIT_DEV_DATA to use them")
-    return photos
+    return _require("garments")

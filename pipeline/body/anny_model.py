@@ -1,9 +1,9 @@
 """Load anny once per process from a project-controlled cache folder, building that cache on first use.
 
 anny builds its model data on first use (~60 s, ~790 MB) and caches it under `ANNY_CACHE_DIR`, which
-defaults to the home directory. Here the folder is always explicit: `<repo>/.cache/anny` unless the caller
-passes one, or the environment names another parent `.cache` folder in `DROPFIT_MODEL_CACHE` (read when a
-function runs, never at import). torch and anny are imported inside functions only.
+defaults to the home directory. Here the folder is always explicit: the caller's, else `anny/` under the
+project's model cache (`pipeline.backends.config.default_cache_dir()`; `DROPFIT_MODEL_CACHE_DIR` in the
+settings picks another). `dropfit models prepare` builds it. torch and anny are imported inside functions.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.backends import config
+
 if TYPE_CHECKING:
     from pipeline.body.rig import Rig
 
-CACHE_ENV = "DROPFIT_MODEL_CACHE"  # the parent `.cache` folder; anny's data lives in its `anny/` child
 SKINNING = "lbs"  # dense linear blend skinning in torch: never imports anny's heavy `warp` dependency
 
 _lock = threading.Lock()
@@ -25,10 +26,8 @@ _rigs: dict[Path, Rig] = {}
 
 
 def default_cache_dir() -> Path:
-    """`$DROPFIT_MODEL_CACHE/anny` when the variable is set, else `<repo>/.cache/anny`."""
-    parent = os.environ.get(CACHE_ENV)
-    base = Path(parent) if parent else Path(__file__).resolve().parents[2] / ".cache"
-    return base / "anny"
+    """anny's folder in the project's model cache."""
+    return config.default_cache_dir() / "anny"
 
 
 def is_prepared(cache_dir: Path) -> bool:
