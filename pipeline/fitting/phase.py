@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.avatar.contracts import FaceBank
-from pipeline.avatar.encode import camera_from_dict, decode_mask, decode_rgb, jpeg, load_npz, npz
+from pipeline.avatar.encode import camera_dict, camera_from_dict, decode_mask, decode_rgb, jpeg, load_npz, npz
 from pipeline.backends.protocols import FaceEmbedder
 from pipeline.body.measure import Measurements
 from pipeline.fitting.contracts import FitReport
@@ -86,6 +86,10 @@ def write_outputs(io: PhaseIO, report: FitReport, dressed: DressedBody, body: di
     for view in views:
         io.write(f"angles/{view.angle_deg:03d}.png", encode_png(view.image), "image/png")
     io.write("contact_sheet.jpg", jpeg(contact_sheet(views, columns=4, scale=0.5), quality=90), "image/jpeg")
+    cameras = {"schema_version": 1, "lighting": {"ambient": PHOTO_LIGHT.ambient, "diffuse": PHOTO_LIGHT.diffuse,
+                                                  "direction": list(PHOTO_LIGHT.direction)},
+               "views": [{"angle_deg": v.angle_deg, "camera": camera_dict(v.camera)} for v in views]}
+    io.write("views.json", json.dumps(cameras, indent=2).encode(), "application/json")
     io.write("atlas.png", encode_png(dressed.atlas), "image/png")
     io.write("dressed.npz", npz(vertices=dressed.vertices.astype(np.float32), faces=body["faces"],
                                 uvs=body["uvs"], face_uvs=body["face_uvs"]))
