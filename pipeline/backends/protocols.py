@@ -170,3 +170,62 @@ class VisionLLM(Backend, Protocol):
     def infer_fabric(self, rgb: np.ndarray) -> FabricReading:
         """Fabric properties and category of the garment in a product photo."""
         ...
+
+
+# ---- the GPU stack (issue 6, docs/gpu.md): detection, promptable segmentation, try-on, quality gate ------
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: tuple[int, int, int, int]  # (x0, y0, x1, y1) px
+    score: float
+    label: str = "person"
+
+
+@runtime_checkable
+class PersonDetector(Backend, Protocol):
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Every person found, most confident first; an empty list when there is none."""
+        ...
+
+
+@runtime_checkable
+class PromptSegmenter(Backend, Protocol):
+    def segment_boxes(self, rgb: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> list[np.ndarray]:
+        """(H, W) float32 mask of the main object inside each box, one per box, in one batch."""
+        ...
+
+
+@dataclass(frozen=True)
+class TryOnRequest:
+    """One view to repaint: the render of the dressed body, where to paint the garment, what to keep."""
+
+    render: np.ndarray  # (H, W, 3) uint8: phase 3's render of the dressed body at this angle
+    paint_mask: np.ndarray  # (H, W) float32: 1 where the garment may be painted
+    keep_mask: np.ndarray  # (H, W) float32: 1 where the render must stay as it is (the face)
+    garment: np.ndarray  # (h, w, 3) uint8: the garment photo (background already white)
+    prompt: str  # the fit cues, e.g. "snug across the chest, relaxed waist"
+    seed: int
+
+
+@runtime_checkable
+class TryOnPainter(Backend, Protocol):
+    def repaint(self, requests: list[TryOnRequest]) -> list[np.ndarray]:
+        """(H, W, 3) uint8 per request, the same size as its render; the requests run as one batch."""
+        ...
+
+
+@dataclass(frozen=True)
+class TryOnVerdict:
+    """A vision model's look at the finished views."""
+
+    acceptable: bool
+    score: float  # 0 (unusable) .. 1 (convincing)
+    problems: tuple[str, ...] = ()  # short, readable: "the sleeves are missing at 090"
+
+
+@runtime_checkable
+class QualityJudge(Backend, Protocol):
+    def judge_tryon(self, views: list[np.ndarray], garment: np.ndarray, person: np.ndarray) -> TryOnVerdict:
+        """Does the person in `views` (the 8 angles, 000 first) wear `garment` convincingly and stay `person`?"""
+        ...
