@@ -79,7 +79,7 @@ def render_case(name: str, case: dict, out: Path, repeat: int) -> dict:
     Image.fromarray(strip).save(out / f"{name}_views.png")
     Image.fromarray(dressed.atlas).save(out / f"{name}_atlas.png")
     row = {"case": name, "category": case["garment_category"], "median_s": round(statistics.median(seconds), 3),
-           "coverage": dressed.coverage, "front_coverage": round(dressed.front_coverage, 3),
+           "coverage": round(dressed.coverage, 3),
            "seen": round(dressed.seen, 3), "garment_vertices": int(dressed.garment_vertices.sum())}
     print(json.dumps(row), flush=True)
     return row

@@ -8,11 +8,13 @@ the person's own appearance (projected from the photo) everywhere else, on one t
    its 3D point on the posed body. Texels seen in the photo (camera depth within `VISIBLE_TOLERANCE_M` of the
    body's z-buffer, facing the camera, inside the person mask) take the photo's colour. Texels not seen take the
    photo at their point mirrored through the body's coronal plane when that pixel shows the same body part
-   (backs of the torso, legs and arms); unseen head texels take the hair colour (the median seen head colour
-   above the eyes); what is left takes the nearest known texel's colour (distance transform), softened.
+   (backs of the torso, legs and arms). The head turned from the camera takes hair and skin tones, and limbs
+   the garment bares lose the person's old sleeves or trousers (`pipeline.fitting.appearance`); what is left
+   takes the nearest known texel's colour (distance transform), softened.
 4. Garment: front-facing garment texels take the cutout, its mask box mapped onto the region's box as the photo's
-   camera sees it; the rest (back, sides, where the cutout is empty) a mirrored-repeat tile of the plain fabric
-   crop (texture.png), placed by the texel's world position. Never a hole.
+   camera sees it; the back takes the cutout at the mirrored point (a placed print stays on the front); the
+   rest (sides the cutout misses) a mirrored-repeat tile of the plain fabric crop (texture.png), placed by the
+   texel's world position. Never a hole. Sleeves reach as far as the garment photo's do (`pipeline.fitting.sleeves`).
 
 cv2 and the rasterizer (torch) are imported inside functions only.
 """
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.backends.protocols import Camera
-from pipeline.fitting import regions
+from pipeline.fitting import appearance, regions
 from pipeline.render.shade import vertex_normals
 
 MAX_OFFSET_CM = 4.0
@@ -44,9 +46,10 @@ class DressedBody:
     atlas: np.ndarray  # (S, S, 3) uint8
     garment_texels: np.ndarray  # (S, S) bool
     garment_vertices: np.ndarray  # (V,) bool
-    coverage: float  # share of the garment region's texels coloured from the garment
-    front_coverage: float  # share of the garment texels facing the photo's camera that took the cutout itself
+    coverage: float  # share of the garment texels facing the photo's camera that took the garment photo itself
     seen: float  # share of the body's texels whose colour the photo shows directly
+    sleeve_m: float | None = None  # how far down the arm the sleeves reach (None: the category's default)
+    bared_limbs: float = 0.0  # share of the replaced limbs' texels whose old clothes turned to skin
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Texels:
     normals: np.ndarray  # (N, 3) unit
     part: np.ndarray  # (N,) int
     garment: np.ndarray  # (N,) float weight
+    height: np.ndarray  # (N,) rest-pose height (metres), the frame the body parts' levels are in
 
 
 def uv_camera(size: int) -> Camera:
@@ -66,7 +70,7 @@ def uv_camera(size: int) -> Camera:
 
 
 def atlas_texels(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, face_uvs: np.ndarray, size: int,
-                 part: np.ndarray, weight: np.ndarray) -> Texels:
+                 part: np.ndarray, weight: np.ndarray, height: np.ndarray | None = None) -> Texels:
     """Rasterize the UV layout (row 0 = v 1) and interpolate the body's attributes at every covered texel."""
     from pipeline.render.raster import rasterize
 
@@ -81,7 +85,8 @@ def atlas_texels(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, face_
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
     nearest = corners[np.arange(len(tri)), bary.argmax(axis=1)]
     garment = np.einsum("nk,nk->n", bary, weight[corners])
-    return Texels(index, points, normals, part[nearest], garment)
+    rest_z = points[:, 2] if height is None else np.einsum("nk,nk->n", bary, np.asarray(height)[corners])
+    return Texels(index, points, normals, part[nearest], garment, rest_z)
 
 
 def project(camera: Camera, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,29 +128,35 @@ def seen_in_photo(tex: Texels, camera: Camera, depth: np.ndarray, mask: np.ndarr
     return visible & (facing > MIN_FACING) & (pixel_lookup(mask, xy, 0.0) > 0.5), xy
 
 
-def person_colours(tex: Texels, camera: Camera, photo: np.ndarray, mask: np.ndarray, body_raster, face_part: np.ndarray,
-                   eye_level: float | None) -> tuple[np.ndarray, np.ndarray, float]:
-    """(N, 3) colours from the photo and (N,) bool known: seen texels, mirrored backs, hair on the back of the head;
-    plus the share seen directly."""
+def person_colours(tex: Texels, camera: Camera, photo: np.ndarray, mask: np.ndarray, body_raster, face_part: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(N, 3) colours from the photo, (N,) bool known (seen texels and mirrored backs), (N,) bool seen directly,
+    (N,) facing cosines towards the photo's camera."""
     colour = np.zeros((len(tex.index), 3), dtype=np.float32)
     seen, xy = seen_in_photo(tex, camera, body_raster.depth, mask)
     colour[seen] = sample_image(photo, xy[seen])
     known = seen.copy()
-    mirrored = tex.points.copy()
-    mirrored[:, 1] = 2 * np.median(tex.points[:, 1]) - mirrored[:, 1]
-    mxy, _ = project(camera, mirrored)
+    mxy, _ = project(camera, mirrored(tex.points))
     pixel_part = np.where(body_raster.triangle >= 0, face_part[np.maximum(body_raster.triangle, 0)], -1)
     same = (pixel_lookup(pixel_part, mxy, -1) == tex.part) & (pixel_lookup(mask, mxy, 0.0) > 0.5)
     back = ~known & same & (tex.part != _HEAD)
     colour[back] = sample_image(photo, mxy[back])
     known |= back
-    head = tex.part == _HEAD
-    hair = head & seen & (tex.points[:, 2] > (eye_level if eye_level is not None else np.inf))
-    if hair.sum() >= 20:
-        fill = head & ~known & (tex.points[:, 2] > np.percentile(tex.points[head, 2], 15))
-        colour[fill] = np.median(colour[hair], axis=0)
-        known |= fill
-    return colour, known, float(seen.mean()) if len(seen) else 0.0
+    return colour, known, seen, facing_cosine(tex, camera)
+
+
+def mirrored(points: np.ndarray) -> np.ndarray:
+    """Points mirrored front to back through the body's coronal plane (the median y)."""
+    out = np.asarray(points, dtype=np.float64).copy()
+    out[:, 1] = 2 * np.median(out[:, 1]) - out[:, 1]
+    return out
+
+
+def facing_cosine(tex: Texels, camera: Camera) -> np.ndarray:
+    """(N,) cosine between each texel's normal and the direction to the camera."""
+    centre = -np.asarray(camera.rotation).T @ np.asarray(camera.translation)
+    towards = centre - tex.points
+    return np.einsum("nc,nc->n", tex.normals, towards) / np.maximum(np.linalg.norm(towards, axis=1), 1e-12)
 
 
 def fabric_tile(garment_rgba: np.ndarray, texture: np.ndarray | None) -> np.ndarray:
@@ -167,8 +178,14 @@ def tile_colours(tex: Texels, tile: np.ndarray) -> np.ndarray:
 
 
 def garment_colours(tex: Texels, camera: Camera, garment_rgba: np.ndarray, tile: np.ndarray,
-                    region_box: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 3) garment colours for every texel and (N,) bool: took the cutout (front, inside its mask)."""
+                    region_box: tuple[float, float, float, float],
+                    print_box: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 3) garment colours for every texel and (N,) bool: took the cutout on the front (inside its mask).
+
+    Front-facing texels take the cutout where the photo's camera sees them (the cutout's mask box mapped onto
+    the region's box). The back takes the cutout at the mirrored point, so the back continues the front's
+    colours, panels and all-over prints; a placed print (`print_box`, the cutout's frame) is not copied to the
+    back: there, and wherever the cutout is empty, the plain fabric tile shows."""
     colour = tile_colours(tex, tile)
     opaque = garment_rgba[..., 3] > 127
     if not opaque.any():
@@ -176,16 +193,60 @@ def garment_colours(tex: Texels, camera: Camera, garment_rgba: np.ndarray, tile:
     rows, cols = np.nonzero(opaque)
     gx0, gy0, gx1, gy1 = cols.min(), rows.min(), cols.max() + 1, rows.max() + 1
     x0, y0, x1, y1 = region_box
-    xy, _ = project(camera, tex.points)
-    gxy = np.column_stack([gx0 + (xy[:, 0] - x0) / max(x1 - x0, 1e-6) * (gx1 - gx0),
-                           gy0 + (xy[:, 1] - y0) / max(y1 - y0, 1e-6) * (gy1 - gy0)])
-    centre = -np.asarray(camera.rotation).T @ np.asarray(camera.translation)
-    towards = centre - tex.points
-    front = np.einsum("nc,nc->n", tex.normals, towards) > FRONT_FACING * np.linalg.norm(towards, axis=1)
-    sampled = sample_image(np.ascontiguousarray(garment_rgba), gxy)
+    rgba = _eroded_alpha(garment_rgba)
+
+    def cutout_xy(points: np.ndarray) -> np.ndarray:
+        xy, _ = project(camera, points)
+        return np.column_stack([gx0 + (xy[:, 0] - x0) / max(x1 - x0, 1e-6) * (gx1 - gx0),
+                                gy0 + (xy[:, 1] - y0) / max(y1 - y0, 1e-6) * (gy1 - gy0)])
+
+    front = facing_cosine(tex, camera) > FRONT_FACING
+    sampled = sample_image(rgba, cutout_xy(tex.points))
     took = front & (sampled[:, 3] > 127)
     colour[took] = sampled[took, :3]
+    behind = ~front
+    bxy = cutout_xy(mirrored(tex.points[behind]))
+    back = sample_image(rgba, bxy)
+    usable = back[:, 3] > 127
+    if print_box is not None:
+        px0, py0, px1, py1 = print_box
+        usable &= ~((bxy[:, 0] >= px0) & (bxy[:, 0] < px1) & (bxy[:, 1] >= py0) & (bxy[:, 1] < py1))
+    index = np.flatnonzero(behind)[usable]
+    colour[index] = back[usable, :3]
+    if print_box is not None:  # the print's place on the back: plain fabric in the colour around the print
+        covered = np.flatnonzero(behind)[~usable & (back[:, 3] > 127)]
+        colour[covered] = tile_colours(_subset(tex, covered), _matched_tile(tile, garment_rgba, print_box))
     return colour, took
+
+
+def _eroded_alpha(garment_rgba: np.ndarray) -> np.ndarray:
+    """The cutout with its alpha shrunk by ~1 % of its size, so the background fringe at its edge is never sampled."""
+    import cv2
+
+    rgba = np.ascontiguousarray(garment_rgba).copy()
+    radius = max(1, round(0.01 * max(rgba.shape[:2])))
+    rgba[..., 3] = cv2.erode(rgba[..., 3], np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
+    return rgba
+
+
+def _matched_tile(tile: np.ndarray, garment_rgba: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The fabric tile shifted to the median garment colour in a ring round `box` (the fabric next to the print)."""
+    x0, y0, x1, y1 = box
+    pad = max(4, (x1 - x0 + y1 - y0) // 10)
+    h, w = garment_rgba.shape[:2]
+    ring = np.zeros((h, w), dtype=bool)
+    ring[max(0, y0 - pad):y1 + pad, max(0, x0 - pad):x1 + pad] = True
+    ring[y0:y1, x0:x1] = False
+    ring &= garment_rgba[..., 3] > 127
+    if ring.sum() < 16:
+        return tile
+    shift = np.median(garment_rgba[ring][:, :3], axis=0) - tile.reshape(-1, 3).mean(axis=0)
+    return np.clip(tile.astype(np.float32) + shift, 0, 255).astype(np.uint8)
+
+
+def _subset(tex: Texels, index: np.ndarray) -> Texels:
+    return Texels(tex.index[index], tex.points[index], tex.normals[index], tex.part[index], tex.garment[index],
+                  tex.height[index])
 
 
 def fill_unknown(atlas: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -245,43 +306,44 @@ def dress_body(
     photo_rgb: np.ndarray, person_mask: np.ndarray, garment_rgba: np.ndarray, garment_category: str,
     ease_cm_by_region: dict[str, float], *, atlas_size: int = 1024, keypoints_3d: np.ndarray | None = None,
     rest_vertices: np.ndarray | None = None, garment_texture: np.ndarray | None = None,
+    print_box: tuple[int, int, int, int] | None = None, sleeve_reach: float | None = None,
 ) -> DressedBody:
     """Put the garment on the posed body (see the module docstring). `keypoints_3d` (COCO-23, posed world) and
-    `rest_vertices` sharpen the region (arms told from torso); `garment_texture` is texture.png (plain fabric)."""
+    `rest_vertices` sharpen the region (arms told from torso); `garment_texture` is texture.png (plain fabric);
+    `print_box` a placed print's box in the cutout (kept off the back); `sleeve_reach` the sleeves' reach in
+    garment heights (`pipeline.fitting.sleeves`; None = the category's default)."""
     from pipeline.render.raster import rasterize
 
     vertices = np.asarray(vertices, dtype=np.float64)
     rest = vertices if rest_vertices is None else np.asarray(rest_vertices, dtype=np.float64)
     rest_kp = None if keypoints_3d is None else regions.rest_keypoints(vertices, rest, keypoints_3d)
     parts = regions.body_parts(rest, rest_kp)
-    weight = regions.garment_weights(parts, faces, garment_category)
-    tex = atlas_texels(vertices, faces, uvs, face_uvs, atlas_size, parts.label, weight)
+    sleeve_m = None if sleeve_reach is None else sleeve_reach * regions.region_height_m(garment_category, parts.levels)
+    weight = regions.garment_weights(parts, faces, garment_category, sleeve_m)
+    tex = atlas_texels(vertices, faces, uvs, face_uvs, atlas_size, parts.label, weight, parts.height)
     photo, mask = _photo_inputs(photo_rgb, person_mask, camera)
     body_raster = rasterize(vertices, faces, camera)
     face_part = parts.label[np.asarray(faces)[:, 0]]
-    colour, known, seen = person_colours(tex, camera, photo, mask, body_raster, face_part, parts.levels.get("eye"))
-    garment_vertices = weight > 0.5
+    colour, known, seen, facing = person_colours(tex, camera, photo, mask, body_raster, face_part)
+    eye = parts.levels.get("eye")
+    found = appearance.tones(colour, seen, facing, tex.part, tex.height, eye)
+    appearance.paint_head(colour, known, seen, facing, tex.part, tex.height, eye, found)
     on_garment = tex.garment > 0.5
+    bared = appearance.bare_limbs(colour, known, tex.part, on_garment, garment_category, found)
     tile = fabric_tile(np.asarray(garment_rgba), garment_texture)
     g_colour, took = garment_colours(tex, camera, np.asarray(garment_rgba), tile,
-                                     region_box(vertices, garment_vertices, camera))
+                                     region_box(vertices, weight > 0.5, camera), print_box)
     colour[on_garment] = g_colour[on_garment]
     known |= on_garment
     atlas, known_grid, garment_grid = _assemble(tex, colour, known, on_garment, atlas_size)
     offsets = ease_offsets(parts, weight, ease_cm_by_region)
     dressed = vertices + vertex_normals(vertices, faces) * offsets[:, None]
-    front = on_garment & _facing(tex, camera)
+    front = on_garment & (facing > 0)
     return DressedBody(
         vertices=dressed.astype(np.float32), atlas=fill_unknown(atlas, known_grid), garment_texels=garment_grid,
-        garment_vertices=garment_vertices, coverage=float(on_garment.any() and (garment_rgba[..., 3] > 127).any()),
-        front_coverage=float(took[front].mean()) if front.any() else 0.0, seen=seen,
+        garment_vertices=weight > 0.5, coverage=float(took[front].mean()) if front.any() else 0.0,
+        seen=float(seen.mean()) if len(seen) else 0.0, sleeve_m=sleeve_m, bared_limbs=bared,
     )
-
-
-def _facing(tex: Texels, camera: Camera) -> np.ndarray:
-    """(N,) bool: texels whose normal points towards the camera."""
-    centre = -np.asarray(camera.rotation).T @ np.asarray(camera.translation)
-    return np.einsum("nc,nc->n", tex.normals, centre - tex.points) > 0
 
 
 def _assemble(tex: Texels, colour: np.ndarray, known: np.ndarray, on_garment: np.ndarray,

@@ -24,6 +24,7 @@ from pipeline.fitting.contracts import FitReport
 from pipeline.fitting.dress import DressedBody, dress_body
 from pipeline.fitting.fit_report import fit_report
 from pipeline.fitting.identity import AngleIdentity, identity_per_angle
+from pipeline.fitting.sleeves import SleeveReach, sleeve_reach
 from pipeline.images import encode_png
 from pipeline.phase_api import PhaseIO, PhaseResult, PhaseTask
 from pipeline.render.shade import Lighting, Surface
@@ -33,6 +34,7 @@ from pipeline.wardrobe.contracts import GarmentAnalysis
 # The atlas already carries the photo's own light and shade: a soft light only adds shape where the photo
 # has none (the back, the garment's flat texture), so angle 000 keeps the photo's tones.
 PHOTO_LIGHT = Lighting(ambient=0.82, diffuse=0.25)
+MIN_COVERAGE = 0.25  # below this share of the garment region's front showing the garment photo, flag the job
 
 
 @dataclass(frozen=True)
@@ -48,19 +50,25 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     measurements = Measurements.model_validate_json(io.read_upstream("avatar", "measurements.json"))
     garment = GarmentAnalysis.model_validate_json(io.read_upstream("wardrobe", "garment.json"))
     report = fit_report(measurements, garment)
+    cutout = rgba(io.read_upstream("wardrobe", "cutout.png"))
+    sleeves = sleeve_reach(cutout[..., 3]) if garment.category.value != "lower" else None
+    printed = garment.appearance.print
     dressed = dress_body(
         body["vertices"], body["faces"], body["uvs"], body["face_uvs"], camera, photo,
-        decode_mask(io.read_upstream("avatar", "mask.png")), rgba(io.read_upstream("wardrobe", "cutout.png")),
+        decode_mask(io.read_upstream("avatar", "mask.png")), cutout,
         garment.category.value, {r.region: r.effective_ease_cm for r in report.regions},
         keypoints_3d=body["keypoints_3d"], rest_vertices=body["rest_vertices"],
         garment_texture=decode_rgb(io.read_upstream("wardrobe", "texture.png")),
+        print_box=printed.box if printed.kind == "placed" else None,
+        sleeve_reach=sleeves.reach if sleeves is not None else None,
     )
     views = render_views(Surface(dressed.vertices, body["faces"], dressed.atlas, body["uvs"], body["face_uvs"]),
                          camera, lighting=PHOTO_LIGHT)
     identity = identity_per_angle(backends.faces, bank, views)
     flags = quality_flags(bank, identity, dressed)
-    write_outputs(io, report, dressed, body, views, identity, flags)
-    return PhaseResult(data=summary(report, identity, flags, dressed),
+    dressing = dressing_record(dressed, sleeves)
+    write_outputs(io, report, dressed, body, views, identity, flags, dressing)
+    return PhaseResult(data=summary(report, identity, flags, dressing),
                        backends={"faces": f"{backends.faces.name} {backends.faces.version}",
                                  "renderer": "dropfit torch rasterizer 1", "dress": "uv-atlas projection 1"})
 
@@ -76,13 +84,24 @@ def quality_flags(bank: FaceBank, identity: list[AngleIdentity], dressed: Dresse
     front = identity[0]
     if bank.references and (front.distance is None or front.distance >= bank.threshold):
         flags.append("identity: the 000 view's face does not match the person photo's")
-    if dressed.coverage <= 0.0:
-        flags.append("garment: the garment covers nothing on the body")
+    if dressed.coverage < MIN_COVERAGE:
+        flags.append(f"garment: the garment photo covers only {dressed.coverage:.0%} of the front of its region "
+                     f"(under {MIN_COVERAGE:.0%}): check the garment mask and the category")
     return flags
 
 
+def dressing_record(dressed: DressedBody, sleeves: SleeveReach | None) -> dict[str, object]:
+    """How the body was dressed, for fitting.json and the manifest."""
+    return {"garment_coverage": round(dressed.coverage, 4), "photo_seen": round(dressed.seen, 4),
+            "sleeve_reach": None if sleeves is None else sleeves.reach,
+            "sleeve_basis": "the category's default" if sleeves is None else sleeves.basis,
+            "sleeve_m": None if dressed.sleeve_m is None else round(dressed.sleeve_m, 3),
+            "bared_limbs": round(dressed.bared_limbs, 4)}
+
+
 def write_outputs(io: PhaseIO, report: FitReport, dressed: DressedBody, body: dict[str, np.ndarray],
-                  views: list[View], identity: list[AngleIdentity], flags: list[str]) -> None:
+                  views: list[View], identity: list[AngleIdentity], flags: list[str],
+                  dressing: dict[str, object]) -> None:
     for view in views:
         io.write(f"angles/{view.angle_deg:03d}.png", encode_png(view.image), "image/png")
     io.write("contact_sheet.jpg", jpeg(contact_sheet(views, columns=4, scale=0.5), quality=90), "image/jpeg")
@@ -95,11 +114,11 @@ def write_outputs(io: PhaseIO, report: FitReport, dressed: DressedBody, body: di
                                 uvs=body["uvs"], face_uvs=body["face_uvs"]))
     io.write("fit_report.json", report.model_dump_json(indent=2).encode(), "application/json")
     record = {"schema_version": 1, "identity": [i.as_dict() for i in identity], "quality_flags": flags,
-              "garment_coverage": round(dressed.coverage, 4)}
+              "dressing": dressing, "garment_coverage": dressing["garment_coverage"]}
     io.write("fitting.json", json.dumps(record, indent=2).encode(), "application/json")
 
 
-def summary(report: FitReport, identity: list[AngleIdentity], flags: list[str], dressed: DressedBody
+def summary(report: FitReport, identity: list[AngleIdentity], flags: list[str], dressing: dict[str, object]
             ) -> dict[str, object]:
     return {
         "size_evaluated": report.size_evaluated,
@@ -108,5 +127,6 @@ def summary(report: FitReport, identity: list[AngleIdentity], flags: list[str], 
         "prompt_cues": list(report.prompt_cues),
         "identity_distance": {f"{i.angle_deg:03d}": i.distance for i in identity},
         "quality_flags": flags,
-        "garment_coverage": round(dressed.coverage, 4),
+        "garment_coverage": dressing["garment_coverage"],
+        "dressing": dressing,
     }

@@ -7,11 +7,13 @@ rest position of the posed vertices nearest to each. Without keypoints, standard
 stand in (shoulders at 0.82, hips at 0.53, knees at 0.285, ankles at 0.04) and every vertex counts as torso.
 
 Coverage per category (decided here; heights are rest-pose z, T = shoulder height - hip height):
-- upper: the torso from 0.12 T below the hips to 0.05 T above the shoulders, plus the upper arm to 45 % of its
-  length (a short sleeve; the category does not say how long the sleeves are);
+- upper: the torso from 0.12 T below the hips to 0.05 T above the shoulders, plus the sleeves: as far down the
+  arm as the garment photo's sleeves reach (`pipeline.fitting.sleeves`), else 45 % of the upper arm;
 - lower: the torso below the waist (0.3 T above the hips), thighs and shins down to 0.05 T above the ankles;
-- full: the torso below the shoulders, a cap sleeve (15 % of the upper arm), thighs and shins down to 0.1 T
-  below the knees.
+- full: the torso below the shoulders, the sleeves as measured (else a cap sleeve, 15 % of the upper arm),
+  thighs and shins down to 0.1 T below the knees.
+Arm positions run 0 -> 1 along the upper arm (shoulder to elbow) and 1 -> 2 along the forearm (elbow to wrist);
+a sleeve of length L metres covers the arm up to that position, whatever the garment's height band says.
 Edges are soft (a smoothstep 3 cm wide, then a few rounds of averaging over the mesh's edges), so the ease
 offset fades out instead of stepping.
 """
@@ -26,7 +28,8 @@ PARTS = ("torso", "upper_arm", "forearm", "hand", "thigh", "shin", "foot", "head
 EDGE_BAND_M = 0.03  # width of the soft edge of a region
 SMOOTHING_ROUNDS = 4
 _FALLBACK_HEIGHTS = {"shoulder": 0.82, "hip": 0.53, "knee": 0.285, "ankle": 0.04}
-_SLEEVE = {"upper": 0.45, "lower": -1.0, "full": 0.15}  # share of the upper arm covered (negative: none)
+_SLEEVE = {"upper": 0.45, "lower": -1.0, "full": 0.15}  # arm position covered when unmeasured (negative: none)
+_ARM_M = {"upper_arm_m": 0.29, "forearm_m": 0.25}  # adult bone lengths, used without keypoints
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,9 @@ class BodyParts:
 
     label: np.ndarray  # (V,) int index into PARTS
     height: np.ndarray  # (V,) rest z, metres
-    arm_position: np.ndarray  # (V,) 0 at the shoulder, 1 at the elbow (for upper-arm vertices; else 0)
-    levels: dict[str, float]  # rest z of "shoulder", "hip", "knee", "ankle" (and "eye" with keypoints)
+    arm_position: np.ndarray  # (V,) 0 at the shoulder, 1 at the elbow, 2 at the wrist (arm vertices; else 0)
+    levels: dict[str, float]  # rest z of "shoulder", "hip", "knee", "ankle" (and "eye" with keypoints); also
+    # "upper_arm_m" and "forearm_m", the mean bone lengths (metres)
 
 
 def _segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +78,7 @@ def body_parts(rest: np.ndarray, rest_kp: np.ndarray | None) -> BodyParts:
     z = rest[:, 2]
     if rest_kp is None:
         low, tall = z.min(), np.ptp(z)
-        levels = {name: float(low + share * tall) for name, share in _FALLBACK_HEIGHTS.items()}
+        levels = {name: float(low + share * tall) for name, share in _FALLBACK_HEIGHTS.items()} | _ARM_M
         return BodyParts(np.zeros(len(rest), np.int64), z, np.zeros(len(rest)), levels)
     segs = _segments(rest_kp)
     dist = np.empty((len(segs), len(rest)))
@@ -83,10 +87,14 @@ def body_parts(rest: np.ndarray, rest_kp: np.ndarray | None) -> BodyParts:
         dist[i], along[i] = _segment_distance(rest, a, b)
     best = dist.argmin(axis=0)
     label = np.array([part for part, _, _ in segs])[best]
-    arm = np.where(label == 1, along[best, np.arange(len(rest))], 0.0)
+    position = np.clip(along[best, np.arange(len(rest))], 0.0, 1.0)
+    arm = np.select([label == 1, label == 2, label == 3], [position, 1.0 + position, 2.0 + position], 0.0)
+    bone = np.linalg.norm
     levels = {"shoulder": (rest_kp[5, 2] + rest_kp[6, 2]) / 2, "hip": (rest_kp[11, 2] + rest_kp[12, 2]) / 2,
               "knee": (rest_kp[13, 2] + rest_kp[14, 2]) / 2, "ankle": (rest_kp[15, 2] + rest_kp[16, 2]) / 2,
-              "eye": (rest_kp[1, 2] + rest_kp[2, 2]) / 2}
+              "eye": (rest_kp[1, 2] + rest_kp[2, 2]) / 2,
+              "upper_arm_m": (bone(rest_kp[5] - rest_kp[7]) + bone(rest_kp[6] - rest_kp[8])) / 2,
+              "forearm_m": (bone(rest_kp[7] - rest_kp[9]) + bone(rest_kp[8] - rest_kp[10])) / 2}
     return BodyParts(label, z, arm, {k: float(v) for k, v in levels.items()})
 
 
@@ -121,17 +129,35 @@ def smooth_over_mesh(values: np.ndarray, faces: np.ndarray, rounds: int = SMOOTH
     return out
 
 
-def garment_weights(parts: BodyParts, faces: np.ndarray, category: str) -> np.ndarray:
-    """(V,) in [0, 1]: how much each vertex belongs to the garment of `category` (soft at the edges)."""
+def region_height_m(category: str, levels: dict[str, float]) -> float:
+    """Metres from the region's bottom to its top (the garment photo's height maps onto this)."""
+    bottom, top = _bounds(category, levels)
+    return top - bottom
+
+
+def sleeve_position(levels: dict[str, float], sleeve_m: float) -> float:
+    """The arm position (0 shoulder, 1 elbow, 2 wrist) a sleeve `sleeve_m` metres long reaches."""
+    upper, fore = levels["upper_arm_m"], levels["forearm_m"]
+    if sleeve_m <= upper:
+        return max(sleeve_m, 0.0) / upper
+    return min(1.0 + (sleeve_m - upper) / fore, 2.0)
+
+
+def garment_weights(parts: BodyParts, faces: np.ndarray, category: str, sleeve_m: float | None = None) -> np.ndarray:
+    """(V,) in [0, 1]: how much each vertex belongs to the garment of `category` (soft at the edges).
+    `sleeve_m`: how far down the arm the sleeves reach (metres from the shoulder); None = the category's default,
+    0 = sleeveless. Lower garments have no sleeves whatever it says."""
     bottom, top = _bounds(category, parts.levels)
-    band = _smoothstep(parts.height - bottom) * _smoothstep(top - parts.height)
+    below_top = _smoothstep(top - parts.height)
+    band = _smoothstep(parts.height - bottom) * below_top
     label = parts.label
     body = {"upper": (0,), "lower": (0, 4, 5), "full": (0, 4, 5)}[category]
     weight = np.where(np.isin(label, body), band, 0.0)
-    sleeve = _SLEEVE[category]
-    if sleeve > 0:
-        arm_len = 0.3  # metres, only to turn the arm fraction into a distance for the soft edge
-        weight = np.where(label == 1, band * _smoothstep((sleeve - parts.arm_position) * arm_len), weight)
+    reach = _SLEEVE[category] if sleeve_m is None or category == "lower" else sleeve_position(parts.levels, sleeve_m)
+    if reach > 0:
+        arm_m = parts.levels["upper_arm_m"]  # turns arm positions into metres for the soft edge
+        weight = np.where(np.isin(label, (1, 2)), below_top * _smoothstep((reach - parts.arm_position) * arm_m),
+                          weight)
     return np.clip(smooth_over_mesh(weight, faces), 0.0, 1.0)
 
 

@@ -1,0 +1,123 @@
+"""The person's own colours where the photo says little: skin and hair tones, the back of the head, and bare arms
+and legs where the person's old clothes showed.
+
+- Skin: the median of the seen cheek and nose texels (the head, below the eyes, facing the camera), else of the
+  seen hands.
+- Hair: the head texels seen above the eyes split into two colour clusters (k-means in Lab); hair is the cluster
+  farther from the skin, when it is clearly different (else the head is taken as bald: skin).
+- Head: texels turned away from the camera get hair on the back of the head down to the ears' lower edge and
+  on the crown, skin on the neck and the sides of the face; hairline and photo edges blend over a band of
+  heights and facing angles, so no seam shows.
+  The photo's colours at grazing angles are mostly hair edge and background, which made the patchwork.
+- Limbs: where the new garment replaces the person's clothes (upper: arms; lower: legs; full: both), arm and
+  leg texels outside the new garment whose colour is far from the skin tone (the old sleeves or trousers) turn
+  to skin, blended by how far they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.fitting import regions
+
+HEAD, HAND = regions.PARTS.index("head"), regions.PARTS.index("hand")
+ARMS = (regions.PARTS.index("upper_arm"), regions.PARTS.index("forearm"), HAND)  # a sleeve's cuff reaches the hand
+LEGS = (regions.PARTS.index("thigh"), regions.PARTS.index("shin"))
+REPLACED = {"upper": ARMS, "lower": LEGS, "full": ARMS + LEGS}  # limbs whose old clothes the garment replaces
+HEAD_PHOTO_FACING = (0.25, 0.55)  # head texels take the photo above the upper cosine, made-up colour below the lower
+HAIR_BELOW_EYES_M = 0.06  # hair comes down the back of the head to this far below the eyes (the ears' lower edge)
+HAIR_EDGE_M = 0.03  # the hairline at the nape and the temples blends over this height
+HAIR_BACK_FACING = (-0.05, 0.2)  # below the forehead, hair where the head faces away (cosine), skin towards the sides
+NOT_SKIN_DELTA = (18.0, 32.0)  # Lab distance from the skin tone: kept below the first, skin above the second
+MIN_SAMPLES = 20
+
+
+@dataclass(frozen=True)
+class Tones:
+    skin: np.ndarray | None  # (3,) float RGB
+    hair: np.ndarray | None  # (3,) float RGB; None when no hair is seen (then the head takes skin)
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+
+    pixels = np.clip(np.asarray(rgb, np.float32).reshape(-1, 1, 3) / 255.0, 0, 1)
+    return cv2.cvtColor(pixels, cv2.COLOR_RGB2Lab).reshape(-1, 3)
+
+
+def tones(colour: np.ndarray, seen: np.ndarray, facing: np.ndarray, part: np.ndarray, height: np.ndarray,
+          eye_level: float | None) -> Tones:
+    """Skin and hair colours from the texels the photo shows (see the module docstring)."""
+    head = (part == HEAD) & seen
+    skin = None
+    if eye_level is not None:
+        face = head & (facing > 0.6) & (height < eye_level - 0.01) & (height > eye_level - 0.07)
+        if face.sum() >= MIN_SAMPLES:
+            skin = np.median(colour[face], axis=0)
+    hands = (part == HAND) & seen & (facing > 0.3)
+    if skin is None and hands.sum() >= MIN_SAMPLES:
+        skin = np.median(colour[hands], axis=0)
+    hair = None
+    if eye_level is not None:
+        above = head & (facing > HEAD_PHOTO_FACING[0]) & (height > eye_level + 0.02)
+        if above.sum() >= 2 * MIN_SAMPLES:
+            hair = _hair_cluster(colour[above], skin)
+    return Tones(skin, hair)
+
+
+def _hair_cluster(samples: np.ndarray, skin: np.ndarray | None) -> np.ndarray | None:
+    """The median colour of the cluster farther from the skin, when it differs clearly from the skin."""
+    import cv2
+
+    lab = _lab(samples)
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
+    _, labels, centres = cv2.kmeans(lab, 2, None, criteria, 3, cv2.KMEANS_PP_CENTERS)
+    labels = labels.ravel()
+    if skin is None:  # no skin to tell them apart: the darker cluster
+        pick = int(np.argmin(centres[:, 0]))
+    else:
+        pick = int(np.argmax(np.linalg.norm(centres - _lab(skin)[0], axis=1)))
+        if np.linalg.norm(centres[pick] - _lab(skin)[0]) < NOT_SKIN_DELTA[0]:
+            return None
+    members = samples[labels == pick]
+    return np.median(members, axis=0) if len(members) >= MIN_SAMPLES else None
+
+
+def _ramp(x: np.ndarray, low: float, high: float) -> np.ndarray:
+    return np.clip((x - low) / (high - low), 0.0, 1.0)
+
+
+def paint_head(colour: np.ndarray, known: np.ndarray, seen: np.ndarray, facing: np.ndarray, part: np.ndarray,
+               height: np.ndarray, eye_level: float | None, found: Tones) -> None:
+    """In place: the head's texels turned from the camera take hair (above the ears' lower edge) or skin."""
+    if found.skin is None and found.hair is None:
+        return
+    head = part == HEAD
+    skin = found.skin if found.skin is not None else found.hair
+    hair = found.hair if found.hair is not None else skin
+    eye = eye_level if eye_level is not None else float(np.percentile(height[head], 60))
+    below_nape = _ramp(height, eye - HAIR_BELOW_EYES_M - HAIR_EDGE_M / 2, eye - HAIR_BELOW_EYES_M + HAIR_EDGE_M / 2)
+    crown = _ramp(height, eye + 0.03, eye + 0.03 + HAIR_EDGE_M)
+    back = 1.0 - _ramp(facing, *HAIR_BACK_FACING)
+    share = np.clip(np.maximum(crown, back * below_nape), 0.0, 1.0)[:, None]
+    made = (share * hair[None, :] + (1 - share) * skin[None, :]).astype(np.float32)
+    keep = np.where(seen, _ramp(facing, *HEAD_PHOTO_FACING), 0.0)[:, None]
+    colour[head] = keep[head] * colour[head] + (1 - keep[head]) * made[head]
+    known[head] = True
+
+
+def bare_limbs(colour: np.ndarray, known: np.ndarray, part: np.ndarray, on_garment: np.ndarray, category: str,
+               found: Tones) -> float:
+    """In place: old clothes on the limbs the garment replaces turn to skin. Returns the share of those limb
+    texels changed (for the manifest)."""
+    if found.skin is None:
+        return 0.0
+    limbs = np.isin(part, REPLACED[category]) & ~on_garment & known
+    if not limbs.any():
+        return 0.0
+    delta = np.linalg.norm(_lab(colour[limbs]) - _lab(found.skin)[0], axis=1)
+    amount = _ramp(delta, *NOT_SKIN_DELTA)[:, None]
+    colour[limbs] = (1 - amount) * colour[limbs] + amount * found.skin[None, :].astype(np.float32)
+    return float((amount > 0.5).mean())
