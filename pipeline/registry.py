@@ -29,7 +29,7 @@ def model_phases(backends: CpuBackends) -> dict[str, PhaseFn]:
         return analyse_garment(task, io, WardrobeBackends(backends.garment_segmenter(), backends.vision_llm()))
 
     def fitting(task: PhaseTask, io: PhaseIO) -> PhaseResult:
-        return fit_and_render(task, io, FittingBackends(backends.faces()))
+        return fit_and_render(task, io, FittingBackends(backends.faces(), backends.vision_llm()))
 
     return {"avatar": avatar, "wardrobe": wardrobe, "fitting": fitting, "viewer3d": build_viewer}
 

@@ -22,8 +22,8 @@ from PIL import Image
 from fakes_wardrobe import encode, paint, run_wardrobe, tshirt_mask
 from infra.folder_store import FolderStore
 from pipeline.backends.garment_mask import ClassicalGarmentSegmenter
-from pipeline.backends.gemini import CHART_SCHEMA, FABRIC_SCHEMA, GeminiVisionLLM
-from pipeline.backends.protocols import VisionLLM, VisionLLMError
+from pipeline.backends.gemini import CHART_SCHEMA, FABRIC_SCHEMA, JUDGE_SCHEMA, GeminiVisionLLM
+from pipeline.backends.protocols import QualityJudge, VisionLLM, VisionLLMError
 from pipeline.errors import RetryableError
 from pipeline.wardrobe.contracts import GarmentAnalysis
 from pipeline.wardrobe.phase import WardrobeBackends
@@ -184,3 +184,18 @@ def test_the_wardrobe_phase_with_gemini_reads_fabric_and_chart(folder_store: Fol
     assert analysis.defaults_used == ()
     assert result.backends["vision_llm"] == "gemini gemini-2.5-flash"
     assert [sent_image(s).size for s in gemini_server.seen] == [(600, 800), (400, 300)]
+
+
+def test_the_try_on_is_judged_on_one_grid_of_the_views(llm: GeminiVisionLLM, gemini_server: FakeGemini) -> None:
+    assert isinstance(llm, QualityJudge)
+    gemini_server.answer("tryon_verdict_rejected.json")
+    views = [np.full((200, 150, 3), 10 * i, np.uint8) for i in range(8)]
+    verdict = llm.judge_tryon(views, GARMENT, np.full((400, 300, 3), 128, np.uint8))
+    assert (verdict.acceptable, verdict.score) == (False, 0.35)
+    assert verdict.problems == ("the sleeves are missing at 090", "the face is smeared at 000")  # blanks dropped
+    (request,) = gemini_server.seen
+    assert request.body["generationConfig"]["responseJsonSchema"] == JUDGE_SCHEMA
+    parts = request.body["contents"][0]["parts"]
+    sizes = [Image.open(io.BytesIO(base64.urlsafe_b64decode(p["inlineData"]["data"]))).size for p in parts[:3]]
+    assert sizes == [(300, 400), (96, 128), (4 * 288, 2 * 384)]  # person, garment, the 8 views in a 4 x 2 grid
+    assert "8 views" in parts[3]["text"]

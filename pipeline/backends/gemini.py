@@ -1,4 +1,5 @@
-"""The vision LLM on Google's Gemini API (google-genai): reads size-chart images and infers fabric.
+"""The vision LLM on Google's Gemini API (google-genai): reads size-chart images, infers fabric, and judges a
+finished try-on (phase 3's optional quality gate).
 
 Structured output: each request carries a JSON schema (`response_json_schema`) and asks for
 `application/json`, so the answer parses into the protocol's dataclasses or fails loudly. The client is
@@ -19,7 +20,13 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.backends.protocols import FabricReading, SizeChartReading, SizeChartRow, VisionLLMError
+from pipeline.backends.protocols import (
+    FabricReading,
+    SizeChartReading,
+    SizeChartRow,
+    TryOnVerdict,
+    VisionLLMError,
+)
 from pipeline.errors import RetryableError
 
 INCH_CM = 2.54
@@ -37,6 +44,14 @@ FABRIC_PROMPT = (
     "millimetres (thin jersey 0.4-0.7, shirting 0.3, denim 1.0-1.5, knitwear 2-5), the likely material, "
     "and the garment's category: 'upper' (tops, shirts, jackets), 'lower' (trousers, shorts, skirts) or "
     "'full' (dresses, jumpsuits), with your confidence from 0 to 1."
+)
+JUDGE_PROMPT = (
+    "The first image is a photo of a person, the second a product photo of a garment, the third a grid of 8 "
+    "views of the same person turned round (000, 045, ... 315 degrees, left to right, top to bottom), made by a "
+    "virtual try-on. Judge the views: does the person wear this garment (its colours, print, sleeves, length) "
+    "and still look like the person in the photo (face, hair, skin, body), with no broken body parts, holes or "
+    "smeared patches? Give acceptable true or false, a score from 0 (unusable) to 1 (convincing), and the "
+    "problems you see as short phrases naming the view, e.g. 'the sleeves are missing at 090'."
 )
 
 CHART_SCHEMA: dict[str, Any] = {
@@ -72,6 +87,16 @@ FABRIC_SCHEMA: dict[str, Any] = {
     "required": ["stretch", "thickness_mm", "category", "category_confidence"],
 }
 
+JUDGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "acceptable": {"type": "boolean"},
+        "score": {"type": "number", "minimum": 0, "maximum": 1},
+        "problems": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["acceptable", "score", "problems"],
+}
+
 
 class _Answer(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -96,6 +121,12 @@ class _Fabric(_Answer):
     material: str | None = None
     category: str | None = None
     category_confidence: float = Field(default=0.0, ge=0, le=1)
+
+
+class _Verdict(_Answer):
+    acceptable: bool
+    score: float = Field(ge=0, le=1)
+    problems: list[str] = Field(default_factory=list, max_length=20)
 
 
 def jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
@@ -160,17 +191,42 @@ class GeminiVisionLLM:
     def infer_fabric(self, rgb: np.ndarray) -> FabricReading:
         return fabric_reading(self._generate(rgb, FABRIC_PROMPT, FABRIC_SCHEMA, _Fabric, "infer the fabric"))
 
-    def _generate(self, rgb: np.ndarray, prompt: str, schema: dict[str, Any], answer: type[Any], what: str) -> Any:
+    def judge_tryon(self, views: list[np.ndarray], garment: np.ndarray, person: np.ndarray) -> TryOnVerdict:
+        """`QualityJudge`: the person photo, the garment and the 8 views as one grid, judged in one request."""
+        answer = self._generate([person, garment, view_grid(views)], JUDGE_PROMPT, JUDGE_SCHEMA, _Verdict,
+                                "judge the try-on")
+        problems = tuple(p.strip()[:200] for p in answer.problems if p.strip())
+        return TryOnVerdict(acceptable=answer.acceptable, score=answer.score, problems=problems)
+
+    def _generate(self, rgb: np.ndarray | list[np.ndarray], prompt: str, schema: dict[str, Any], answer: type[Any],
+                  what: str) -> Any:
         from google.genai import types
 
         config = types.GenerateContentConfig(response_mime_type="application/json", response_json_schema=schema,
                                              temperature=0.0)
-        contents = [types.Part.from_bytes(data=jpeg(rgb), mime_type="image/jpeg"), prompt]
+        images = rgb if isinstance(rgb, list) else [rgb]
+        contents = [*(types.Part.from_bytes(data=jpeg(i), mime_type="image/jpeg") for i in images), prompt]
         try:
             response = self.client().models.generate_content(model=self.model, contents=contents, config=config)
         except Exception as exc:
             raise classify(exc, what) from exc
         return parse_answer(response, answer, what)
+
+
+def view_grid(views: list[np.ndarray], columns: int = 4, height: int = 384) -> np.ndarray:
+    """The views side by side in rows of `columns`, each scaled to `height` pixels (one image keeps the request
+    small: 8 full-size views would cost 8 images' tokens)."""
+    tiles = []
+    for view in views:
+        image = Image.fromarray(view)
+        tiles.append(np.asarray(image.resize((max(1, round(image.width * height / image.height)), height))))
+    width = max(t.shape[1] for t in tiles)
+    rows = -(-len(tiles) // columns)
+    grid = np.full((rows * height, columns * width, 3), 255, dtype=np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        grid[r * height:(r + 1) * height, c * width:c * width + tile.shape[1]] = tile
+    return grid
 
 
 def parse_answer(response: Any, answer: type[Any], what: str) -> Any:

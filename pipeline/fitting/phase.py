@@ -18,7 +18,7 @@ from PIL import Image
 
 from pipeline.avatar.contracts import FaceBank
 from pipeline.avatar.encode import camera_dict, camera_from_dict, decode_mask, decode_rgb, jpeg, load_npz, npz
-from pipeline.backends.protocols import FaceEmbedder
+from pipeline.backends.protocols import FaceEmbedder, QualityJudge, TryOnVerdict, VisionLLMError
 from pipeline.body.measure import Measurements
 from pipeline.fitting.contracts import FitReport
 from pipeline.fitting.dress import DressedBody, dress_body
@@ -40,6 +40,7 @@ MIN_COVERAGE = 0.25  # below this share of the garment region's front showing th
 @dataclass(frozen=True)
 class FittingBackends:
     faces: FaceEmbedder
+    judge: QualityJudge | None = None  # a vision LLM's verdict on the views, when one is configured
 
 
 def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> PhaseResult:
@@ -65,12 +66,14 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     views = render_views(Surface(dressed.vertices, body["faces"], dressed.atlas, body["uvs"], body["face_uvs"]),
                          camera, lighting=PHOTO_LIGHT)
     identity = identity_per_angle(backends.faces, bank, views)
-    flags = quality_flags(bank, identity, dressed)
-    dressing = dressing_record(dressed, sleeves)
+    gate = vision_gate(backends.judge, views, cutout, photo)
+    flags = quality_flags(bank, identity, dressed, gate)
+    dressing = dressing_record(dressed, sleeves) | {"vision_gate": gate}
     write_outputs(io, report, dressed, body, views, identity, flags, dressing)
     return PhaseResult(data=summary(report, identity, flags, dressing),
                        backends={"faces": f"{backends.faces.name} {backends.faces.version}",
-                                 "renderer": "dropfit torch rasterizer 1", "dress": "uv-atlas projection 1"})
+                                 "renderer": "dropfit torch rasterizer 1", "dress": "uv-atlas projection 2"}
+                       | ({"judge": f"{backends.judge.name} {backends.judge.version}"} if backends.judge else {}))
 
 
 def rgba(data: bytes) -> np.ndarray:
@@ -78,7 +81,23 @@ def rgba(data: bytes) -> np.ndarray:
         return np.asarray(image.convert("RGBA"), dtype=np.uint8).copy()
 
 
-def quality_flags(bank: FaceBank, identity: list[AngleIdentity], dressed: DressedBody) -> list[str]:
+def vision_gate(judge: QualityJudge | None, views: list[View], cutout: np.ndarray, photo: np.ndarray
+                ) -> dict[str, object]:
+    """The vision LLM's verdict on the 8 views, or why there is none. A refused or malformed answer is recorded,
+    not fatal (the other gates still hold); a rate limit or an outage raises RetryableError: the phase retries."""
+    if judge is None:
+        return {"status": "not configured"}
+    on_white = np.where(cutout[..., 3:] > 127, cutout[..., :3], 255).astype(np.uint8)
+    try:
+        verdict: TryOnVerdict = judge.judge_tryon([v.image for v in views], on_white, photo)
+    except VisionLLMError as exc:
+        return {"status": f"no verdict: {exc}"}
+    return {"status": "judged", "acceptable": verdict.acceptable, "score": round(verdict.score, 3),
+            "problems": list(verdict.problems)}
+
+
+def quality_flags(bank: FaceBank, identity: list[AngleIdentity], dressed: DressedBody,
+                  gate: dict[str, object] | None = None) -> list[str]:
     """What should stop a person from trusting the result without a look."""
     flags = []
     front = identity[0]
@@ -87,6 +106,9 @@ def quality_flags(bank: FaceBank, identity: list[AngleIdentity], dressed: Dresse
     if dressed.coverage < MIN_COVERAGE:
         flags.append(f"garment: the garment photo covers only {dressed.coverage:.0%} of the front of its region "
                      f"(under {MIN_COVERAGE:.0%}): check the garment mask and the category")
+    if gate and gate.get("status") == "judged" and not gate.get("acceptable"):
+        problems = "; ".join(str(p) for p in gate.get("problems") or []) or "no reason given"
+        flags.append(f"vision: the vision model finds the try-on unconvincing (score {gate.get('score')}): {problems}")
     return flags
 
 
