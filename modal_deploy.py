@@ -15,6 +15,7 @@ subscriber deliveries. Importing this file needs no credentials and no network; 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,8 +37,16 @@ BASE_PACKAGES = [  # the spine, pinned as tested (pyproject.toml holds the range
 MODEL_PACKAGES = [  # the model stack (docs/cpu-stack.md); the model phases' owners extend the GPU list
     "mediapipe==0.10.21", "dlib-bin==20.0.1.post1", "face-recognition-models==0.3.0", "anny==0.6.2", "trimesh==5.2.0",
 ]
+GPU_PACKAGES = [  # the GPU adapters (docs/gpu.md); pyproject's `gpu` extra holds the same, less ultralytics/peft
+    "diffusers==0.42.1", "transformers==5.23.0", "accelerate==1.15.0", "peft==0.21.2", "insightface==2.1",
+    "onnxruntime-gpu==1.31.1", "ultralytics==8.4.190", "torchvision==0.28.0", "opencv-python==4.11.0.86",
+    "huggingface-hub==2.4.0",
+]
 SOURCES = ("functions", "pipeline", "events", "infra")
-ENV = {"DROPFIT_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
+# The deployment's backends: `DROPFIT_PROFILE=gpu modal deploy modal_deploy.py` puts the avatar on a GPU too and
+# tells every container (Settings reads the same variable). Read here, at deploy time, on purpose.
+PROFILE = os.environ.get("DROPFIT_PROFILE", "cpu")
+ENV = {"DROPFIT_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1", "DROPFIT_PROFILE": PROFILE}
 
 app = modal.App(APP_NAME)
 
@@ -49,7 +58,7 @@ cpu_model_image = (
     .pip_install(*BASE_PACKAGES, *MODEL_PACKAGES).env(ENV).add_local_python_source(*SOURCES))
 gpu_image = (
     modal.Image.from_registry("nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04", add_python="3.11")
-    .apt_install("libgl1", "libglib2.0-0").pip_install("torch==2.13.0", *BASE_PACKAGES, *MODEL_PACKAGES)
+    .apt_install("libgl1", "libglib2.0-0").pip_install("torch==2.13.0", *BASE_PACKAGES, *MODEL_PACKAGES, *GPU_PACKAGES)
     .env(ENV).add_local_python_source(*SOURCES))
 
 weights = modal.Volume.from_name(WEIGHTS_VOLUME, create_if_missing=True)
@@ -75,7 +84,7 @@ def _dispatcher(settings: Any) -> Any:
     store = s3_store(required(settings.bucket, "DROPFIT_BUCKET"), settings)
     spawners = {name: (lambda step, subject, bucket, cls=cls: cls().run.spawn(subject, bucket))
                 for name, cls in PHASE_CLASSES.items()}
-    product = phase_registry("cpu", None)  # cheap: backends are built lazily; used only to ask what exists
+    product = phase_registry(settings, None)  # cheap: backends are built lazily; used only to ask what exists
     return SpawnDispatcher(store, spawners, default=lambda step, subject, bucket: run_task.spawn(step, subject, bucket),
                            available=lambda step: step not in PHASE_BY_NAME or product.available(step))
 
@@ -92,14 +101,14 @@ class _Phase:
     """One phase's function: models load once per container, then each call runs one content-keyed run."""
 
     phase: ClassVar[str]
-    profile: ClassVar[str]
 
     @modal.enter()
     def load(self) -> None:
         from functions.cloud import PhaseRunner, phase_registry
 
         cache = None if modal.is_local() else Path(MODELS_DIR)  # .local() in tests keeps the default cache
-        self.runner = PhaseRunner(_settings(), phase_registry(self.profile, cache))
+        settings = _settings()
+        self.runner = PhaseRunner(settings, phase_registry(settings, cache))
         self.runner.warm_up()
 
     @modal.method()
@@ -114,28 +123,24 @@ gpu_phase = {**cpu_phase, "image": gpu_image, "gpu": GPU_FALLBACKS, "cpu": 4.0, 
              "max_containers": 10}
 
 
-@app.cls(**cpu_phase)
+@app.cls(**(gpu_phase if PROFILE == "gpu" else cpu_phase))  # YOLO, SAM and InsightFace under the gpu profile
 class AvatarPhase(_Phase):
     phase = "avatar"
-    profile = "cpu"
 
 
 @app.cls(**cpu_phase)
 class WardrobePhase(_Phase):
     phase = "wardrobe"
-    profile = "cpu"
 
 
 @app.cls(**gpu_phase)
 class FittingPhase(_Phase):
     phase = "fitting"
-    profile = "gpu"
 
 
 @app.cls(**gpu_phase)
 class Viewer3dPhase(_Phase):
     phase = "viewer3d"
-    profile = "gpu"
 
 
 PHASE_CLASSES = {"avatar": AvatarPhase, "wardrobe": WardrobePhase, "fitting": FittingPhase, "viewer3d": Viewer3dPhase}

@@ -17,6 +17,7 @@ from functions.app import build_local
 from functions.logs import configure
 from functions.models_cli import models_app
 from functions.progress import ProgressPrinter
+from functions.weights_cli import weights_app
 from infra.folder_store import FolderStore
 from infra.settings import Settings
 from infra.watcher import FolderWatcher
@@ -242,6 +243,7 @@ def status(
 
 cloud_cli.register(app)  # dropfit infra plan|apply|destroy|policy, dropfit worker (the cloud path)
 app.add_typer(models_app, name="models")  # dropfit models prepare
+app.add_typer(weights_app, name="weights")  # dropfit weights pull|verify|upload|list
 
 
 def main() -> None:

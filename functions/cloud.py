@@ -24,7 +24,6 @@ from infra import aws
 from infra.notifications import build_notifier, redeliver_due
 from infra.s3_store import S3Store
 from infra.settings import Settings
-from pipeline.backends.config import ModelConfig
 from pipeline.phase_api import PhaseRegistry
 from pipeline.registry import product_registry
 
@@ -40,9 +39,11 @@ def s3_handlers(bucket: str, settings: Settings, registry: PhaseRegistry | None 
     return Handlers(store, registry or product_registry(), build_notifier(store, settings), lease_s=settings.lease_s)
 
 
-def phase_registry(profile: str, cache_dir: Path | None) -> PhaseRegistry:
-    """The product's phases for a Modal container: weights from the mounted volume, built in warm_up()."""
-    return product_registry(ModelConfig(profile=profile, cache_dir=cache_dir))
+def phase_registry(settings: Settings, cache_dir: Path | None) -> PhaseRegistry:
+    """The product's phases for a Modal container, with the backends `settings.profile` plans: the model cache
+    (and the GPU weights under it, `<cache>/weights`) is the mounted volume; models load in warm_up()."""
+    config = settings.models()
+    return product_registry(config.model_copy(update={"cache_dir": cache_dir}) if cache_dir else config)
 
 
 def execute_task(step: str, subject: str, bucket: str, settings: Settings | None = None,

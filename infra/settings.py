@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.backends.config import ModelConfig
+from pipeline.backends.licences import Profile, backend_plan
 
 WEEK_S = 7 * 24 * 3600  # the longest a SigV4 presigned URL may live
 
@@ -55,13 +56,29 @@ class Settings(BaseSettings):
     notify_eventbridge_bus: str | None = Field(default=None, description="an EventBridge bus told of every job")
 
     # ---- the model backends (pipeline.backends.config.ModelConfig is built from these) ----------------
-    profile: Literal["cpu"] = Field(default="cpu", description="which backends run the phases")
+    profile: Profile = Field(default="cpu", description="which backends run the phases: cpu, gpu or "
+                             "commercial-safe (only backends whose licence allows commercial use; docs/gpu.md)")
+    backends: dict[str, str] = Field(default_factory=dict, description="protocol -> backend key, overriding the "
+                                     'profile: DROPFIT_BACKENDS=\'{"FaceEmbedder": "insightface-buffalo_l"}\'')
     model_cache_dir: Path | None = Field(default=None, description="one-time model builds; None = <repo>/.cache")
+    weights_dir: Path | None = Field(default=None, description="the GPU models' weights (`dropfit weights pull`); "
+                                     "None = <model cache>/weights, on Modal the mounted volume's weights/")
+    tryon_steps: int = Field(default=28, ge=1, le=100, description="the try-on painter's denoising steps (gpu)")
+    tryon_max_side: int = Field(default=1024, ge=32, le=2048, description="longest side the try-on paints at (gpu)")
     gemini_api_key: SecretStr | None = Field(default=None, description="set: Gemini reads size charts and fabric")
     gemini_model: str = "gemini-2.5-flash"
     gemini_base_url: str | None = Field(default=None, description="a proxy or test server; None = Google's API")
 
+    @model_validator(mode="after")
+    def _plan_is_allowed(self) -> Settings:
+        """Refuse to start with a profile and overrides that cannot run (e.g. commercial-safe with a
+        non-commercial backend), saying what to change."""
+        backend_plan(self.profile, self.backends)
+        return self
+
     def models(self) -> ModelConfig:
         """The backends' config, from these settings (the one place the two meet)."""
-        return ModelConfig(profile=self.profile, cache_dir=self.model_cache_dir, gemini_api_key=self.gemini_api_key,
+        return ModelConfig(profile=self.profile, backends=self.backends, cache_dir=self.model_cache_dir,
+                           weights_dir=self.weights_dir, tryon_steps=self.tryon_steps,
+                           tryon_max_side=self.tryon_max_side, gemini_api_key=self.gemini_api_key,
                            gemini_model=self.gemini_model, gemini_base_url=self.gemini_base_url)

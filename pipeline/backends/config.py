@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from pipeline.backends.licences import Profile, backend_plan
 
 
 def default_cache_dir() -> Path:
@@ -15,12 +17,30 @@ def default_cache_dir() -> Path:
 class ModelConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    profile: str = "cpu"
+    profile: Profile = "cpu"  # which backends serve each protocol (pipeline.backends.licences.backend_plan)
+    backends: dict[str, str] = Field(default_factory=dict)  # protocol -> backend key, overriding the profile
     cache_dir: Path | None = None  # None = default_cache_dir()
+    weights_dir: Path | None = None  # the GPU models' weights (`dropfit weights pull`); None = <cache>/weights
+    tryon_steps: int = Field(default=28, ge=1, le=100)  # the try-on painter's denoising steps
+    tryon_max_side: int = Field(default=1024, ge=32, le=2048)  # each half of the try-on diptych, at most, pixels
     gemini_api_key: SecretStr | None = None  # set -> the Gemini vision LLM reads size charts and fabric
     gemini_model: str = "gemini-2.5-flash"
     gemini_base_url: str | None = None  # a test server or a proxy; None = Google's endpoint
 
+    @model_validator(mode="after")
+    def _plan_is_allowed(self) -> ModelConfig:
+        backend_plan(self.profile, self.backends)  # refuses an unknown or licence-forbidden combination
+        return self
+
     @property
     def cache(self) -> Path:
         return self.cache_dir or default_cache_dir()
+
+    @property
+    def weights(self) -> Path:
+        """Where the GPU adapters load from: on Modal the volume is the cache, so this is <volume>/weights."""
+        return self.weights_dir or self.cache / "weights"
+
+    def plan(self) -> dict[str, str | None]:
+        """Protocol name -> the backend key serving it under this profile and these overrides."""
+        return backend_plan(self.profile, self.backends)

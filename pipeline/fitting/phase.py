@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
 
 from pipeline.avatar.contracts import FaceBank
 from pipeline.avatar.encode import camera_dict, camera_from_dict, decode_mask, decode_rgb, jpeg, load_npz, npz
-from pipeline.backends.protocols import FaceEmbedder, QualityJudge, TryOnVerdict, VisionLLMError
+from pipeline.backends.protocols import FaceEmbedder, QualityJudge, TryOnPainter, TryOnVerdict, VisionLLMError
 from pipeline.body.measure import Measurements
 from pipeline.fitting.contracts import FitReport
 from pipeline.fitting.dress import DressedBody, dress_body
@@ -41,6 +41,8 @@ MIN_COVERAGE = 0.25  # below this share of the garment region's front showing th
 class FittingBackends:
     faces: FaceEmbedder
     judge: QualityJudge | None = None  # a vision LLM's verdict on the views, when one is configured
+    painter: TryOnPainter | None = None  # the generative try-on pass over the renders (the gpu profile)
+    max_tries: int = 3  # attempts per angle while its face does not match the person's
 
 
 def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> PhaseResult:
@@ -65,10 +67,14 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     )
     views = render_views(Surface(dressed.vertices, body["faces"], dressed.atlas, body["uvs"], body["face_uvs"]),
                          camera, lighting=PHOTO_LIGHT)
-    identity = identity_per_angle(backends.faces, bank, views)
+    tryon: dict[str, object] = {"status": "not configured"}
+    if backends.painter is None:
+        identity = identity_per_angle(backends.faces, bank, views)
+    else:
+        views, identity, tryon = repaint_views(backends, bank, views, dressed, body["faces"], cutout, report)
     gate = vision_gate(backends.judge, views, cutout, photo)
     flags = quality_flags(bank, identity, dressed, gate)
-    dressing = dressing_record(dressed, sleeves) | {"vision_gate": gate}
+    dressing = dressing_record(dressed, sleeves) | {"vision_gate": gate, "tryon": tryon}
     write_outputs(io, report, dressed, body, views, identity, flags, dressing)
     return PhaseResult(data=summary(report, identity, flags, dressing),
                        backends={"faces": f"{backends.faces.name} {backends.faces.version}",
@@ -79,6 +85,36 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
 def rgba(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as image:
         return np.asarray(image.convert("RGBA"), dtype=np.uint8).copy()
+
+
+def repaint_views(backends: FittingBackends, bank: FaceBank, views: list[View], dressed: DressedBody,
+                  faces: np.ndarray, cutout: np.ndarray, report: FitReport
+                  ) -> tuple[list[View], list[AngleIdentity], dict[str, object]]:
+    """The try-on painter over the 8 renders: the garment region repainted from the garment photo and the fit
+    cues, the face kept, identity checked per angle and failing angles retried (`pipeline.fitting.tryon`)."""
+    from pipeline.fitting.tryon import garment_on_white, repaint_with_identity, tryon_requests
+
+    assert backends.painter is not None
+    regions = [garment_region(dressed, faces, view) for view in views]
+    requests = tryon_requests(backends.faces, views, regions, garment_on_white(cutout), report.prompt_cues)
+    done = repaint_with_identity(backends.painter, backends.faces, bank, views, requests, backends.max_tries)
+    repainted = [replace(view, image=image) for view, image in zip(views, done.images, strict=True)]
+    record = {"status": "repainted", "painter": f"{backends.painter.name} {backends.painter.version}",
+              "tries": dict(zip((f"{v.angle_deg:03d}" for v in views), done.tries, strict=True)),
+              "seeds": done.seeds}
+    return repainted, done.identity, record
+
+
+def garment_region(dressed: DressedBody, faces: np.ndarray, view: View) -> np.ndarray:
+    """(H, W) float32: 1 on the pixels of `view` that show the garment's part of the dressed body."""
+    from pipeline.render.raster import rasterize
+
+    raster = rasterize(dressed.vertices, faces, view.camera)
+    on_garment = dressed.garment_vertices[np.asarray(faces)].mean(axis=1) > 0.5
+    hit = raster.triangle >= 0
+    region = np.zeros(raster.triangle.shape, dtype=np.float32)
+    region[hit] = on_garment[raster.triangle[hit]]
+    return region
 
 
 def vision_gate(judge: QualityJudge | None, views: list[View], cutout: np.ndarray, photo: np.ndarray

@@ -1,0 +1,311 @@
+"""The GPU models' weights: what to fetch (`MODELS`), a manifest of what was fetched, and the check at load.
+
+A weights folder holds one sub-folder per model key (`tryon/`, `insightface/`, `yolo/`, `sam/`, `multiview/`)
+and `weights-manifest.json`: per key, the hub repos and revisions it came from and every file with its size
+and sha256. `pull` fills the folder from the hub (run where the hub is reachable, or inside Modal), then
+writes the manifest; an adapter calls `verify(folder, key)` before it loads and gets the model's folder back,
+or a `WeightsError` that names the missing or changed file and the command that fixes it. Nothing here
+downloads at request time: only `pull` touches the network, and only when a person runs it.
+
+Hashing streams each file in chunks. A verified model leaves a stamp (each file's size and mtime) under
+`.verified/`; a later `verify` whose files still match the stamp skips re-hashing (tens of GB take
+tens of seconds). Pass `stamp_dir` where the weights folder is read-only (a Modal volume mounted read-only):
+the stamp goes there, or is skipped if that fails too (then every load re-hashes).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pipeline.backends.licences import BACKEND_BY_KEY
+
+MANIFEST_NAME = "weights-manifest.json"
+STAMP_DIR = ".verified"
+HUB_METADATA = ".cache"  # huggingface_hub's per-file download metadata inside a local_dir; never in the manifest
+CHUNK = 8 << 20
+
+
+class WeightsError(Exception):
+    """The weights a backend needs are missing, changed, or pinned differently: a deployment error, not a
+    job's. The message names the file and the command that fixes it."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One hub repo at one revision; the files matching `allow_patterns` land under `subdir` of the model."""
+
+    repo_id: str
+    revision: str  # a 40-hex commit pins it; a branch or tag ("main") does not: pin before production
+    allow_patterns: tuple[str, ...]
+    subdir: str = ""
+
+    @property
+    def pinned(self) -> bool:
+        return re.fullmatch(r"[0-9a-f]{40}", self.revision) is not None
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """One model's weights: its folder name under the weights folder and where they come from."""
+
+    key: str
+    backend: str  # the backend (pipeline.backends.licences.BACKENDS) that loads them
+    sources: tuple[Source, ...]
+    approx_gb: float  # roughly, to know before pulling
+
+    @property
+    def licence(self) -> str:
+        return BACKEND_BY_KEY[self.backend].licence
+
+    @property
+    def commercial(self) -> bool:
+        return BACKEND_BY_KEY[self.backend].commercial
+
+    @property
+    def serves(self) -> tuple[str, ...]:
+        return BACKEND_BY_KEY[self.backend].serves
+
+
+FLUX_FILL_PARTS = ("model_index.json", "scheduler/*", "text_encoder/*", "text_encoder_2/*", "tokenizer/*",
+                   "tokenizer_2/*", "transformer/*", "vae/*")  # the diffusers layout, not the single-file copies
+MODELS: dict[str, WeightsSpec] = {spec.key: spec for spec in (
+    WeightsSpec("tryon", "flux-fill-tryon", (
+        Source("black-forest-labs/FLUX.1-Fill-dev", "main", FLUX_FILL_PARTS, subdir="flux-fill"),  # gated
+        Source("xiaozaa/catvton-flux-lora-alpha", "main", ("pytorch_lora_weights.safetensors",), subdir="lora"),
+    ), approx_gb=34.0),
+    WeightsSpec("insightface", "insightface", (
+        Source("public-data/insightface", "main",
+               ("models/buffalo_l/det_10g.onnx", "models/buffalo_l/w600k_r50.onnx")),
+    ), approx_gb=0.2),
+    WeightsSpec("yolo", "ultralytics-yolo", (Source("Ultralytics/YOLO11", "main", ("yolo11n.pt",)),), approx_gb=0.01),
+    WeightsSpec("sam", "sam", (
+        Source("facebook/sam-vit-base", "70c1a07f894ebb5b307fd9eaaee97b9dfc16068f",
+               ("config.json", "preprocessor_config.json", "model.safetensors")),
+    ), approx_gb=0.4),
+    WeightsSpec("multiview", "hunyuan3d-2mv", (
+        Source("tencent/Hunyuan3D-2mv", "3a761b539b29fe4ff64714813aa9560fd66f5de0", ("hunyuan3d-dit-v2-mv/*",)),
+    ), approx_gb=5.0),
+)}
+WEIGHTS_BY_BACKEND: dict[str, str] = {spec.backend: spec.key for spec in MODELS.values()}
+
+
+# ---- the manifest (written by `pull`, read at load) ---------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FileRecord(_Strict):
+    path: str  # posix, relative to the model's folder
+    size: int
+    sha256: str
+
+
+class SourceRecord(_Strict):
+    repo_id: str
+    revision: str  # as pinned in MODELS when pulled
+    commit: str | None = None  # the commit the hub resolved it to, when huggingface_hub recorded it
+    subdir: str = ""
+
+
+class ModelRecord(_Strict):
+    backend: str
+    sources: tuple[SourceRecord, ...]
+    files: tuple[FileRecord, ...]
+
+
+class WeightsManifest(_Strict):
+    schema_version: Literal[1] = 1
+    models: dict[str, ModelRecord] = {}
+
+
+def spec(key: str) -> WeightsSpec:
+    if key not in MODELS:
+        raise WeightsError(f"unknown weights key {key!r}: use one of {', '.join(MODELS)}")
+    return MODELS[key]
+
+
+def weights_for(plan: Mapping[str, str | None]) -> tuple[str, ...]:
+    """The weights keys a backend plan (`licences.backend_plan`) needs, in MODELS order."""
+    used = {k for k in plan.values() if k is not None}
+    used |= {part for k in used for part in BACKEND_BY_KEY[k].uses}
+    return tuple(key for key, s in MODELS.items() if s.backend in used)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _model_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and HUB_METADATA not in p.relative_to(folder).parts)
+
+
+def _resolved_commit(folder: Path) -> str | None:
+    """The commit huggingface_hub wrote into its per-file metadata (first line), if all files agree."""
+    commits = {p.read_text().split("\n", 1)[0].strip()
+               for p in (folder / HUB_METADATA / "huggingface" / "download").rglob("*.metadata")}
+    return commits.pop() if len(commits) == 1 else None
+
+
+def _record(weights_dir: Path, key: str) -> ModelRecord:
+    model = spec(key)
+    folder = weights_dir / key
+    files = _model_files(folder) if folder.is_dir() else []
+    if not files:
+        raise WeightsError(f"no files under {folder}: run `dropfit weights pull --to {weights_dir} --only {key}`")
+    sources = tuple(SourceRecord(repo_id=s.repo_id, revision=s.revision, subdir=s.subdir,
+                                 commit=_resolved_commit(folder / s.subdir)) for s in model.sources)
+    return ModelRecord(backend=model.backend, sources=sources, files=tuple(
+        FileRecord(path=p.relative_to(folder).as_posix(), size=p.stat().st_size, sha256=sha256_file(p))
+        for p in files))
+
+
+def read_manifest(weights_dir: Path) -> WeightsManifest:
+    path = weights_dir / MANIFEST_NAME
+    if not path.is_file():
+        raise WeightsError(f"no weights manifest at {path}: the weights were never pulled there; "
+                           f"run `dropfit weights pull --to {weights_dir}`")
+    try:
+        return WeightsManifest.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        raise WeightsError(f"{path} is not a weights manifest ({exc.error_count()} problems, first: "
+                           f"{exc.errors()[0]['msg']}); run `dropfit weights pull --to {weights_dir}`") from exc
+
+
+def write_manifest(weights_dir: Path, keys: Iterable[str] | None = None) -> WeightsManifest:
+    """Hash the models' folders (`keys`; None = every MODELS key with a folder) into the manifest, keeping
+    the other models' entries. Written atomically, last: a manifest means the files it lists are complete."""
+    chosen = list(keys) if keys is not None else [k for k in MODELS if (weights_dir / k).is_dir()]
+    path = weights_dir / MANIFEST_NAME
+    models = dict(read_manifest(weights_dir).models) if path.is_file() else {}
+    models.update({key: _record(weights_dir, key) for key in chosen})
+    manifest = WeightsManifest(models=dict(sorted(models.items())))
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(manifest.model_dump_json(indent=2) + "\n")
+    os.replace(tmp, path)
+    return manifest
+
+
+# ---- the check at load ----------------------------------------------------------------------------------
+
+
+def _stamp(record: ModelRecord, folder: Path) -> dict[str, Any]:
+    files = {}
+    for f in record.files:
+        stat = (folder / f.path).stat()
+        files[f.path] = [stat.st_size, stat.st_mtime_ns]
+    return {"record": hashlib.sha256(record.model_dump_json().encode()).hexdigest(), "files": files}
+
+
+def _stamp_matches(stamp_path: Path, record: ModelRecord, folder: Path) -> bool:
+    try:
+        return json.loads(stamp_path.read_text()) == _stamp(record, folder)
+    except (OSError, ValueError):
+        return False
+
+
+def _write_stamp(stamp_path: Path, record: ModelRecord, folder: Path) -> None:
+    try:
+        stamp_path.parent.mkdir(parents=True, exist_ok=True)
+        stamp_path.write_text(json.dumps(_stamp(record, folder)))
+    except OSError:
+        pass  # a read-only folder: the next load hashes again, which is slower but as safe
+
+
+def _check_pins(weights_dir: Path, key: str, record: ModelRecord) -> None:
+    pinned = [(s.repo_id, s.revision) for s in spec(key).sources]
+    pulled = [(s.repo_id, s.revision) for s in record.sources]
+    if pinned != pulled:
+        raise WeightsError(f"the {key} weights in {weights_dir} came from {pulled}, the code pins {pinned}: "
+                           f"run `dropfit weights pull --to {weights_dir} --only {key}`")
+
+
+def verify(weights_dir: Path, key: str, *, stamp_dir: Path | None = None) -> Path:
+    """The model's folder (`weights_dir / key`) once every file the manifest lists is there with its size and
+    sha256, and the manifest's repos and revisions are the ones MODELS pins; else a `WeightsError` saying what
+    is wrong and which command fixes it. Files the manifest does not list are ignored."""
+    spec(key)
+    fix = f"run `dropfit weights pull --to {weights_dir} --only {key}`"
+    record = read_manifest(weights_dir).models.get(key)
+    if record is None:
+        raise WeightsError(f"the weights manifest in {weights_dir} has no {key!r} model: {fix}")
+    _check_pins(weights_dir, key, record)
+    folder = weights_dir / key
+    for f in record.files:
+        path = folder / f.path
+        if not path.is_file():
+            raise WeightsError(f"{key}: {path} is missing: {fix}")
+        if path.stat().st_size != f.size:
+            raise WeightsError(f"{key}: {path} has {path.stat().st_size} bytes, the manifest says {f.size}: {fix}")
+    stamp_path = (stamp_dir or weights_dir / STAMP_DIR) / f"{key}.json"
+    if _stamp_matches(stamp_path, record, folder):
+        return folder
+    for f in record.files:
+        if sha256_file(folder / f.path) != f.sha256:
+            raise WeightsError(f"{key}: {folder / f.path} does not match its sha256 in the manifest "
+                               f"(changed or corrupt): {fix}")
+    _write_stamp(stamp_path, record, folder)
+    return folder
+
+
+# ---- fetching and shipping ------------------------------------------------------------------------------
+
+Download = Callable[..., Any]  # huggingface_hub.snapshot_download's keyword signature
+
+
+def _missing_patterns(folder: Path, patterns: Iterable[str]) -> list[str]:
+    present = [p.relative_to(folder).as_posix() for p in _model_files(folder)] if folder.is_dir() else []
+    return [pattern for pattern in patterns if not fnmatch.filter(present, pattern)]
+
+
+def pull(weights_dir: Path, keys: Iterable[str] | None = None, *, download: Download | None = None) -> WeightsManifest:
+    """Fetch the models (`keys`; None = all of MODELS) from the hub into `weights_dir/<key>/`, then write the
+    manifest. `download` defaults to `huggingface_hub.snapshot_download` (gated repos read HF_TOKEN); tests
+    pass a fake. Raises `WeightsError` when a download fails or a pinned pattern matched no file."""
+    if download is None:
+        from huggingface_hub import snapshot_download
+
+        download = snapshot_download
+    chosen = [spec(key).key for key in (keys if keys is not None else MODELS)]
+    for key in chosen:
+        for source in MODELS[key].sources:
+            folder = weights_dir / key / source.subdir
+            try:
+                download(repo_id=source.repo_id, revision=source.revision,
+                         allow_patterns=list(source.allow_patterns), local_dir=str(folder))
+            except Exception as exc:  # the hub's errors are many; say which model, chain the cause
+                raise WeightsError(f"pulling {key} from {source.repo_id}@{source.revision} failed: {exc} "
+                                   "(gated repos need HF_TOKEN with the licence accepted on the hub)") from exc
+            missing = _missing_patterns(folder, source.allow_patterns)
+            if missing:
+                raise WeightsError(f"{source.repo_id}@{source.revision} has no file matching "
+                                   f"{', '.join(missing)}: fix the pattern in pipeline/backends/weights.py")
+    return write_manifest(weights_dir, chosen)
+
+
+def upload_plan(weights_dir: Path) -> list[tuple[Path, str]]:
+    """(local file, path relative to the weights folder) for every file the manifest lists, manifest last,
+    after verifying each model: what `dropfit weights upload` puts into the volume."""
+    manifest = read_manifest(weights_dir)
+    plan = []
+    for key, record in manifest.models.items():
+        if key in MODELS:
+            verify(weights_dir, key)
+        plan += [(weights_dir / key / f.path, f"{key}/{f.path}") for f in record.files]
+    return [*plan, (weights_dir / MANIFEST_NAME, MANIFEST_NAME)]

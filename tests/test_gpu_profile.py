@@ -1,0 +1,91 @@
+"""The `gpu` profile end to end on CPU: every phase through its Modal class's `.local()` against S3 on moto, with
+the GPU adapters loading tiny random-weight models (FLUX Fill try-on, InsightFace ONNX, SAM) from a verified
+weights folder. The outputs are noise; the code path (verify, load, batch, repaint, identity retry, publish) is
+the real one. The person detector (ultralytics YOLO) cannot run here: its torchvision does not import next to
+CPU torch, so the plan's person landmarker is overridden to mediapipe (its own adapter is tested on its own)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from infra.s3_store import S3Store
+from pipeline import layout
+from pipeline.backends.weights import write_manifest
+from pipeline.phases import PHASES
+from pipeline.sample import sample_garment, sample_person
+from pipeline.state import load_plan, run_manifest
+from tiny_diffusers import tiny_flux_fill
+from tiny_onnx import write_face_pack
+from tiny_transformers import tiny_sam
+
+LOCAL_VOLUME_WARNING = "ignore:.*executing locally.*:UserWarning"
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    weights = tmp_path_factory.mktemp("weights")
+    tiny_flux_fill(weights / "tryon" / "flux-fill")
+    write_face_pack(weights / "insightface" / "models" / "buffalo_l")
+    tiny_sam(weights / "sam")
+    write_manifest(weights, ["tryon", "insightface", "sam"])
+    return weights
+
+
+@pytest.fixture
+def gpu_env(moto_server, monkeypatch: pytest.MonkeyPatch, tiny_weights: Path) -> None:
+    for name, value in {"DROPFIT_S3_ENDPOINT_URL": moto_server.endpoint_url, "DROPFIT_AWS_REGION": "us-east-1",
+                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DROPFIT_PROFILE", "gpu")
+    monkeypatch.setenv("DROPFIT_WEIGHTS_DIR", str(tiny_weights))
+    monkeypatch.setenv("DROPFIT_BACKENDS", json.dumps({"PersonLandmarker": "mediapipe-pose"}))
+    monkeypatch.setenv("DROPFIT_TRYON_STEPS", "2")
+    monkeypatch.setenv("DROPFIT_TRYON_MAX_SIDE", "64")
+
+
+@pytest.mark.filterwarnings(LOCAL_VOLUME_WARNING)
+def test_the_gpu_profile_runs_a_whole_job_through_local(gpu_env, s3_client, s3_bucket) -> None:
+    import modal_deploy
+
+    s3_client.put_object(Bucket=s3_bucket, Key="incoming/g1/person.png", Body=sample_person())
+    s3_client.put_object(Bucket=s3_bucket, Key="incoming/g1/garment.png", Body=sample_garment())
+    assert modal_deploy.run_task.local("intake", "g1", s3_bucket)["detail"] == "planned"
+    store = S3Store(s3_client, s3_bucket)
+    plan = load_plan(store, "g1")
+    for phase in PHASES:
+        key = plan.run(phase.name).key
+        result = modal_deploy.PHASE_CLASSES[phase.name]().run.local(key, s3_bucket)
+        assert (result["step"], result["outcome"]) == (phase.name, "done"), result
+    avatar = run_manifest(store, "avatar", plan.run("avatar").key)
+    fitting = run_manifest(store, "fitting", plan.run("fitting").key)
+    assert avatar is not None and avatar.backends["faces"].startswith("insightface")
+    assert fitting is not None and fitting.backends["faces"].startswith("insightface")
+    tryon = fitting.data["dressing"]["tryon"]
+    assert tryon["status"] == "repainted" and tryon["painter"].startswith("flux-fill-tryon")
+    assert set(tryon["tries"]) == {f"{a:03d}" for a in range(0, 360, 45)}
+    assert all(1 <= t <= 3 for t in tryon["tries"].values())
+    assert modal_deploy.run_task.local("publish", "g1", s3_bucket)["outcome"] in ("done", "skipped")
+    manifest = json.loads(s3_client.get_object(Bucket=s3_bucket, Key=layout.result_manifest_key("g1"))["Body"].read())
+    names = {f["name"] if isinstance(f, dict) else f for f in manifest["files"]}
+    assert "model.glb" in names and "angles/000.png" in names
+
+
+def test_a_corrupt_weight_file_stops_the_phase_with_the_fix(tiny_weights: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from pipeline.backends.config import ModelConfig
+    from pipeline.backends.planned import PlannedBackends
+    from pipeline.backends.weights import WeightsError
+
+    copy = tmp_path / "weights"
+    shutil.copytree(tiny_weights, copy)
+    model = next((copy / "sam").glob("*.safetensors"))
+    data = bytearray(model.read_bytes())
+    data[-1] ^= 0xFF  # one byte changed, the size kept
+    model.write_bytes(bytes(data))
+    backends = PlannedBackends(ModelConfig(profile="gpu", weights_dir=copy))
+    with pytest.raises(WeightsError, match="sha256.*dropfit weights pull"):
+        backends.segmenter()

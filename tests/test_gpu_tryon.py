@@ -1,0 +1,365 @@
+"""The try-on adapter (FLUX.1 Fill, in-context diptych) and phase 3's repaint-with-identity loop.
+
+Pre- and post-processing are plain numpy, tested on their own. The adapter runs end to end at 64x64 on CPU on a
+tiny random-weight FluxFillPipeline that `tiny_diffusers.tiny_flux_fill` saves to disk and the adapter loads
+with `local_files_only=True`, as it loads real weights. The identity loop runs against hand-written fakes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fakes_person import FakeFaceEmbedder, fake_face
+from pipeline.avatar.contracts import FaceBank, FaceReference
+from pipeline.backends.gpu.tryon import (
+    PROMPT_TEMPLATE,
+    DiffusersTryOnPainter,
+    composite,
+    diptych,
+    diptychs,
+    feather,
+    letterbox,
+    repaint_mask,
+    tryon_output,
+    tryon_prompt,
+    work_size,
+)
+from pipeline.backends.protocols import Camera, Face, FaceEmbedder, TryOnPainter, TryOnRequest
+from pipeline.fitting.tryon import (
+    RETRY_SEED_STEP,
+    face_keep_mask,
+    garment_on_white,
+    repaint_with_identity,
+    tryon_request,
+    tryon_requests,
+)
+from pipeline.render.views import ANGLES_DEG, View
+from tiny_diffusers import tiny_flux_fill
+
+Box = tuple[int, int, int, int]
+
+
+def rng_image(seed: int, height: int, width: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def box_mask(height: int, width: int, box: Box) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    mask = np.zeros((height, width), dtype=np.float32)
+    mask[y0:y1, x0:x1] = 1.0
+    return mask
+
+
+def request(seed: int = 0, size: tuple[int, int] = (64, 64), prompt: str = "snug across the chest",
+            paint: Box = (16, 24, 48, 56), keep: Box | None = (24, 2, 40, 18)) -> TryOnRequest:
+    width, height = size
+    return TryOnRequest(
+        render=rng_image(100 + seed, height, width),
+        paint_mask=box_mask(height, width, paint),
+        keep_mask=box_mask(height, width, keep) if keep else np.zeros((height, width), np.float32),
+        garment=np.full((30, 20, 3), (200, 30, 30), dtype=np.uint8),
+        prompt=prompt,
+        seed=seed,
+    )
+
+
+# ---- preprocess --------------------------------------------------------------------------------------------------
+
+
+def test_work_size_rounds_to_the_pipeline_multiple_and_caps_the_longer_side() -> None:
+    assert work_size(768, 1024, 16) == (768, 1024)
+    assert work_size(3000, 4000, 16, max_side=1024) == (768, 1024)
+    assert work_size(44, 60, 16) == (48, 64)
+    assert work_size(64, 64, 4) == (64, 64)
+    assert work_size(5, 10, 16) == (16, 16)  # never below one multiple
+
+
+def test_letterbox_fits_the_garment_on_white_keeping_its_aspect() -> None:
+    garment = np.zeros((40, 20, 3), dtype=np.uint8)  # tall and black
+    boxed = letterbox(garment, (60, 40))  # wide box: the garment becomes 20 x 40, centred
+    assert boxed.shape == (40, 60, 3)
+    dark = np.argwhere(boxed.max(axis=2) < 128)
+    assert dark[:, 1].min() == 20 and dark[:, 1].max() == 39 and dark[:, 0].min() == 0 and dark[:, 0].max() == 39
+    assert (boxed[:, :20] == 255).all() and (boxed[:, 40:] == 255).all()
+
+
+def test_repaint_mask_grows_the_paint_mask_and_leaves_out_the_keep_mask() -> None:
+    paint = box_mask(40, 40, (10, 10, 30, 30))
+    keep = box_mask(40, 40, (0, 0, 40, 12))
+    mask = repaint_mask(paint, keep, grow_px=2)
+    assert mask.dtype == np.float32 and set(np.unique(mask)) == {0.0, 1.0}
+    assert mask[12:30, 10:30].all() and mask[20, 8] == 1 and mask[20, 31] == 1  # grown by 2 px
+    assert mask[20, 5] == 0 and not mask[:12].any()  # not beyond the growth; never in the keep mask
+
+
+def test_diptych_puts_the_garment_left_and_the_render_right_with_the_mask_on_the_right_only() -> None:
+    req = request(size=(44, 60), paint=(10, 20, 34, 50), keep=(14, 0, 30, 16))
+    (dip,) = diptychs([req], multiple=16)
+    assert dip.image.shape == (64, 96, 3) and dip.mask.shape == (64, 96) and dip.size == (96, 64)
+    assert np.array_equal(dip.image[:, :48], letterbox(req.garment, (48, 64)))
+    assert not dip.mask[:, :48].any()  # the garment half is never repainted
+    right = dip.mask[:, 48:]
+    assert set(np.unique(right)) == {0.0, 1.0}
+    assert right[40, 24] == 1  # inside the (resized) paint mask
+    assert right[5, 24] == 0 and right[60, 2] == 0  # the keep mask; far outside the paint mask
+    assert dip.prompt == f"{PROMPT_TEMPLATE}; snug across the chest." and dip.seed == req.seed
+
+
+def test_prompt_is_the_template_and_the_cues() -> None:
+    assert tryon_prompt("loose at the waist, regular fit.") == f"{PROMPT_TEMPLATE}; loose at the waist, regular fit."
+    assert tryon_prompt("  ") == f"{PROMPT_TEMPLATE}."
+
+
+def test_a_request_whose_masks_do_not_match_its_render_is_refused() -> None:
+    req = request()
+    bad = TryOnRequest(req.render, req.paint_mask[:10], req.keep_mask, req.garment, req.prompt, req.seed)
+    with pytest.raises(ValueError, match="paint_mask"):
+        diptych(bad, (64, 64))
+
+
+# ---- postprocess -------------------------------------------------------------------------------------------------
+
+
+def test_composite_keeps_the_render_exactly_in_the_keep_mask_and_outside_the_paint_mask() -> None:
+    render, generated = rng_image(1, 40, 40), rng_image(2, 40, 40)
+    paint = box_mask(40, 40, (5, 5, 35, 35))
+    keep = box_mask(40, 40, (10, 0, 30, 12))
+    out = composite(render, generated, paint, keep, feather_px=3)
+    assert out.dtype == np.uint8 and out.shape == render.shape
+    assert np.array_equal(out[keep > 0], render[keep > 0])
+    assert np.array_equal(out[paint == 0], render[paint == 0])
+    assert np.array_equal(out[15:25, 15:25], generated[15:25, 15:25])  # deep inside: the generated pixels
+    edge = feather(paint, 3)
+    assert 0 < edge[20, 5] < 1 and edge[20, 20] == 1 and edge[20, 4] == 0
+
+
+def test_output_is_the_right_half_at_the_render_size() -> None:
+    req = request(size=(44, 60), paint=(10, 20, 34, 50), keep=(14, 0, 30, 16))
+    generated = np.concatenate([np.zeros((64, 48, 3), np.uint8), np.full((64, 48, 3), 7, np.uint8)], axis=1)
+    out = tryon_output(req, generated)
+    assert out.shape == req.render.shape
+    assert (out[30:40, 15:30] == 7).all()  # from the right half, not the garment half
+    assert np.array_equal(out[req.keep_mask > 0], req.render[req.keep_mask > 0])
+    assert np.array_equal(out[req.paint_mask == 0], req.render[req.paint_mask == 0])
+
+
+# ---- the adapter, end to end on a tiny random-weight FLUX Fill ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_flux_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("diffusers", reason="the gpu extra (diffusers, transformers) is not installed")
+    pytest.importorskip("transformers", reason="the gpu extra (diffusers, transformers) is not installed")
+    import diffusers.pipelines.flux  # noqa: F401 - the imports (~6 s cold) are not the build's time
+
+    start = time.perf_counter()
+    path = tiny_flux_fill(tmp_path_factory.mktemp("tiny-flux-fill"))
+    seconds = time.perf_counter() - start
+    assert seconds < 5, f"building the tiny pipeline took {seconds:.1f} s"
+    return path
+
+
+@pytest.fixture(scope="module")
+def painter(tiny_flux_path: Path) -> DiffusersTryOnPainter:
+    return DiffusersTryOnPainter(tiny_flux_path, device="cpu", steps=2)
+
+
+def test_the_adapter_is_a_try_on_painter_that_loads_once_from_local_files(painter: DiffusersTryOnPainter) -> None:
+    import torch
+
+    checked: TryOnPainter = painter
+    assert isinstance(checked, TryOnPainter)
+    assert painter.name == "flux-fill-tryon" and "diffusers" in painter.version
+    pipe = painter.load()
+    assert pipe is painter.load()
+    assert pipe.transformer.dtype == torch.float32 and pipe.device.type == "cpu"
+
+
+def test_a_prebuilt_pipeline_paints_as_the_loaded_one_and_takes_a_strength(painter: DiffusersTryOnPainter) -> None:
+    prebuilt = DiffusersTryOnPainter.from_pipeline(painter.load(), steps=2)
+    (loaded,) = painter.repaint([request(3)])
+    assert np.array_equal(prebuilt.repaint([request(3)])[0], loaded)
+    (partial,) = DiffusersTryOnPainter.from_pipeline(painter.load(), steps=2, strength=0.5).repaint([request(3)])
+    assert partial.shape == loaded.shape and not np.array_equal(partial, loaded)  # starts from the noised render
+    with pytest.raises(ValueError, match="strength"):
+        DiffusersTryOnPainter(Path("unused"), strength=0.0)
+
+
+def test_a_missing_weights_folder_fails_clearly_without_downloading(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="model_index.json"):
+        DiffusersTryOnPainter(tmp_path / "nothing", device="cpu").load()
+
+
+def test_the_adapter_repaints_a_batch_end_to_end(painter: DiffusersTryOnPainter) -> None:
+    requests = [request(0), request(1, prompt="loose at the waist"), request(2, keep=None)]
+    start = time.perf_counter()
+    outputs = painter.repaint(requests)
+    seconds = time.perf_counter() - start
+    assert seconds < 20, f"3 requests at 64x64 took {seconds:.1f} s"
+    assert len(outputs) == 3
+    for req, out in zip(requests, outputs, strict=True):
+        assert out.shape == req.render.shape and out.dtype == np.uint8
+        inside = (req.paint_mask > 0) & (req.keep_mask == 0)
+        assert (out[inside] != req.render[inside]).any(axis=1).mean() > 0.5  # repainted
+        assert np.array_equal(out[req.keep_mask > 0], req.render[req.keep_mask > 0])
+        assert np.array_equal(out[req.paint_mask == 0], req.render[req.paint_mask == 0])
+
+
+def test_the_same_seed_gives_the_same_output_and_another_seed_another(painter: DiffusersTryOnPainter) -> None:
+    first = painter.repaint([request(0), request(1)])
+    again = painter.repaint([request(0), request(1)])
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    reseeded = request(0)
+    reseeded = TryOnRequest(reseeded.render, reseeded.paint_mask, reseeded.keep_mask, reseeded.garment,
+                            reseeded.prompt, seed=1000)
+    (other,) = painter.repaint([reseeded])
+    assert not np.array_equal(other, first[0])
+    (alone,) = painter.repaint([request(1)])  # a request's result does not depend on its batch (to rounding)
+    assert np.abs(alone.astype(int) - first[1].astype(int)).max() <= 1
+
+
+# ---- requests from the rendered views ----------------------------------------------------------------------------
+
+
+CAMERA = Camera(focal_px=80.0, cx=32.0, cy=32.0, rotation=np.eye(3), translation=np.array([0.0, 0.0, 3.0]),
+                image_size=(64, 64))
+
+
+def views(count: int = len(ANGLES_DEG), size: int = 64) -> list[View]:
+    return [View(angle_deg=a, camera=CAMERA, image=rng_image(a, size, size), mask=np.ones((size, size), bool),
+                 seconds=0.0) for a in ANGLES_DEG[:count]]
+
+
+def test_a_request_paints_the_grown_garment_region_and_keeps_the_enlarged_face_box() -> None:
+    view = views(1)[0]
+    region = box_mask(64, 64, (20, 24, 44, 56))
+    garment = np.full((30, 20, 3), 255, np.uint8)
+    req = tryon_request(view, region, garment, ["snug across the chest", "regular fit overall"],
+                        face_box=(26, 4, 38, 16), seed=7)
+    assert req.render is view.image and req.garment is garment and req.seed == 7
+    assert req.prompt == "snug across the chest, regular fit overall"
+    assert req.paint_mask[24:56, 20:44].all() and req.paint_mask[40, 19] == 1 and req.paint_mask[40, 5] == 0
+    assert np.array_equal(req.keep_mask, face_keep_mask((64, 64), (26, 4, 38, 16)))
+    assert req.keep_mask[10, 23] == 1 and req.keep_mask[10, 41] == 1 and req.keep_mask[30, 32] == 0  # 35 % larger
+    no_face = tryon_request(view, region, garment, [], face_box=None, seed=0)
+    assert not no_face.keep_mask.any() and no_face.prompt == ""
+
+
+def test_the_garment_cutout_goes_on_white() -> None:
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[0, 0] = (200, 30, 30, 255)
+    rgba[0, 1] = (0, 0, 0, 128)
+    assert garment_on_white(rgba).tolist() == [[[200, 30, 30], [127, 127, 127]], [[255, 255, 255]] * 2]
+
+
+def test_requests_for_the_turntable_find_each_face_and_number_the_seeds() -> None:
+    faces: FaceEmbedder = FakeFaceEmbedder([fake_face((26, 4, 38, 16), identity=1)])
+    shown = views()
+    regions = [box_mask(64, 64, (20, 24, 44, 56))] * len(shown)
+    reqs = tryon_requests(faces, shown, regions, np.full((30, 20, 3), 255, np.uint8), ["loose"], seed=10)
+    assert [r.seed for r in reqs] == list(range(10, 18))
+    assert all(r.keep_mask[10, 32] == 1 for r in reqs)
+    with pytest.raises(ValueError, match="garment regions"):
+        tryon_requests(faces, shown, regions[:3], np.full((30, 20, 3), 255, np.uint8), ["loose"])
+
+
+# ---- repaint with identity: retries on fakes ---------------------------------------------------------------------
+
+
+REFERENCE = np.eye(128, dtype=np.float32)[0]
+SIDEWAYS = np.eye(128, dtype=np.float32)[1]
+BANK = FaceBank(backend="fake-faces", threshold=0.6,
+                references=(FaceReference(source="person", box=(0, 0, 10, 10), embedding=tuple(REFERENCE.tolist())),))
+
+
+class SeedStampPainter:
+    """Returns each render with its request's seed written into the top-left pixel; records every batch."""
+
+    name = "seed-stamp"
+    version = "1"
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def repaint(self, requests: list[TryOnRequest]) -> list[np.ndarray]:
+        self.batches.append([r.seed for r in requests])
+        out = []
+        for r in requests:
+            image = r.render.copy()
+            image[0, 0] = (r.seed // 256, r.seed % 256, 0)
+            out.append(image)
+        return out
+
+
+class SeedFaces:
+    """A face whose distance to REFERENCE is `distances[seed]` (read back from the stamped pixel); no face for a
+    seed mapped to None; 0.1 for seeds not listed."""
+
+    name = "seed-faces"
+    version = "1"
+    threshold = 0.6
+
+    def __init__(self, distances: dict[int, float | None]) -> None:
+        self.distances = distances
+
+    def faces(self, rgb: np.ndarray) -> list[Face]:
+        seed = int(rgb[0, 0, 0]) * 256 + int(rgb[0, 0, 1])
+        distance = self.distances.get(seed, 0.1)
+        if distance is None:
+            return []
+        # |REFERENCE - e| = distance for e = a REFERENCE + b SIDEWAYS with a = 1 - d^2 / 2, a^2 + b^2 = 1
+        a = 1 - distance**2 / 2
+        embedding = a * REFERENCE + np.sqrt(max(0.0, 1 - a * a)) * SIDEWAYS
+        return [Face(box=(24, 2, 40, 18), landmarks=np.zeros((5, 2), np.float32), embedding=embedding, score=0.9)]
+
+
+def turntable_requests(count: int = len(ANGLES_DEG)) -> tuple[list[View], list[TryOnRequest]]:
+    shown = views(count)
+    regions = [box_mask(64, 64, (20, 24, 44, 56))] * count
+    return shown, tryon_requests(FakeFaceEmbedder(), shown, regions, np.full((8, 8, 3), 255, np.uint8), ["loose"])
+
+
+def test_only_mismatching_angles_are_retried_with_new_seeds_and_the_retries_are_bounded() -> None:
+    painter = SeedStampPainter()
+    checked: TryOnPainter = painter
+    faces: FaceEmbedder = SeedFaces({
+        2: 0.9, 2 + RETRY_SEED_STEP: 0.7, 2 + 2 * RETRY_SEED_STEP: 0.3,  # fails twice, then matches
+        5: 0.9, 5 + RETRY_SEED_STEP: 0.8, 5 + 2 * RETRY_SEED_STEP: 0.95,  # never matches: best is the second
+        4: None,  # the back: no face, nothing to retry
+    })
+    shown, reqs = turntable_requests()
+    result = repaint_with_identity(checked, faces, BANK, shown, reqs, max_tries=3)
+    assert painter.batches == [list(range(8)), [1002, 1005], [2002, 2005]]
+    assert result.tries == [1, 1, 3, 1, 1, 3, 1, 1]
+    assert result.seeds == [0, 1, 2002, 3, 4, 1005, 6, 7]
+    assert [i.status for i in result.identity] == ["match"] * 4 + ["not visible", "mismatch", "match", "match"]
+    assert result.distances[2] == pytest.approx(0.3, abs=1e-3) and result.distances[5] == pytest.approx(0.8, abs=1e-3)
+    assert [i.angle_deg for i in result.identity] == list(ANGLES_DEG)
+    assert result.images[5][0, 0].tolist() == [1005 // 256, 1005 % 256, 0]  # the kept image is the best attempt
+
+
+def test_no_retry_without_a_face_reference_or_with_a_single_try() -> None:
+    shown, reqs = turntable_requests()
+    painter = SeedStampPainter()
+    unchecked = FaceBank(backend="fake-faces", threshold=0.6, skipped_reason="no face in the person photo")
+    result = repaint_with_identity(painter, SeedFaces({s: 0.9 for s in range(8)}), unchecked, shown, reqs)
+    assert painter.batches == [list(range(8))] and result.tries == [1] * 8
+    assert all(i.status.startswith("skipped") for i in result.identity)
+    painter = SeedStampPainter()
+    result = repaint_with_identity(painter, SeedFaces({s: 0.9 for s in range(8)}), BANK, shown, reqs, max_tries=1)
+    assert painter.batches == [list(range(8))] and all(i.status == "mismatch" for i in result.identity)
+    with pytest.raises(ValueError, match="max_tries"):
+        repaint_with_identity(painter, SeedFaces({}), BANK, shown, reqs, max_tries=0)
+
+
+def test_the_identity_loop_runs_on_the_real_adapter(painter: DiffusersTryOnPainter) -> None:
+    """Every face mismatches (the fake sees another person): 3 angles, each tried exactly max_tries times."""
+    shown, reqs = turntable_requests(3)
+    faces: FaceEmbedder = FakeFaceEmbedder([fake_face((24, 2, 40, 18), identity=2)])
+    result = repaint_with_identity(painter, faces, BANK, shown, reqs, max_tries=2)
+    assert result.tries == [2, 2, 2] and result.seeds == [0, 1, 2]  # ties keep the first attempt
+    assert all(image.shape == (64, 64, 3) for image in result.images)
