@@ -114,3 +114,11 @@ def dev_people() -> list[Path]:
 @pytest.fixture(scope="session")
 def dev_garments() -> list[Path]:
     return _require("garments")
+
+
+@pytest.fixture
+def s3_env(moto_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment a Modal function reads (Settings, boto3) pointed at the moto server."""
+    for name, value in {"DROPFIT_S3_ENDPOINT_URL": moto_server.endpoint_url, "DROPFIT_AWS_REGION": "us-east-1",
+                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)

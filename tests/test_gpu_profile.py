@@ -35,10 +35,7 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def gpu_env(moto_server, monkeypatch: pytest.MonkeyPatch, tiny_weights: Path) -> None:
-    for name, value in {"DROPFIT_S3_ENDPOINT_URL": moto_server.endpoint_url, "DROPFIT_AWS_REGION": "us-east-1",
-                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(name, value)
+def gpu_env(s3_env, monkeypatch: pytest.MonkeyPatch, tiny_weights: Path) -> None:
     monkeypatch.setenv("DROPFIT_PROFILE", "gpu")
     monkeypatch.setenv("DROPFIT_WEIGHTS_DIR", str(tiny_weights))
     monkeypatch.setenv("DROPFIT_BACKENDS", json.dumps({"PersonLandmarker": "mediapipe-pose"}))

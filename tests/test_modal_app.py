@@ -40,13 +40,6 @@ def test_the_app_imports_offline_without_credentials() -> None:
     assert (name, kind) == ("dropfit", "Function") and float(seconds) < 10
 
 
-@pytest.fixture
-def s3_env(moto_server, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {"DROPFIT_S3_ENDPOINT_URL": moto_server.endpoint_url, "DROPFIT_AWS_REGION": "us-east-1",
-                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(name, value)
-
-
 def test_run_task_runs_the_same_handlers_locally_against_s3(s3_env, s3_client, s3_bucket) -> None:
     import modal_deploy
 
