@@ -137,8 +137,8 @@ def test_without_un_shading_the_bake_is_far_off(sphere: Mesh, views: list[View],
     lat, _ = texel_geometry()
     well_seen = baked.covered & (np.abs(lat) < WELL_SEEN_LATITUDE)
     error = np.abs(unshaded.atlas.astype(int) - pattern().astype(int))[well_seen]
-    assert error.mean() > 30, error.mean()  # measured 69
-    assert psnr(unshaded.atlas[well_seen], pattern()[well_seen]) < 20
+    assert error.mean() > 10, error.mean()  # measured 18 (the un-shaded bake: 0.5)
+    assert psnr(unshaded.atlas[well_seen], pattern()[well_seen]) < 25
 
 
 def test_the_texels_facing_a_camera_are_the_seen_ones(views: list[View], baked: Baked) -> None:

@@ -34,7 +34,8 @@ class Surface:
 class Lighting:
     """One directional light fixed to the camera (so every orbit view is lit alike), plus ambient."""
 
-    direction: tuple[float, float, float] = (-0.35, -0.45, -1.0)  # camera frame, pointing from the light
+    direction: tuple[float, float, float] = (0.35, 0.45, 1.0)  # camera frame (x right, y down, z ahead): the way
+    # the light travels, from up-left behind the camera into the scene, so surfaces facing the camera are lit
     ambient: float = 0.45
     diffuse: float = 0.6
     background: tuple[int, int, int] = BACKGROUND

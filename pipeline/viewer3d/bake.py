@@ -101,7 +101,7 @@ def bake_views(
     colour, best, main = _blend(offers, len(tex.index))
     confidence = np.clip(best / CONFIDENT_WEIGHT, 0.0, 1.0)
     fallback = _fallback_colours(tex.index, colour, confidence >= 1.0, size, fallback_atlas)
-    mixed = fallback + confidence[:, None] * (colour - fallback)
+    mixed = np.where((confidence >= 1.0)[:, None], colour, fallback + confidence[:, None] * (colour - fallback))
     atlas = _grid(tex.index, np.clip(mixed + 0.5, 0, 255).astype(np.uint8), size)
     covered = _grid(tex.index, np.ones(len(tex.index), dtype=bool), size)
     return Baked(
