@@ -28,6 +28,7 @@ import numpy as np
 from pipeline.backends.protocols import Camera
 from pipeline.fitting import appearance, regions
 from pipeline.render.shade import vertex_normals
+from pipeline.render.views import camera_position
 
 MAX_OFFSET_CM = 4.0
 VISIBLE_TOLERANCE_M = 0.02
@@ -121,11 +122,8 @@ def pixel_lookup(grid: np.ndarray, xy: np.ndarray, fill: float | int) -> np.ndar
 def seen_in_photo(tex: Texels, camera: Camera, depth: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N,) bool: texels the photo shows (depth test, facing, in the person mask), and their (N, 2) pixels."""
     xy, z = project(camera, tex.points)
-    centre = -np.asarray(camera.rotation).T @ np.asarray(camera.translation)
-    towards = centre - tex.points
-    facing = np.einsum("nc,nc->n", tex.normals, towards) / np.linalg.norm(towards, axis=1)
     visible = np.abs(pixel_lookup(depth, xy, np.inf) - z) < VISIBLE_TOLERANCE_M
-    return visible & (facing > MIN_FACING) & (pixel_lookup(mask, xy, 0.0) > 0.5), xy
+    return visible & (facing_cosine(tex, camera) > MIN_FACING) & (pixel_lookup(mask, xy, 0.0) > 0.5), xy
 
 
 def person_colours(tex: Texels, camera: Camera, photo: np.ndarray, mask: np.ndarray, body_raster, face_part: np.ndarray
@@ -154,8 +152,7 @@ def mirrored(points: np.ndarray) -> np.ndarray:
 
 def facing_cosine(tex: Texels, camera: Camera) -> np.ndarray:
     """(N,) cosine between each texel's normal and the direction to the camera."""
-    centre = -np.asarray(camera.rotation).T @ np.asarray(camera.translation)
-    towards = centre - tex.points
+    towards = camera_position(camera) - tex.points
     return np.einsum("nc,nc->n", tex.normals, towards) / np.maximum(np.linalg.norm(towards, axis=1), 1e-12)
 
 

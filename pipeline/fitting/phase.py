@@ -25,6 +25,7 @@ from pipeline.fitting.dress import DressedBody, dress_body
 from pipeline.fitting.fit_report import fit_report
 from pipeline.fitting.identity import AngleIdentity, identity_per_angle
 from pipeline.fitting.sleeves import SleeveReach, sleeve_reach
+from pipeline.fitting.tryon import garment_on_white, repaint_with_identity, tryon_requests
 from pipeline.images import encode_png
 from pipeline.phase_api import PhaseIO, PhaseResult, PhaseTask
 from pipeline.render.shade import Lighting, Surface
@@ -95,8 +96,6 @@ def repaint_views(backends: FittingBackends, bank: FaceBank, views: list[View], 
                   ) -> tuple[list[View], list[AngleIdentity], dict[str, object]]:
     """The try-on painter over the 8 renders: the garment region repainted from the garment photo and the fit
     cues, the face kept, identity checked per angle and failing angles retried (`pipeline.fitting.tryon`)."""
-    from pipeline.fitting.tryon import garment_on_white, repaint_with_identity, tryon_requests
-
     assert backends.painter is not None
     regions = [garment_region(dressed, faces, view) for view in views]
     requests = tryon_requests(backends.faces, views, regions, garment_on_white(cutout), report.prompt_cues)
@@ -126,9 +125,8 @@ def vision_gate(judge: QualityJudge | None, views: list[View], cutout: np.ndarra
     not fatal (the other gates still hold); a rate limit or an outage raises RetryableError: the phase retries."""
     if judge is None:
         return {"status": "not configured"}
-    on_white = np.where(cutout[..., 3:] > 127, cutout[..., :3], 255).astype(np.uint8)
     try:
-        verdict: TryOnVerdict = judge.judge_tryon([v.image for v in views], on_white, photo)
+        verdict: TryOnVerdict = judge.judge_tryon([v.image for v in views], garment_on_white(cutout), photo)
     except VisionLLMError as exc:
         return {"status": f"no verdict: {exc}"}
     return {"status": "judged", "acceptable": verdict.acceptable, "score": round(verdict.score, 3),
