@@ -82,3 +82,36 @@ def save_flux_fill(folder: Path, tokenizer: Any, tokenizer_2: Any) -> Path:
     folder = Path(folder)
     pipe.save_pretrained(folder)
     return folder
+
+
+# diffusers' FLUX LoRA trainers' default targets: attention and feed-forward of the double-stream blocks, and the
+# attention projections the single-stream blocks share with them (these have no `to_out` and no `ff`).
+LORA_TARGETS = ("attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0", "attn.add_q_proj", "attn.add_k_proj",
+                "attn.add_v_proj", "attn.to_add_out", "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj",
+                "ff_context.net.2")
+
+
+def tiny_flux_lora(pipeline: Path, folder: Path, seed: int = 0, rank: int = 4) -> Path:
+    """A random LoRA for the transformer of the tiny pipeline in `pipeline`, saved under `folder` as the
+    CatVTON-FLUX try-on LoRA is: `FluxFillPipeline.save_lora_weights` of peft's state dict, i.e.
+    `pytorch_lora_weights.safetensors` with keys `transformer.<module>.lora_A.weight` / `.lora_B.weight` and no
+    alphas (diffusers then scales by 1). Returns the file.
+
+    peft starts lora_B at zero (a no-op LoRA); here it is random too, so the LoRA changes the output."""
+    import torch
+    from diffusers import FluxFillPipeline, FluxTransformer2DModel
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        transformer = FluxTransformer2DModel.from_config(FluxTransformer2DModel.load_config(pipeline / "transformer"))
+        transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+                                           target_modules=list(LORA_TARGETS)))
+        layers = get_peft_model_state_dict(transformer)
+        for name, weights in layers.items():
+            if ".lora_B." in name:
+                torch.nn.init.normal_(weights, std=0.5)
+    folder = Path(folder)
+    FluxFillPipeline.save_lora_weights(folder, transformer_lora_layers=layers)
+    return folder / "pytorch_lora_weights.safetensors"

@@ -23,7 +23,7 @@ from pipeline.backends.protocols import (
     QualityJudge,
     TryOnPainter,
 )
-from pipeline.backends.weights import verify
+from pipeline.backends.weights import manifest_lists, verify
 
 
 class PlannedBackends(CpuBackends):
@@ -75,12 +75,13 @@ class PlannedBackends(CpuBackends):
     def painter(self) -> TryOnPainter | None:
         if self.plan["TryOnPainter"] is None:
             return None
-        from pipeline.backends.gpu.tryon import DiffusersTryOnPainter
+        from pipeline.backends.gpu.tryon import LORA_WEIGHT_NAME, DiffusersTryOnPainter
 
         def make() -> DiffusersTryOnPainter:
             folder = self._weights("tryon")
-            lora = folder / "lora" / "pytorch_lora_weights.safetensors"
-            return DiffusersTryOnPainter(folder / "flux-fill", lora=lora if lora.is_file() else None,
+            listed = manifest_lists(self.config.weights, "tryon", f"lora/{LORA_WEIGHT_NAME}")  # so verified
+            lora = folder / "lora" / LORA_WEIGHT_NAME if listed else None
+            return DiffusersTryOnPainter(folder / "flux-fill", lora=lora,
                                          steps=self.config.tryon_steps, max_side=self.config.tryon_max_side)
 
         return self._one("painter", make)

@@ -264,6 +264,13 @@ def verify(weights_dir: Path, key: str, *, stamp_dir: Path | None = None) -> Pat
     return folder
 
 
+def manifest_lists(weights_dir: Path, key: str, path: str) -> bool:
+    """Does the manifest list `path` (posix, relative to the model's folder) among `key`'s files? An optional
+    file (the try-on LoRA) is used only when it does, so that `verify` has checked it."""
+    record = read_manifest(weights_dir).models.get(key)
+    return record is not None and any(f.path == path for f in record.files)
+
+
 # ---- fetching and shipping ------------------------------------------------------------------------------
 
 Download = Callable[..., Any]  # huggingface_hub.snapshot_download's keyword signature

@@ -29,6 +29,7 @@ MAX_SIDE = 1024  # each half's longer side at most this (FLUX.1 Fill's training 
 GROW_FRAC = 0.01  # the model's mask grows past the paint mask by this fraction of the longer side
 FEATHER_FRAC = 0.006  # the composite fades in over this fraction of the longer side, inside the paint mask
 MAX_SEQUENCE_LENGTH = 512  # T5 tokens, as FLUX.1-dev and its Fill variant were trained
+LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # diffusers' name for a pipeline's LoRA file
 
 
 @dataclass(frozen=True)
@@ -257,10 +258,44 @@ def load_flux_fill(path: Path, device: str | None, lora: Path | None) -> Any:
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     pipe = FluxFillPipeline.from_pretrained(str(path), dtype=dtype, local_files_only=True)
     if lora is not None:
-        folder, weight_name = (lora.parent, lora.name) if lora.is_file() else (lora, None)
-        pipe.load_lora_weights(str(folder), weight_name=weight_name, local_files_only=True)
+        load_lora(pipe, lora)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+def lora_file(lora: Path) -> Path:
+    """The LoRA's safetensors file: `lora` itself, or `pytorch_lora_weights.safetensors` in the folder `lora`."""
+    file = lora / LORA_WEIGHT_NAME if lora.is_dir() else lora
+    if not file.is_file():
+        raise FileNotFoundError(f"no try-on LoRA at {file}: pull the weights")
+    return file
+
+
+def load_lora(pipe: Any, lora: Path) -> None:
+    """Load the try-on LoRA (diffusers format: keys `transformer.<module>.lora_A.weight`) into the transformer.
+
+    diffusers raises on wrong shapes or unknown module names, but with no `transformer.` key it loads nothing
+    (and only logs), and with some unknown names it wraps the rest: both would leave the painter without its
+    LoRA while its version names one, so both raise here too. Every failure is a ValueError naming the file."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+    from safetensors import safe_open
+
+    file = lora_file(lora)
+    try:
+        pipe.load_lora_weights(str(file.parent), weight_name=file.name, local_files_only=True)
+    except (ValueError, RuntimeError) as error:  # peft's NoMatchingPeftModuleError is a ValueError
+        cause = " ".join(str(error).splitlines()[:2])
+        raise ValueError(f"the try-on LoRA {file} does not fit the FLUX Fill transformer: {cause}") from error
+    with safe_open(str(file), framework="pt") as weights:
+        named = {key.removeprefix("transformer.").split(".lora_A.")[0] for key in weights.keys()
+                 if key.startswith("transformer.") and ".lora_A." in key}
+    wrapped = {name for name, module in pipe.transformer.named_modules() if isinstance(module, BaseTunerLayer)}
+    if not wrapped:
+        raise ValueError(f"the try-on LoRA {file} loaded nothing into the FLUX Fill transformer: it has no "
+                         "diffusers-format transformer keys ('transformer.<module>.lora_A.weight')")
+    if named - wrapped:
+        raise ValueError(f"the try-on LoRA {file} names {len(named - wrapped)} modules the FLUX Fill transformer "
+                         f"does not have, e.g. {sorted(named - wrapped)[0]!r}")
 
 
 def predict(pipe: Any, batch: list[Diptych], steps: int, guidance: float, strength: float = 1.0) -> list[np.ndarray]:
