@@ -37,11 +37,14 @@ BASE_PACKAGES = [  # the spine, pinned as tested (pyproject.toml holds the range
 MODEL_PACKAGES = [  # the model stack (docs/cpu-stack.md); the model phases' owners extend the GPU list
     "mediapipe==0.10.21", "dlib-bin==20.0.1.post1", "face-recognition-models==0.3.0", "anny==0.6.2", "trimesh==5.2.0",
 ]
-GPU_PACKAGES = [  # the GPU adapters (docs/gpu.md); pyproject's `gpu` extra holds the same, less ultralytics/peft
+GPU_PACKAGES = [  # the GPU adapters (docs/gpu.md); pyproject's `gpu` extra holds the same, less ultralytics
     "diffusers==0.42.1", "transformers==5.23.0", "accelerate==1.15.0", "peft==0.21.2", "insightface==2.1",
     "onnxruntime-gpu==1.31.1", "ultralytics==8.4.190", "torchvision==0.28.0", "opencv-python==4.11.0.86",
-    "huggingface-hub==2.4.0",
+    "huggingface-hub==2.4.0", "einops==0.8.2", "pymeshlab==2025.7.post1", "scikit-image==0.26.0", "xatlas==0.0.11",
 ]
+# hy3dgen (Hunyuan3D-2mv) without its declared dependencies: those are its demo app's (gradio, fastapi, rembg with
+# a third opencv); what its shape pipeline imports is in GPU_PACKAGES.
+HY3DGEN = "hy3dgen==2.0.2"
 SOURCES = ("functions", "pipeline", "events", "infra")
 # The deployment's backends: `DROPFIT_PROFILE=gpu modal deploy modal_deploy.py` puts the avatar on a GPU too and
 # tells every container (Settings reads the same variable). Read here, at deploy time, on purpose.
@@ -59,7 +62,7 @@ cpu_model_image = (
 gpu_image = (
     modal.Image.from_registry("nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04", add_python="3.11")
     .apt_install("libgl1", "libglib2.0-0").pip_install("torch==2.13.0", *BASE_PACKAGES, *MODEL_PACKAGES, *GPU_PACKAGES)
-    .env(ENV).add_local_python_source(*SOURCES))
+    .pip_install(HY3DGEN, extra_options="--no-deps").env(ENV).add_local_python_source(*SOURCES))
 
 weights = modal.Volume.from_name(WEIGHTS_VOLUME, create_if_missing=True)
 secrets = [modal.Secret.from_name(AWS_SECRET), modal.Secret.from_name(API_KEYS_SECRET)]

@@ -32,7 +32,10 @@ def model_phases(backends: PlannedBackends) -> dict[str, PhaseFn]:
     def fitting(task: PhaseTask, io: PhaseIO) -> PhaseResult:
         return fit_and_render(task, io, FittingBackends(backends.faces(), backends.judge(), backends.painter()))
 
-    return {"avatar": avatar, "wardrobe": wardrobe, "fitting": fitting, "viewer3d": build_viewer}
+    def viewer3d(task: PhaseTask, io: PhaseIO) -> PhaseResult:
+        return build_viewer(task, io, backends.mesh_builder())
+
+    return {"avatar": avatar, "wardrobe": wardrobe, "fitting": fitting, "viewer3d": viewer3d}
 
 
 def product_registry(config: ModelConfig | None = None) -> PhaseRegistry:

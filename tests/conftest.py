@@ -16,6 +16,11 @@ from bench.devdata import DEV_DATA, dev_photos
 from infra.folder_store import FolderStore
 from infra.s3_store import S3Store, client_config
 from pipeline.storage import ObjectStore
+from torchvision_cpu import enable as enable_torchvision
+
+# Session-wide, before any test imports transformers or diffusers, so that every test sees the same torchvision
+# (tests/torchvision_cpu.py): None when it imports, else why not (the tests that need it skip with this).
+TORCHVISION_MISSING = enable_torchvision()
 
 AWS_REGION = "us-east-1"
 AWS_TEST_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}

@@ -1,8 +1,9 @@
 """The `gpu` profile end to end on CPU: every phase through its Modal class's `.local()` against S3 on moto, with
-the GPU adapters loading tiny random-weight models (FLUX Fill try-on, InsightFace ONNX, SAM) from a verified
-weights folder. The outputs are noise; the code path (verify, load, batch, repaint, identity retry, publish) is
-the real one. The person detector (ultralytics YOLO) cannot run here: its torchvision does not import next to
-CPU torch, so the plan's person landmarker is overridden to mediapipe (its own adapter is tested on its own)."""
+the GPU adapters loading tiny random-weight models (FLUX Fill try-on, InsightFace ONNX, SAM, Hunyuan3D-2mv)
+from a verified weights folder. The outputs are noise; the code path (verify, load, batch, repaint, identity
+retry, rebuild the mesh, publish) is the real one. The person detector (ultralytics YOLO) cannot run here: it
+needs torchvision's C++ operators (nms), which PyPI's torchvision cannot load next to CPU torch, so the plan's
+person landmarker is overridden to mediapipe (its own adapter is tested on its own)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TORCHVISION_MISSING
 from infra.s3_store import S3Store
 from pipeline import layout
 from pipeline.backends.weights import write_manifest
@@ -18,6 +20,7 @@ from pipeline.phases import PHASES
 from pipeline.sample import sample_garment, sample_person
 from pipeline.state import load_plan, run_manifest
 from tiny_diffusers import tiny_flux_fill
+from tiny_hunyuan import write_tiny_hunyuan_mv
 from tiny_onnx import write_face_pack
 from tiny_transformers import tiny_sam
 
@@ -30,7 +33,10 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tiny_flux_fill(weights / "tryon" / "flux-fill")
     write_face_pack(weights / "insightface" / "models" / "buffalo_l")
     tiny_sam(weights / "sam")
-    write_manifest(weights, ["tryon", "insightface", "sam"])
+    if TORCHVISION_MISSING:
+        pytest.skip(f"the multi-view 3D model needs torchvision: {TORCHVISION_MISSING}")
+    write_tiny_hunyuan_mv(weights / "multiview" / "hunyuan3d-dit-v2-mv")
+    write_manifest(weights, ["tryon", "insightface", "sam", "multiview"])
     return weights
 
 
@@ -41,6 +47,8 @@ def gpu_env(s3_env, monkeypatch: pytest.MonkeyPatch, tiny_weights: Path) -> None
     monkeypatch.setenv("DROPFIT_BACKENDS", json.dumps({"PersonLandmarker": "mediapipe-pose"}))
     monkeypatch.setenv("DROPFIT_TRYON_STEPS", "2")
     monkeypatch.setenv("DROPFIT_TRYON_MAX_SIDE", "64")
+    monkeypatch.setenv("DROPFIT_MESH_STEPS", "2")
+    monkeypatch.setenv("DROPFIT_MESH_RESOLUTION", "32")
 
 
 @pytest.mark.filterwarnings(LOCAL_VOLUME_WARNING)
@@ -64,6 +72,10 @@ def test_the_gpu_profile_runs_a_whole_job_through_local(gpu_env, s3_client, s3_b
     assert tryon["status"] == "repainted" and tryon["painter"].startswith("flux-fill-tryon")
     assert set(tryon["tries"]) == {f"{a:03d}" for a in range(0, 360, 45)}
     assert all(1 <= t <= 3 for t in tryon["tries"].values())
+    viewer = run_manifest(store, "viewer3d", plan.run("viewer3d").key)
+    assert viewer is not None and viewer.backends["mesh"].startswith("hunyuan3d-2mv")
+    mesh = viewer.data["mesh"]  # a random-weight model's surface is noise: placed and scored, then declined
+    assert mesh["status"] == "declined" and 0.0 <= mesh["silhouette_iou"] < 0.6 and mesh["faces"] > 0
     assert modal_deploy.run_task.local("publish", "g1", s3_bucket)["outcome"] in ("done", "skipped")
     manifest = json.loads(s3_client.get_object(Bucket=s3_bucket, Key=layout.result_manifest_key("g1"))["Body"].read())
     names = {f["name"] if isinstance(f, dict) else f for f in manifest["files"]}

@@ -21,8 +21,7 @@ from typing import Literal
 Profile = Literal["cpu", "gpu", "commercial-safe"]
 PROFILES: tuple[Profile, ...] = ("cpu", "gpu", "commercial-safe")
 
-# The protocols of pipeline.backends.protocols that a backend can serve. MeshBuilder (multi-view views -> 3D
-# mesh, the viewer3d phase) has no Protocol class yet: the multi-view adapter adds it.
+# The protocols of pipeline.backends.protocols that a backend can serve.
 PROTOCOLS: tuple[str, ...] = (
     "PersonLandmarker", "FaceEmbedder", "BodyFitter", "GarmentSegmenter", "VisionLLM",
     "PersonDetector", "PromptSegmenter", "TryOnPainter", "QualityJudge", "MeshBuilder",

@@ -17,6 +17,7 @@ from pipeline.backends.licences import check_profile
 from pipeline.backends.protocols import (
     FaceEmbedder,
     GarmentSegmenter,
+    MeshBuilder,
     PersonDetector,
     PersonLandmarker,
     PromptSegmenter,
@@ -91,6 +92,15 @@ class PlannedBackends(CpuBackends):
             return None
         return self.vision_llm()  # type: ignore[return-value]  # GeminiVisionLLM serves both protocols
 
+    def mesh_builder(self) -> MeshBuilder | None:
+        if self.plan["MeshBuilder"] is None:
+            return None
+        from pipeline.backends.gpu.hunyuan_mv import HunyuanMultiViewBuilder
+
+        return self._one("mesh_builder", lambda: HunyuanMultiViewBuilder(
+            self._weights("multiview") / "hunyuan3d-dit-v2-mv", steps=self.config.mesh_steps,
+            octree_resolution=self.config.mesh_resolution))
+
     def built(self) -> list[str]:
         """The names of the backends built so far (for the licence check)."""
         names = []
@@ -103,7 +113,7 @@ class PlannedBackends(CpuBackends):
         """Load every planned model now (Modal's `@modal.enter`), then refuse a licence the profile forbids."""
         super().warm_up()
         uses_detector = self.plan["PersonLandmarker"] != "mediapipe-pose"
-        for make in ((self.detector, self.segmenter) if uses_detector else ()) + (self.painter,):
+        for make in ((self.detector, self.segmenter) if uses_detector else ()) + (self.painter, self.mesh_builder):
             backend = make()
             load = getattr(backend, "load", None)
             if callable(load):

@@ -229,3 +229,37 @@ class QualityJudge(Backend, Protocol):
     def judge_tryon(self, views: list[np.ndarray], garment: np.ndarray, person: np.ndarray) -> TryOnVerdict:
         """Does the person in `views` (the 8 angles, 000 first) wear `garment` convincingly and stay `person`?"""
         ...
+
+
+# ---- multi-view to 3D (the viewer3d phase) ---------------------------------------------------------------
+
+MESH_VIEW_TAGS = ("front", "left", "back", "right")  # the subject's front, its left side, its back, its right side
+
+
+@dataclass(frozen=True)
+class MeshRequest:
+    """The views a multi-view shape model rebuilds the subject from."""
+
+    views: dict[str, np.ndarray]  # tag from MESH_VIEW_TAGS -> (H, W, 4) uint8 RGBA, alpha 255 on the subject
+    seed: int
+
+
+@dataclass(frozen=True)
+class ShapeMesh:
+    """A mesh in the model's own normalised frame: the subject fits a cube about the origin, with the model's
+    axes (which way is up and which way the front faces is the model's convention; the viewer3d phase finds both
+    by matching silhouettes)."""
+
+    vertices: np.ndarray  # (V, 3) float32
+    faces: np.ndarray  # (F, 3) int32, counter-clockwise seen from outside
+
+    @property
+    def empty(self) -> bool:
+        return len(self.faces) == 0
+
+
+@runtime_checkable
+class MeshBuilder(Backend, Protocol):
+    def build_mesh(self, request: MeshRequest) -> ShapeMesh:
+        """The subject's surface; an empty mesh when the model finds none."""
+        ...

@@ -93,7 +93,8 @@ MODELS: dict[str, WeightsSpec] = {spec.key: spec for spec in (
                ("config.json", "preprocessor_config.json", "model.safetensors")),
     ), approx_gb=0.4),
     WeightsSpec("multiview", "hunyuan3d-2mv", (
-        Source("tencent/Hunyuan3D-2mv", "3a761b539b29fe4ff64714813aa9560fd66f5de0", ("hunyuan3d-dit-v2-mv/*",)),
+        Source("tencent/Hunyuan3D-2mv", "3a761b539b29fe4ff64714813aa9560fd66f5de0",
+               ("hunyuan3d-dit-v2-mv/config.yaml", "hunyuan3d-dit-v2-mv/model.fp16.safetensors")),  # not the .ckpt
     ), approx_gb=5.0),
 )}
 WEIGHTS_BY_BACKEND: dict[str, str] = {spec.backend: spec.key for spec in MODELS.values()}

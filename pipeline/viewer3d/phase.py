@@ -6,6 +6,12 @@ view sees (under the arms, the soles, the top of the head) keeps fitting's dress
 3D model shows what the angles show, also once a generative backend repaints the views. The phase's data
 records the share of texels the views see and the bake's seconds. The publish step copies these files under
 results/{job_id}/ and writes manifest.json last.
+
+With a MeshBuilder (the `gpu` profile's multi-view shape model), the mesh itself is rebuilt from the views
+(`pipeline.viewer3d.rebuild`): a skirt, a loose garment and hair get geometry, and the views are baked onto the
+rebuilt mesh's own UVs (nothing falls back to the dressing atlas, whose UVs are the body's). A rebuilt mesh
+that the model could not produce or that does not match the views' silhouettes is declined and the body kept;
+the phase's data says which (`mesh`).
 """
 
 from __future__ import annotations
@@ -18,22 +24,30 @@ import numpy as np
 from PIL import Image
 
 from pipeline.avatar.encode import camera_from_dict, load_npz
-from pipeline.backends.protocols import Camera
+from pipeline.backends.protocols import Camera, MeshBuilder
 from pipeline.phase_api import PhaseIO, PhaseResult, PhaseTask
 from pipeline.render.shade import Lighting
 from pipeline.viewer3d.bake import bake_views
 from pipeline.viewer3d.glb import glb_summary, textured_glb
+from pipeline.viewer3d.rebuild import rebuild
 
 ATLAS_SIZE = 1024
 
 
-def build_viewer(task: PhaseTask, io_: PhaseIO) -> PhaseResult:
+def build_viewer(task: PhaseTask, io_: PhaseIO, builder: MeshBuilder | None = None) -> PhaseResult:
     dressed = load_npz(io_.read_upstream("fitting", "dressed.npz"))
     mesh = (dressed["vertices"], dressed["faces"], dressed["uvs"], dressed["face_uvs"])
+    fallback: np.ndarray | None = rgb(io_.read_upstream("fitting", "atlas.png"))
     angles, views, lighting = read_views(io_)
+    mesh_record: dict[str, object] = {"status": "body"}
+    if builder is not None:
+        start = time.perf_counter()
+        rebuilt = rebuild(builder, views, dressed["vertices"], dressed["faces"])
+        mesh_record = rebuilt.record | {"seconds": round(time.perf_counter() - start, 3)}
+        if rebuilt.mesh is not None:
+            mesh, fallback = rebuilt.mesh.parts(), None
     start = time.perf_counter()
-    baked = bake_views(*mesh, list(views.values()), lighting, size=ATLAS_SIZE,
-                       fallback_atlas=rgb(io_.read_upstream("fitting", "atlas.png")))
+    baked = bake_views(*mesh, list(views.values()), lighting, size=ATLAS_SIZE, fallback_atlas=fallback)
     bake_s = time.perf_counter() - start
     model = textured_glb(*mesh, baked.atlas)
     io_.write("model.glb", model, "model/gltf-binary")
@@ -44,8 +58,10 @@ def build_viewer(task: PhaseTask, io_: PhaseIO) -> PhaseResult:
     io_.write("fitting.json", io_.read_upstream("fitting", "fitting.json"), "application/json")
     texture = {"seen_share": round(baked.seen_share, 4), "bake_s": round(bake_s, 3),
                "main_view_texels": dict(zip(views, baked.main_view_texels, strict=True))}
-    return PhaseResult(data={"glb": glb_summary(model), "texture": texture},
-                       backends={"glb": "dropfit glTF writer 1", "texture": "multi-view back-projection 1"})
+    mesh_backend = {"mesh": f"{builder.name} {builder.version}"} if builder is not None else {}
+    return PhaseResult(data={"glb": glb_summary(model), "texture": texture, "mesh": mesh_record},
+                       backends={"glb": "dropfit glTF writer 1", "texture": "multi-view back-projection 1"}
+                       | mesh_backend)
 
 
 def read_views(io_: PhaseIO) -> tuple[dict[str, bytes], dict[str, tuple[np.ndarray, Camera]], Lighting]:
