@@ -127,3 +127,12 @@ def s3_env(moto_server, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {"DROPFIT_S3_ENDPOINT_URL": moto_server.endpoint_url, "DROPFIT_AWS_REGION": "us-east-1",
                         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(name, value)
+
+
+def job_finished(app: Any, job_id: str) -> bool:
+    """Has the job in `app` (a `functions.app.LocalApp`) ended (succeeded or failed) and told its subscribers?
+    (Ended alone is not enough for a test that reads the job's events next: they are written just after.)"""
+    from pipeline.state import job_settled, load_plan
+
+    plan = load_plan(app.store, job_id)
+    return plan is not None and job_settled(app.store, plan)

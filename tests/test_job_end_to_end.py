@@ -12,6 +12,7 @@ import pytest
 from gltf_validator import validate_glb
 from PIL import Image
 
+from conftest import job_finished
 from fakes_person import FakeFaceEmbedder, fake_embedding, fake_face
 from functions.app import build_local
 from infra.settings import Settings
@@ -22,7 +23,7 @@ from pipeline.fitting.identity import identity_per_angle
 from pipeline.manifests import ResultManifest
 from pipeline.render.views import ANGLES_DEG, View
 from pipeline.sample import sample_garment, sample_person
-from pipeline.state import job_status, load_plan, read_model
+from pipeline.state import read_model
 
 ANGLE_FILES = {f"angles/{a:03d}.png" for a in ANGLES_DEG}
 
@@ -58,12 +59,7 @@ def finished_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result
     with app.runtime:
         app.store.put(layout.incoming_image_key("e2e", "person", "png"), sample_person())
         app.store.put(layout.incoming_image_key("e2e", "garment", "png"), sample_garment())
-
-        def done() -> bool:
-            plan = load_plan(app.store, "e2e")
-            return plan is not None and job_status(app.store, plan) != "running"
-
-        assert app.runtime.run_until(done, timeout=240)
+        assert app.runtime.run_until(lambda: job_finished(app, "e2e"), timeout=240)
     manifest = read_model(app.store, layout.result_manifest_key("e2e"), ResultManifest)
     assert manifest is not None, (root / "results/e2e/error.json").read_text()
     return root / "results/e2e", manifest

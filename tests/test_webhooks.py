@@ -36,7 +36,7 @@ from infra.settings import Settings
 from infra.subscribers import Outbox, RetryPolicy
 from infra.webhook_client import HttpReply, RefusedUrl, Target, address_refusal, resolve_target
 from pipeline import layout
-from pipeline.state import job_status, load_plan
+from pipeline.state import job_settled, load_plan
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OLD_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
@@ -273,8 +273,9 @@ def test_a_job_refused_at_intake_still_tells_its_own_webhook(tmp_path: Path) -> 
 
 
 def terminal(store: FolderStore, job: str) -> bool:
+    """Ended and told (its event is on record): the tests read that event next."""
     plan = load_plan(store, job)
-    return plan is not None and job_status(store, plan) != "running"
+    return plan is not None and job_settled(store, plan)
 
 
 def json_event(store: FolderStore, job: str) -> JobEvent:
