@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     profile: Profile = Field(default="cpu", description="which backends run the phases: cpu, gpu or "
                              "commercial-safe (only backends whose licence allows commercial use; docs/gpu.md)")
     backends: dict[str, str] = Field(default_factory=dict, description="protocol -> backend key, overriding the "
-                                     'profile: DROPFIT_BACKENDS=\'{"FaceEmbedder": "insightface-buffalo_l"}\'')
+                                     'profile: DROPFIT_BACKENDS=\'{"FaceEmbedder": "insightface"}\'')
     model_cache_dir: Path | None = Field(default=None, description="one-time model builds; None = <repo>/.cache")
     weights_dir: Path | None = Field(default=None, description="the GPU models' weights (`dropfit weights pull`); "
                                      "None = <model cache>/weights, on Modal the mounted volume's weights/")

@@ -15,29 +15,19 @@ import pytest
 from conftest import TORCHVISION_MISSING
 from infra.s3_store import S3Store
 from pipeline import layout
-from pipeline.backends.weights import write_manifest
 from pipeline.phases import PHASES
 from pipeline.sample import sample_garment, sample_person
 from pipeline.state import load_plan, run_manifest
-from tiny_diffusers import tiny_flux_fill
-from tiny_hunyuan import write_tiny_hunyuan_mv
-from tiny_onnx import write_face_pack
-from tiny_transformers import tiny_sam
+from tiny_weights import write_tiny_weights
 
 LOCAL_VOLUME_WARNING = "ignore:.*executing locally.*:UserWarning"
 
 
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    weights = tmp_path_factory.mktemp("weights")
-    tiny_flux_fill(weights / "tryon" / "flux-fill")
-    write_face_pack(weights / "insightface" / "models" / "buffalo_l")
-    tiny_sam(weights / "sam")
     if TORCHVISION_MISSING:
         pytest.skip(f"the multi-view 3D model needs torchvision: {TORCHVISION_MISSING}")
-    write_tiny_hunyuan_mv(weights / "multiview" / "hunyuan3d-dit-v2-mv")
-    write_manifest(weights, ["tryon", "insightface", "sam", "multiview"])
-    return weights
+    return write_tiny_weights(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture

@@ -1,0 +1,42 @@
+"""A whole weights folder of tiny random-weight models, as `dropfit weights pull` lays out the real ones.
+
+    .venv/bin/python tests/tiny_weights.py DIR      # then: .venv/bin/python -m bench.gpu_adapters --weights DIR
+
+tryon (FLUX.1 Fill), insightface (buffalo_l ONNX), sam and multiview (Hunyuan3D-2mv), each built from a config
+(tests/tiny_*.py), and a manifest with their sizes and sha256, so `verify` accepts the folder. YOLO is left out:
+ultralytics builds its model from a yaml at load (tests/test_gpu_vision.py). The multi-view model needs
+torchvision (tests/torchvision_cpu.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pipeline.backends.weights import write_manifest
+from tiny_diffusers import tiny_flux_fill
+from tiny_hunyuan import write_tiny_hunyuan_mv
+from tiny_onnx import write_face_pack
+from tiny_transformers import tiny_sam
+
+KEYS = ["tryon", "insightface", "sam", "multiview"]
+
+
+def write_tiny_weights(folder: Path) -> Path:
+    tiny_flux_fill(folder / "tryon" / "flux-fill")
+    write_face_pack(folder / "insightface" / "models" / "buffalo_l")
+    tiny_sam(folder / "sam")
+    write_tiny_hunyuan_mv(folder / "multiview" / "hunyuan3d-dit-v2-mv")
+    write_manifest(folder, KEYS)
+    return folder
+
+
+if __name__ == "__main__":
+    from torchvision_cpu import enable
+
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    missing = enable()
+    if missing:
+        sys.exit(f"cannot build the multi-view model: {missing}")
+    print(write_tiny_weights(Path(sys.argv[1])))
