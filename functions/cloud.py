@@ -36,7 +36,8 @@ def s3_store(bucket: str, settings: Settings) -> S3Store:
 
 def s3_handlers(bucket: str, settings: Settings, registry: PhaseRegistry | None = None) -> Handlers:
     store = s3_store(bucket, settings)
-    return Handlers(store, registry or product_registry(), build_notifier(store, settings), lease_s=settings.lease_s)
+    registry = registry or product_registry(settings.models())  # the deployment's profile: intake plans with it
+    return Handlers(store, registry, build_notifier(store, settings), lease_s=settings.lease_s)
 
 
 def phase_registry(settings: Settings, cache_dir: Path | None) -> PhaseRegistry:

@@ -78,9 +78,9 @@ class Handlers:
         if task.is_phase:
             return steps.run_phase(self.store, self.registry, task, lease, attempt, self.worker)
         if task.step == "intake":
-            return steps.run_intake(self.store, task.subject)
+            return steps.run_intake(self.store, task.subject, self.registry.job_backends)
         if task.step == "batch":
-            return steps.run_batch(self.store, task.subject)
+            return steps.run_batch(self.store, task.subject, self.registry.job_backends)
         if task.step == "publish":
             return steps.run_publish(self.store, task.subject, self.notifier)
         if task.step == "fail":

@@ -17,7 +17,7 @@ from events.tasks import Task
 from functions.claims import Lease
 from pipeline import layout
 from pipeline.errors import InvalidInput
-from pipeline.intake import batch_due, intake_due, plan_batch, plan_incoming_job
+from pipeline.intake import JobBackends, batch_due, intake_due, plan_batch, plan_incoming_job
 from pipeline.manifests import (
     BatchJobEntry,
     BatchReport,
@@ -91,18 +91,18 @@ def write_plan(store: ObjectStore, plan: JobPlan) -> None:
         store.put(layout.plan_key(plan.job_id), plan.to_bytes(), content_type="application/json")
 
 
-def run_intake(store: ObjectStore, job_id: str) -> str:
-    plan = plan_incoming_job(store, job_id)
+def run_intake(store: ObjectStore, job_id: str, job_backends: JobBackends) -> str:
+    plan = plan_incoming_job(store, job_id, job_backends)
     if plan is None:
         return "not ready"
     write_plan(store, plan)
     return "refused" if plan.error else "planned"
 
 
-def run_batch(store: ObjectStore, batch_id: str) -> str:
+def run_batch(store: ObjectStore, batch_id: str, job_backends: JobBackends) -> str:
     marker = store.head(layout.batch_marker_key(batch_id))
     try:
-        planned = plan_batch(store, batch_id)
+        planned = plan_batch(store, batch_id, job_backends)
     except InvalidInput as exc:
         batch = refused_batch_plan(batch_id, marker.etag if marker else "", f"{exc.reason}. {exc.user_action}")
         store.put(layout.batch_plan_key(batch_id), batch.to_bytes())

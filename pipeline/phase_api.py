@@ -32,6 +32,7 @@ class PhaseTask(BaseModel):
     inputs: dict[str, InputRef]  # the job inputs this phase needs
     upstream: dict[str, str]  # phase name -> run key of each phase this one needs
     spec: JobSpec
+    profile: str | None = None  # the backend profile the job runs under (JobPlan.profile); None = the deployment's
 
     @classmethod
     def from_plan(cls, plan: JobPlan, phase_name: str) -> PhaseTask:
@@ -42,6 +43,7 @@ class PhaseTask(BaseModel):
             inputs={n: plan.inputs[n] for n in run.needs if n in plan.inputs},
             upstream={n: v for n, v in run.needs.items() if n not in plan.inputs},
             spec=plan.spec,
+            profile=plan.profile,
         )
 
     @property
@@ -95,14 +97,26 @@ class PhaseIO:
 PhaseFn = Callable[[PhaseTask, PhaseIO], PhaseResult]
 
 
+JobBackends = Callable[[str | None], tuple[str, dict[str, str | None]]]
+
+
 class PhaseRegistry:
     """Which phases this build can run. A phase without an implementation says why, plainly."""
 
     def __init__(self, implementations: Mapping[str, PhaseFn], missing: Mapping[str, str] | None = None,
-                 warm_up: Callable[[], None] | None = None):
+                 warm_up: Callable[[], None] | None = None, job_backends: JobBackends | None = None):
         self._implementations = dict(implementations)
         self._missing = dict(missing or {})
         self._warm_up = warm_up
+        self._job_backends = job_backends
+
+    def job_backends(self, requested: str | None) -> tuple[str | None, dict[str, str | None]]:
+        """The profile a job runs under and its protocol -> backend plan, given the profile job.json asks for
+        (None: the deployment's). Raises ValueError (`ProfileError`) when the deployment does not allow it. A
+        registry without backends (test phases) runs whatever is asked, with no plan."""
+        if self._job_backends is None:
+            return requested, {}
+        return self._job_backends(requested)
 
     def warm_up(self) -> None:
         """Build the phases' model backends now rather than on the first job (a no-op for test phases)."""

@@ -5,7 +5,9 @@ of an earlier phase, whose finished run the phase reads. An optional input (the 
 image) joins the run's needs, and so its content key, only when the user uploaded it.
 
 The `spec` field says which part of job.json changes the phase's output, so that part joins the run's
-content key (a changed size chart re-runs the wardrobe and what follows, never the avatar).
+content key (a changed size chart re-runs the wardrobe and what follows, never the avatar). `backends` names
+the protocols (pipeline.backends.protocols) whose backend changes the output: the backend the job's profile
+plans for each joins the key too (a deployment moved from cpu to gpu re-runs the jobs dropped again).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class Phase:
     writes: str
     version: str  # bump when the phase's output for the same inputs changes: old runs are not reused
     optional: tuple[str, ...] = ()  # inputs used when present, never waited for; "name*" matches a prefix
+    backends: tuple[str, ...] = ()  # the protocols whose backend changes its output (their choice joins the key)
 
     def uses_optional(self, input_name: str) -> bool:
         return any(input_name == o or (o.endswith("*") and input_name.startswith(o[:-1])) for o in self.optional)
@@ -47,6 +50,7 @@ PHASES: tuple[Phase, ...] = (
         writes="body landmarks, person mask, face bank, fitted 3D body (GLB), camera, measurements, photo",
         version="2",
         optional=("face_ref_*",),  # catalog: other photos of the same person, for the face bank
+        backends=("PersonLandmarker", "PersonDetector", "PromptSegmenter", "FaceEmbedder", "BodyFitter"),
     ),
     Phase(
         name="wardrobe",
@@ -55,6 +59,7 @@ PHASES: tuple[Phase, ...] = (
         writes="garment mask, category, colours, texture crop, size chart and fabric",
         version="1",
         optional=("size_chart",),
+        backends=("GarmentSegmenter", "PromptSegmenter", "VisionLLM"),
     ),
     Phase(
         name="fitting",
@@ -62,6 +67,7 @@ PHASES: tuple[Phase, ...] = (
         spec="none",
         writes="fit report, dressed body, 8 angle renders, identity scores, quality flags",
         version="1",
+        backends=("FaceEmbedder", "TryOnPainter", "QualityJudge"),
     ),
     Phase(
         name="viewer3d",
@@ -69,6 +75,7 @@ PHASES: tuple[Phase, ...] = (
         spec="none",
         writes="textured GLB, the 8 angles, contact sheet: the files a job publishes",
         version="1",
+        backends=("MeshBuilder",),
     ),
 )
 

@@ -52,6 +52,8 @@ class JobPlan(BaseModel):
     batch_id: str | None = None
     inputs: dict[str, InputRef]  # "person", "garment"; "size_chart" and "spec" (job.json) when uploaded
     spec: JobSpec = JobSpec()
+    profile: str | None = None  # the backend profile it runs under: the deployment's, or narrower (job.json)
+    backends: dict[str, str | None] = {}  # protocol -> backend key under that profile (joins each run's key)
     runs: dict[str, RunRef] = {}
     plan_hash: str
     error: PlanError | None = None
@@ -63,19 +65,21 @@ class JobPlan(BaseModel):
         return self.runs[phase_name]
 
 
-def _spec_part(spec: JobSpec, phase: Phase) -> str:
+def _spec_part(spec: JobSpec, phase: Phase, backends: dict[str, str | None]) -> str:
     part: object = {"person": spec.person, "garment": spec.garment, "none": None}[phase.spec]
-    payload = {"part": part.model_dump(mode="json") if part is not None else None, "profile": spec.profile}
+    payload = {"part": part.model_dump(mode="json") if part is not None else None,
+               "backends": {p: backends[p] for p in phase.backends if p in backends}}
     return json.dumps(payload, sort_keys=True)
 
 
-def plan_runs(inputs: dict[str, InputRef], spec: JobSpec) -> dict[str, RunRef]:
+def plan_runs(inputs: dict[str, InputRef], spec: JobSpec,
+              backends: dict[str, str | None] | None = None) -> dict[str, RunRef]:
     runs: dict[str, RunRef] = {}
     for phase in PHASES:
         needs = {n: inputs[n].sha256 for n in phase.input_needs}
         needs.update({n: ref.sha256 for n, ref in inputs.items() if phase.uses_optional(n)})
         needs.update({n: runs[n].key for n in phase.phase_needs})
-        identity = [phase.name, phase.version, _spec_part(spec, phase)]
+        identity = [phase.name, phase.version, _spec_part(spec, phase, backends or {})]
         identity += [f"{n}={v}" for n, v in sorted(needs.items())]
         runs[phase.name] = RunRef(phase=phase.name, key=layout.content_key(*identity), needs=needs)
     return runs
@@ -89,14 +93,19 @@ def _plan_hash(job_id: str, inputs: dict[str, InputRef], spec: JobSpec, runs: di
 
 
 def build_plan(
-    job_id: str, inputs: dict[str, InputRef], spec: JobSpec, *, batch_id: str | None = None
+    job_id: str, inputs: dict[str, InputRef], spec: JobSpec, *, batch_id: str | None = None,
+    profile: str | None = None, backends: dict[str, str | None] | None = None,
 ) -> JobPlan:
-    runs = plan_runs(inputs, spec)
+    """`profile` and `backends` (protocol -> backend key) are what the job runs under; each phase's run key
+    takes the backends of the protocols the phase table says it uses."""
+    runs = plan_runs(inputs, spec, backends)
     return JobPlan(
         job_id=job_id,
         batch_id=batch_id,
         inputs=inputs,
         spec=spec,
+        profile=profile,
+        backends=dict(backends or {}),
         runs=runs,
         plan_hash=_plan_hash(job_id, inputs, spec, runs),
     )

@@ -50,6 +50,7 @@ def test_the_gpu_profile_runs_a_whole_job_through_local(gpu_env, s3_client, s3_b
     assert modal_deploy.run_task.local("intake", "g1", s3_bucket)["detail"] == "planned"
     store = S3Store(s3_client, s3_bucket)
     plan = load_plan(store, "g1")
+    assert plan is not None and plan.profile == "gpu" and plan.backends["MeshBuilder"] == "hunyuan3d-2mv"
     for phase in PHASES:
         key = plan.run(phase.name).key
         result = modal_deploy.PHASE_CLASSES[phase.name]().run.local(key, s3_bucket)

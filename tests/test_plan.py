@@ -92,8 +92,29 @@ def test_subscribers_change_no_run_key_but_change_the_plan_hash() -> None:
     assert told.plan_hash != quiet.plan_hash
 
 
-def test_profile_changes_every_run() -> None:
-    assert changed(plan(), plan(spec=JobSpec(profile="gpu"))) == ALL_PHASES
+def plan_with(backends: dict[str, str | None]) -> JobPlan:
+    inputs = {"person": ref("j1", "person", b"person-1"), "garment": ref("j1", "garment", b"garment-1")}
+    return build_plan("j1", inputs, JobSpec(), profile="test", backends=backends)
+
+
+def test_a_backend_reruns_the_phases_that_use_it_and_what_follows() -> None:
+    cpu = {"FaceEmbedder": "dlib-resnet", "TryOnPainter": None, "MeshBuilder": None, "GarmentSegmenter": "classical"}
+    assert changed(plan_with(cpu), plan_with(cpu)) == set()
+    assert changed(plan_with(cpu), plan_with(cpu | {"MeshBuilder": "hunyuan3d-2mv"})) == {"viewer3d"}
+    assert changed(plan_with(cpu), plan_with(cpu | {"TryOnPainter": "flux-fill-tryon"})) == {"fitting", "viewer3d"}
+    assert changed(plan_with(cpu), plan_with(cpu | {"FaceEmbedder": "insightface"})) == {"avatar", "fitting",
+                                                                                          "viewer3d"}
+    assert changed(plan_with(cpu), plan_with(cpu | {"GarmentSegmenter": "sam"})) == {"wardrobe", "fitting",
+                                                                                      "viewer3d"}
+    assert plan_with(cpu).backends == cpu and plan_with(cpu).profile == "test"
+
+
+def test_the_phase_table_names_real_protocols() -> None:
+    from pipeline.backends.licences import PROTOCOLS
+
+    for phase in PHASES:
+        assert phase.backends and set(phase.backends) <= set(PROTOCOLS), phase.name
+    assert set(PROTOCOLS) == {p for phase in PHASES for p in phase.backends}  # every protocol counts somewhere
 
 
 def test_plan_survives_a_round_trip_through_json() -> None:

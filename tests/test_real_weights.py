@@ -27,8 +27,8 @@ from pipeline.backends.planned import PlannedBackends
 from pipeline.backends.weights import read_manifest, verify
 
 WEIGHTS = os.environ.get("DROPFIT_REAL_WEIGHTS")
-pytestmark = pytest.mark.skipif(not WEIGHTS, reason="opt-in: set DROPFIT_REAL_WEIGHTS to a pulled weights folder "
-                                                    "(on a GPU machine)")
+OPT_IN = "opt-in: set DROPFIT_REAL_WEIGHTS to a pulled weights folder (on a GPU machine)"
+pytestmark = pytest.mark.skipif(not WEIGHTS, reason=OPT_IN)
 PHOTOS = 8  # dev photos per check
 
 
@@ -38,7 +38,8 @@ def pulled() -> set[str]:
 
 def needs(*keys: str) -> pytest.MarkDecorator:
     missing = [k for k in keys if k not in pulled()]
-    return pytest.mark.skipif(bool(missing), reason=f"not pulled into DROPFIT_REAL_WEIGHTS: {', '.join(missing)}")
+    reason = f"not pulled into DROPFIT_REAL_WEIGHTS: {', '.join(missing)}" if WEIGHTS else OPT_IN
+    return pytest.mark.skipif(bool(missing), reason=reason)
 
 
 @pytest.fixture(scope="module")

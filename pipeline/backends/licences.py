@@ -163,6 +163,28 @@ def check_profile(profile: str, backends_in_use: Iterable[str]) -> None:
                                "(DROPFIT_BACKENDS), or use profile gpu, which is for non-commercial use only")
 
 
+# How much a profile needs and allows, in order: cpu (no weights, every licence commercial) < commercial-safe
+# (SAM's weights too, still commercial) < gpu (every model, non-commercial licences). A job may ask for its
+# deployment's profile or a narrower one, never a wider one: job.json can never take a commercial-safe
+# deployment into non-commercial models, nor ask a cpu deployment for weights it does not have.
+REACH: dict[str, int] = {"cpu": 0, "commercial-safe": 1, "gpu": 2}
+
+
+def job_backends(deployment: str, overrides: Mapping[str, str] | None, requested: str | None
+                 ) -> tuple[str, dict[str, str | None]]:
+    """The profile a job runs under and its plan: the deployment's (with its overrides) unless job.json asks
+    for a narrower profile (that profile's own plan). Raises `ProfileError` when it asks for a wider one."""
+    if requested is None or requested == deployment:
+        return deployment, backend_plan(deployment, overrides)
+    if requested not in REACH:
+        raise ProfileError(f"unknown profile {requested!r}: use one of {', '.join(PROFILES)}")
+    if REACH[requested] > REACH[deployment]:
+        narrower = ", ".join(p for p in PROFILES if REACH[p] <= REACH[deployment])
+        raise ProfileError(f"job.json asks for profile {requested}, but this deployment runs profile {deployment}, "
+                           f"and a job may only keep or narrow it ({narrower})")
+    return requested, backend_plan(requested)
+
+
 def profiles_using(key: str) -> tuple[str, ...]:
     """The profiles whose default plan uses this backend (directly or inside another)."""
     used = []

@@ -1,0 +1,70 @@
+"""A job's profile (job.json `profile`): a deployment runs a job under its own profile or a narrower one the
+job asks for, never a wider one; the profile's backends join the run keys and pick the phases' backends."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+
+import pytest
+
+from fakes import photo
+from infra.folder_store import FolderStore
+from pipeline import layout
+from pipeline.backends.config import ModelConfig
+from pipeline.backends.licences import ProfileError, backend_plan, job_backends
+from pipeline.intake import plan_incoming_job
+from pipeline.phase_api import PhaseTask
+from pipeline.registry import ProfileBackends
+
+OVERRIDES = {"PersonLandmarker": "mediapipe-pose"}
+
+
+def test_a_job_keeps_the_deployments_profile_and_its_overrides() -> None:
+    assert job_backends("gpu", OVERRIDES, None) == ("gpu", backend_plan("gpu", OVERRIDES))
+    assert job_backends("gpu", OVERRIDES, "gpu") == ("gpu", backend_plan("gpu", OVERRIDES))
+
+
+@pytest.mark.parametrize(("deployment", "asked"), [("gpu", "cpu"), ("gpu", "commercial-safe"),
+                                                   ("commercial-safe", "cpu")])
+def test_a_job_may_narrow_the_profile_and_gets_its_plain_plan(deployment: str, asked: str) -> None:
+    assert job_backends(deployment, OVERRIDES if deployment == "gpu" else {}, asked) == (asked, backend_plan(asked))
+
+
+@pytest.mark.parametrize(("deployment", "asked", "allowed"), [("cpu", "gpu", "cpu"),
+                                                              ("cpu", "commercial-safe", "cpu"),
+                                                              ("commercial-safe", "gpu", "cpu, commercial-safe")])
+def test_a_job_never_widens_it(deployment: str, asked: str, allowed: str) -> None:
+    with pytest.raises(ProfileError, match=f"asks for profile {asked}, but this deployment runs profile "
+                                           f"{deployment}, and a job may only keep or narrow it \\({allowed}\\)"):
+        job_backends(deployment, {}, asked)
+
+
+def drop(store: FolderStore, job_id: str, spec: dict) -> None:
+    store.put(layout.incoming_spec_key(job_id), json.dumps(spec).encode())
+    store.put(layout.incoming_image_key(job_id, "person", "jpg"), photo((200, 40, 40)))
+    store.put(layout.incoming_image_key(job_id, "garment", "jpg"), photo((40, 40, 200)))
+
+
+def test_intake_plans_the_narrower_profile_and_refuses_a_wider_one(folder_store: FolderStore) -> None:
+    drop(folder_store, "narrow", {"profile": "cpu"})
+    plan = plan_incoming_job(folder_store, "narrow", partial(job_backends, "gpu", OVERRIDES))
+    assert plan is not None and plan.error is None
+    assert (plan.profile, plan.backends) == ("cpu", backend_plan("cpu"))
+    assert PhaseTask.from_plan(plan, "fitting").profile == "cpu"
+    default = plan_incoming_job(folder_store, "narrow", partial(job_backends, "cpu", {}))
+    assert default is not None and default.runs == plan.runs  # the same backends: the same runs, reused
+    drop(folder_store, "wide", {"profile": "gpu"})
+    refused = plan_incoming_job(folder_store, "wide", partial(job_backends, "commercial-safe", {}))
+    assert refused is not None and refused.error is not None and not refused.runs
+    assert "asks for profile gpu" in refused.error.reason and "job.json" in refused.error.user_action
+
+
+def test_the_phases_get_the_backends_of_their_jobs_profile() -> None:
+    profiles = ProfileBackends(ModelConfig(profile="gpu", backends=OVERRIDES))
+    assert profiles.get(None) is profiles.deployment and profiles.get("gpu") is profiles.deployment
+    cpu = profiles.get("cpu")
+    assert cpu is profiles.get("cpu") and cpu.plan == backend_plan("cpu")
+    assert cpu.painter() is None and cpu.mesh_builder() is None  # nothing of the GPU stack is built for it
+    with pytest.raises(ProfileError, match="may only keep or narrow"):
+        ProfileBackends(ModelConfig(profile="cpu")).get("gpu")
