@@ -119,3 +119,33 @@ def test_the_gpu_profile_builds_it_from_the_verified_weights(tiny_model: Path, t
     assert (builder.steps, builder.octree_resolution) == (2, 24)
     assert PlannedBackends(ModelConfig(profile="cpu")).mesh_builder() is None
     assert PlannedBackends(ModelConfig(profile="commercial-safe")).mesh_builder() is None
+
+
+EXIT_SCRIPT = """
+import threading
+from pipeline.backends.config import ModelConfig
+from pipeline.backends.planned import PlannedBackends
+
+PlannedBackends(ModelConfig(profile="gpu"))  # on the main thread, as a process builds its backends
+
+
+def phase_thread():  # what a worker thread of the local runtime does first under the gpu profile
+    import trimesh  # noqa: F401
+    import pymeshlab  # noqa: F401
+
+
+thread = threading.Thread(target=phase_thread)
+thread.start()
+thread.join()
+"""
+
+
+def test_a_gpu_process_exits_cleanly_after_its_threads_import_the_mesh_libraries() -> None:
+    """pymeshlab aborts the process at exit when it and trimesh are first imported on one worker thread;
+    PlannedBackends imports it on the main thread when it plans the multi-view model (hunyuan_mv docstring)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-500:]

@@ -23,7 +23,7 @@ from pipeline.fitting.identity import identity_per_angle
 from pipeline.manifests import ResultManifest
 from pipeline.render.views import ANGLES_DEG, View
 from pipeline.sample import sample_garment, sample_person
-from pipeline.state import read_model
+from pipeline.state import load_plan, read_model
 
 ANGLE_FILES = {f"angles/{a:03d}.png" for a in ANGLES_DEG}
 
@@ -96,3 +96,28 @@ def test_the_glb_passes_the_khronos_validator(finished_job) -> None:
     assert report["issues"]["numErrors"] == 0, report["issues"]["messages"][:5]
     with Image.open(io.BytesIO((folder / "contact_sheet.jpg").read_bytes())) as sheet:
         assert sheet.size[0] > sheet.size[1]
+
+
+class BrokenMeshBuilder:
+    """A multi-view 3D model whose packages are missing from the deployment."""
+
+    name = "broken-mesh"
+    version = "test"
+
+    def build_mesh(self, request: object) -> object:
+        raise ModuleNotFoundError("No module named 'torchvision'")
+
+
+def test_a_mesh_builder_without_its_packages_makes_viewer3d_unavailable_not_failed(finished_job) -> None:
+    from infra.folder_store import FolderStore
+    from pipeline.errors import PhaseUnavailable
+    from pipeline.phase_api import PhaseIO, PhaseTask
+    from pipeline.viewer3d.phase import build_viewer
+
+    folder, _ = finished_job
+    store = FolderStore(folder.parent.parent)
+    plan = load_plan(store, "e2e")
+    assert plan is not None
+    task = PhaseTask.from_plan(plan, "viewer3d")
+    with pytest.raises(PhaseUnavailable, match="broken-mesh.*No module named 'torchvision'.*profile cpu"):
+        build_viewer(task, PhaseIO(store, task), BrokenMeshBuilder())  # type: ignore[arg-type]

@@ -31,6 +31,10 @@ class PlannedBackends(CpuBackends):
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__(config)
         self.plan = self.config.plan()
+        if self.plan["MeshBuilder"] == "hunyuan3d-2mv":  # built where the process starts: its main thread
+            from pipeline.backends.gpu.hunyuan_mv import import_native_libraries
+
+            import_native_libraries()
 
     def _weights(self, key: str) -> Any:
         return verify(self.config.weights, key)

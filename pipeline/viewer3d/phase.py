@@ -25,6 +25,7 @@ from PIL import Image
 
 from pipeline.avatar.encode import camera_from_dict, load_npz
 from pipeline.backends.protocols import Camera, MeshBuilder
+from pipeline.errors import PhaseUnavailable
 from pipeline.phase_api import PhaseIO, PhaseResult, PhaseTask
 from pipeline.render.shade import Lighting
 from pipeline.viewer3d.bake import bake_views
@@ -42,7 +43,12 @@ def build_viewer(task: PhaseTask, io_: PhaseIO, builder: MeshBuilder | None = No
     mesh_record: dict[str, object] = {"status": "body"}
     if builder is not None:
         start = time.perf_counter()
-        rebuilt = rebuild(builder, views, dressed["vertices"], dressed["faces"])
+        try:
+            rebuilt = rebuild(builder, views, dressed["vertices"], dressed["faces"])
+        except ImportError as error:  # a deployment without the model's packages: the job waits, nothing is lost
+            raise PhaseUnavailable(task.phase, f"its multi-view 3D model ({builder.name}) cannot import its "
+                                   f"packages ({error}): install the GPU image's packages (docs/gpu.md), or "
+                                   "run profile cpu") from error
         mesh_record = rebuilt.record | {"seconds": round(time.perf_counter() - start, 3)}
         if rebuilt.mesh is not None:
             mesh, fallback = rebuilt.mesh.parts(), None

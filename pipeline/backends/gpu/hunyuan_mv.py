@@ -12,6 +12,11 @@ It loads from a local folder only: `config.yaml` and `model.fp16.safetensors` (t
 subfolder of `tencent/Hunyuan3D-2mv`, `dropfit weights` key `multiview`) through hy3dgen's `from_single_file`;
 hy3dgen's `from_pretrained` is not used, since it downloads when a folder is missing. fp16 on CUDA (the
 checkpoint's own precision), fp32 on CPU. hy3dgen imports torchvision, so only an image with torchvision runs it.
+
+`import_native_libraries()` must run on the main thread before any worker thread imports hy3dgen: pymeshlab
+(which hy3dgen imports) aborts the process at exit ("malloc_consolidate(): unaligned fastbin chunk") when it and
+trimesh are both first imported on the same non-main thread. `PlannedBackends` calls it when it plans this
+model; with either library imported on the main thread first, the abort does not happen.
 """
 
 from __future__ import annotations
@@ -34,6 +39,14 @@ OCTREE_RESOLUTION = 256  # marching-cubes grid: 256 keeps fingers; hy3dgen's 384
 NUM_CHUNKS = 20000  # query points per decoder call
 MAX_FACES = 60000  # after reduction: enough for a person, small enough to bake and ship
 MIN_ALPHA = 8  # a view's alpha above this counts as the subject
+
+
+def import_native_libraries() -> None:
+    """Import pymeshlab now (call on the main thread; see the module docstring). Absent, the load reports it."""
+    try:
+        import pymeshlab  # noqa: F401
+    except ImportError:
+        pass
 
 
 # ---- preprocess ----------------------------------------------------------------------------------------------
@@ -112,6 +125,7 @@ class HunyuanMultiViewBuilder:
 
 def load_hunyuan_mv(path: Path, device: str | None) -> Any:
     """hy3dgen's flow-matching pipeline from `path` (config.yaml + model.fp16.safetensors), on `device`."""
+    import hy3dgen.shapegen.models.conditioner  # noqa: F401 - imports torchvision: fails here, and every time
     import torch
     from hy3dgen.shapegen import Hunyuan3DDiTFlowMatchingPipeline
 
