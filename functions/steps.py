@@ -16,7 +16,7 @@ from events.outbound import Notifier, job_event
 from events.tasks import Task
 from functions.claims import Lease
 from pipeline import layout
-from pipeline.errors import InvalidInput
+from pipeline.errors import InvalidInput, PhaseUnavailable
 from pipeline.intake import JobBackends, batch_due, intake_due, plan_batch, plan_incoming_job
 from pipeline.manifests import (
     BatchJobEntry,
@@ -139,6 +139,9 @@ def run_phase(store: ObjectStore, registry: PhaseRegistry, task: Task, lease: Le
         lease.check()
         write_run_error(store, task, "invalid_input", exc.reason, exc.user_action, attempt)
         return "invalid input"
+    except ModuleNotFoundError as exc:  # the deployment lacks a backend's package: retrying cannot help
+        raise PhaseUnavailable(task.step, f"a package its backends need is not installed here ({exc}); install "
+                               "the profile's packages (docs/gpu.md) or run another profile") from exc
     lease.check()
     manifest = RunManifest(
         phase=task.step,

@@ -16,6 +16,7 @@ from functions.app import LocalApp, build_local
 from infra.settings import Settings
 from pipeline import layout
 from pipeline.manifests import BatchReport, JobError, ResultManifest
+from pipeline.phase_api import PhaseIO, PhaseRegistry, PhaseResult, PhaseTask
 from pipeline.phases import PHASES
 from pipeline.state import job_status, load_plan, read_model
 
@@ -199,6 +200,29 @@ def test_retries_exhausted_fail_the_job_with_a_readable_error(tmp_path: Path, lo
     error = read_model(local.store, layout.result_error_key("broken"), JobError)
     assert error.phase == "fitting" and "failed 3 times" in error.reason
     assert log.count("fitting") == 3
+
+
+def test_a_phase_missing_a_package_waits_unavailable_instead_of_failing_the_job(tmp_path: Path, log: RunLog) -> None:
+    fakes = make_fake_registry(log)
+    calls: list[str] = []
+
+    def viewer3d_without_its_package(task: PhaseTask, io_: PhaseIO) -> PhaseResult:
+        calls.append(task.run_key)
+        raise ModuleNotFoundError("No module named 'hy3dgen'")
+
+    phases = {p.name: fakes.get(p.name) for p in PHASES} | {"viewer3d": viewer3d_without_its_package}
+    outcomes: list = []
+    local = build_local(tmp_path / "b", Settings(workers=2, retry_base_s=0.01), registry=PhaseRegistry(phases),
+                        on_outcome=outcomes.append)
+    with local.runtime:
+        drop_job(local, "waits", photo(RED), photo(BLUE))
+        assert not local.runtime.run_until(lambda: job_finished(local, "waits"), timeout=30)
+    viewer = [o for o in outcomes if o.task.step == "viewer3d"]
+    assert viewer and len(calls) == len(viewer)
+    assert all(o.outcome == "unavailable" and o.attempt == 1 for o in viewer)  # not retried: it would not help
+    assert "No module named 'hy3dgen'" in viewer[0].detail
+    assert job_status(local.store, load_plan(local.store, "waits")) == "running"  # nothing lost: it waits
+    assert local.store.head(layout.result_error_key("waits")) is None
 
 
 def test_catalog_2_people_x_3_garments_with_one_corrupt_garment(app: LocalApp, log: RunLog) -> None:
