@@ -2,8 +2,9 @@
 
     S3 -> SQS (+DLQ) -> poll_queue (every minute, long-polls)  \\
                                                                -> route -> SpawnDispatcher -> .spawn():
-    S3 -> EventBridge -> API destination -> eventbridge (web)  /     AvatarPhase, WardrobePhase (CPU),
-                                                                      FittingPhase, Viewer3dPhase (GPU),
+    S3 -> EventBridge -> API destination -> eventbridge (web)  /     AvatarPhase, WardrobePhase,
+                                                                      FittingPhase, Viewer3dPhase (on GPUs
+                                                                      under DROPFIT_PROFILE=gpu),
                                                                       run_task (intake, publish, ...)
 
 Every body is `functions/cloud.py`: the very handlers the local runtime runs (skip if done -> claim ->
@@ -136,12 +137,14 @@ class WardrobePhase(_Phase):
     phase = "wardrobe"
 
 
-@app.cls(**gpu_phase)
+# The model phases take a GPU only where the deployment's profile runs GPU models (try-on, multi-view 3D); under
+# cpu and commercial-safe their work (the dressing, the torch rasterizer, the bake) runs on CPU containers.
+@app.cls(**(gpu_phase if PROFILE == "gpu" else cpu_phase))
 class FittingPhase(_Phase):
     phase = "fitting"
 
 
-@app.cls(**gpu_phase)
+@app.cls(**(gpu_phase if PROFILE == "gpu" else cpu_phase))
 class Viewer3dPhase(_Phase):
     phase = "viewer3d"
 
