@@ -31,7 +31,13 @@ class ProfileBackends:
         self._lock = threading.Lock()
 
     def job_backends(self, requested: str | None) -> tuple[str, dict[str, str | None]]:
-        return job_backends(self.config.profile, self.config.backends, requested)
+        """The job's profile and the backends that will really serve it (for its run keys): Gemini only when an
+        API key is configured, as the backends build it (`CpuBackends.vision_llm`)."""
+        profile, plan = job_backends(self.config.profile, self.config.backends, requested)
+        key = self.config.gemini_api_key
+        if key is None or not key.get_secret_value():
+            plan = {protocol: None if backend == "gemini" else backend for protocol, backend in plan.items()}
+        return profile, plan
 
     def get(self, profile: str | None) -> PlannedBackends:
         """The backends for a job's profile (None or the deployment's: the deployment's own)."""

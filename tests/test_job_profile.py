@@ -68,3 +68,13 @@ def test_the_phases_get_the_backends_of_their_jobs_profile() -> None:
     assert cpu.painter() is None and cpu.mesh_builder() is None  # nothing of the GPU stack is built for it
     with pytest.raises(ProfileError, match="may only keep or narrow"):
         ProfileBackends(ModelConfig(profile="cpu")).get("gpu")
+
+
+def test_gemini_joins_the_run_keys_only_when_a_key_is_configured() -> None:
+    from pydantic import SecretStr
+
+    without = ProfileBackends(ModelConfig()).job_backends(None)[1]
+    with_key = ProfileBackends(ModelConfig(gemini_api_key=SecretStr("k"))).job_backends(None)[1]
+    assert without["VisionLLM"] is None and without["QualityJudge"] is None
+    assert with_key["VisionLLM"] == "gemini" and with_key["QualityJudge"] == "gemini"
+    assert {p for p in without if without[p] != with_key[p]} == {"VisionLLM", "QualityJudge"}
