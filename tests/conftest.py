@@ -129,10 +129,27 @@ def s3_env(moto_server, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
 
 
-def job_finished(app: Any, job_id: str) -> bool:
-    """Has the job in `app` (a `functions.app.LocalApp`) ended (succeeded or failed) and told its subscribers?
-    (Ended alone is not enough for a test that reads the job's events next: they are written just after.)"""
+def job_finished(store: ObjectStore, job_id: str) -> bool:
+    """Has the job ended (succeeded or failed) and told its subscribers? (Ended alone is not enough for a test
+    that reads the job's events next: they are written just after.)"""
     from pipeline.state import job_settled, load_plan
 
-    plan = load_plan(app.store, job_id)
-    return plan is not None and job_settled(app.store, plan)
+    plan = load_plan(store, job_id)
+    return plan is not None and job_settled(store, plan)
+
+
+LOCAL_VOLUME_WARNING = "ignore:.*executing locally.*:UserWarning"  # Modal's .local() has no volume, by design
+
+
+def plan_sample_job_on_s3(s3_client: Any, bucket: str, job_id: str) -> tuple[S3Store, Any]:
+    """The built-in sample person and garment uploaded under incoming/{job_id}/ and planned by the Modal app's
+    task function (`run_task.local("intake")`): the store and the job's plan."""
+    import modal_deploy
+    from pipeline.sample import sample_garment, sample_person
+    from pipeline.state import load_plan
+
+    s3_client.put_object(Bucket=bucket, Key=f"incoming/{job_id}/person.png", Body=sample_person())
+    s3_client.put_object(Bucket=bucket, Key=f"incoming/{job_id}/garment.png", Body=sample_garment())
+    assert modal_deploy.run_task.local("intake", job_id, bucket)["detail"] == "planned"
+    store = S3Store(s3_client, bucket)
+    return store, load_plan(store, job_id)

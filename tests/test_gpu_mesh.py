@@ -67,9 +67,7 @@ def test_shape_mesh_drops_floaters_and_reduces_faces() -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if TORCHVISION_MISSING or HY3DGEN_MISSING:
-        pytest.skip(str(TORCHVISION_MISSING or HY3DGEN_MISSING))
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:  # used by @needs_hy3dgen tests only
     from tiny_hunyuan import write_tiny_hunyuan_mv
 
     return write_tiny_hunyuan_mv(tmp_path_factory.mktemp("multiview") / "hunyuan3d-dit-v2-mv")
@@ -94,9 +92,8 @@ def test_the_seed_decides_the_mesh(tiny_model: Path) -> None:
     assert first.vertices.shape != other.vertices.shape or not np.array_equal(first.vertices, other.vertices)
 
 
+@needs_hy3dgen
 def test_a_missing_model_says_how_to_get_it(tmp_path: Path) -> None:
-    if TORCHVISION_MISSING or HY3DGEN_MISSING:
-        pytest.skip(str(TORCHVISION_MISSING or HY3DGEN_MISSING))
     builder = HunyuanMultiViewBuilder(tmp_path / "hunyuan3d-dit-v2-mv", device="cpu")
     with pytest.raises(FileNotFoundError, match="config.yaml, model.fp16.safetensors missing.*weights pull"):
         builder.load()

@@ -12,15 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TORCHVISION_MISSING
-from infra.s3_store import S3Store
+from conftest import LOCAL_VOLUME_WARNING, TORCHVISION_MISSING, plan_sample_job_on_s3
 from pipeline import layout
 from pipeline.phases import PHASES
-from pipeline.sample import sample_garment, sample_person
-from pipeline.state import load_plan, run_manifest
+from pipeline.state import run_manifest
 from tiny_weights import write_tiny_weights
-
-LOCAL_VOLUME_WARNING = "ignore:.*executing locally.*:UserWarning"
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +41,7 @@ def gpu_env(s3_env, monkeypatch: pytest.MonkeyPatch, tiny_weights: Path) -> None
 def test_the_gpu_profile_runs_a_whole_job_through_local(gpu_env, s3_client, s3_bucket) -> None:
     import modal_deploy
 
-    s3_client.put_object(Bucket=s3_bucket, Key="incoming/g1/person.png", Body=sample_person())
-    s3_client.put_object(Bucket=s3_bucket, Key="incoming/g1/garment.png", Body=sample_garment())
-    assert modal_deploy.run_task.local("intake", "g1", s3_bucket)["detail"] == "planned"
-    store = S3Store(s3_client, s3_bucket)
-    plan = load_plan(store, "g1")
+    store, plan = plan_sample_job_on_s3(s3_client, s3_bucket, "g1")
     assert plan is not None and plan.profile == "gpu" and plan.backends["MeshBuilder"] == "hunyuan3d-2mv"
     for phase in PHASES:
         key = plan.run(phase.name).key

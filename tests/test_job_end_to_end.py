@@ -59,7 +59,7 @@ def finished_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result
     with app.runtime:
         app.store.put(layout.incoming_image_key("e2e", "person", "png"), sample_person())
         app.store.put(layout.incoming_image_key("e2e", "garment", "png"), sample_garment())
-        assert app.runtime.run_until(lambda: job_finished(app, "e2e"), timeout=240)
+        assert app.runtime.run_until(lambda: job_finished(app.store, "e2e"), timeout=240)
     manifest = read_model(app.store, layout.result_manifest_key("e2e"), ResultManifest)
     assert manifest is not None, (root / "results/e2e/error.json").read_text()
     return root / "results/e2e", manifest

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from conftest import LOCAL_VOLUME_WARNING, plan_sample_job_on_s3
 from events.tasks import Task
 from fakes import photo
 from functions.dispatch import Spawn, SpawnDispatcher
@@ -23,7 +24,7 @@ from infra.s3_store import S3Store
 from pipeline import layout
 from pipeline.phases import PHASES
 from pipeline.registry import product_registry
-from pipeline.sample import sample_garment, sample_person
+from pipeline.sample import sample_person
 from pipeline.state import load_plan, run_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,18 +98,13 @@ def local_spawners() -> tuple[dict[str, Spawn], Spawn]:
     return phases, lambda step, subject, bucket: m.run_task.local(step, subject, bucket)
 
 
-LOCAL_VOLUME_WARNING = "ignore:.*executing locally.*:UserWarning"  # .local() has no volume, by design
 
 
 @pytest.mark.filterwarnings(LOCAL_VOLUME_WARNING)
 def test_each_phase_function_runs_through_local_against_s3(s3_env, s3_client, s3_bucket) -> None:
     import modal_deploy
 
-    s3_client.put_object(Bucket=s3_bucket, Key="incoming/p1/person.png", Body=sample_person())
-    s3_client.put_object(Bucket=s3_bucket, Key="incoming/p1/garment.png", Body=sample_garment())
-    assert modal_deploy.run_task.local("intake", "p1", s3_bucket)["detail"] == "planned"
-    store = S3Store(s3_client, s3_bucket)
-    plan = load_plan(store, "p1")
+    store, plan = plan_sample_job_on_s3(s3_client, s3_bucket, "p1")
     product = product_registry()
     for phase in PHASES:
         key = plan.run(phase.name).key

@@ -134,7 +134,7 @@ def test_a_whole_gpu_job_on_real_weights(tmp_path: Path, people: list) -> None:
         app.store.put(layout.incoming_image_key("real", "person", person.suffix.lstrip(".")), person.read_bytes())
         app.store.put(layout.incoming_image_key("real", "garment", garments[0].suffix.lstrip(".")),
                       garments[0].read_bytes())
-        assert app.runtime.run_until(lambda: job_finished(app, "real"), timeout=1800)
+        assert app.runtime.run_until(lambda: job_finished(app.store, "real"), timeout=1800)
     manifest = read_model(app.store, layout.result_manifest_key("real"), ResultManifest)
     assert manifest is not None, (tmp_path / "bucket/results/real/error.json").read_text()
     plan = load_plan(app.store, "real")

@@ -118,7 +118,7 @@ def test_up_candidates_are_proper_rotations_taking_the_longest_axis_up() -> None
     candidates = up_candidates(tall_along_y)
     assert len(candidates) == 8
     ups = set()
-    for _, rotation in candidates:
+    for _, _, rotation in candidates:
         assert np.allclose(rotation @ rotation.T, np.eye(3)) and np.isclose(np.linalg.det(rotation), 1.0)
         ups.add(tuple(np.round(rotation @ np.array([0, 1.0, 0]), 6)))
     assert ups == {(0.0, 0.0, 1.0), (0.0, 0.0, -1.0)}

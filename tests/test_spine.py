@@ -37,7 +37,7 @@ def drop_job(app: LocalApp, job_id: str, person: bytes, garment: bytes, spec: di
 
 def run_job(app: LocalApp, job_id: str, person: bytes, garment: bytes, spec: dict | None = None) -> None:
     drop_job(app, job_id, person, garment, spec)
-    assert app.runtime.run_until(lambda: job_finished(app, job_id), timeout=60)
+    assert app.runtime.run_until(lambda: job_finished(app.store, job_id), timeout=60)
     assert app.runtime.wait_idle(30)
 
 
@@ -103,7 +103,7 @@ def test_duplicate_inputs_delivered_concurrently_before_any_work_run_once(tmp_pa
             t.start()
         for t in threads:
             t.join()
-        assert local.runtime.run_until(lambda: job_finished(local, "d"), timeout=60)
+        assert local.runtime.run_until(lambda: job_finished(local.store, "d"), timeout=60)
     assert [log.count(p.name) for p in PHASES] == [1, 1, 1, 1]
 
 
@@ -113,7 +113,7 @@ def test_two_runtimes_on_one_bucket_share_the_work_without_repeating_it(tmp_path
     first.store.subscribe(second.runtime.submit_event)  # every write reaches both workers
     with first.runtime, second.runtime:
         drop_job(first, "both", photo(RED), photo(BLUE))
-        assert first.runtime.run_until(lambda: job_finished(first, "both"), timeout=60)
+        assert first.runtime.run_until(lambda: job_finished(first.store, "both"), timeout=60)
         second.runtime.wait_idle(30)
     assert [log.count(p.name) for p in PHASES] == [1, 1, 1, 1]
 
@@ -131,7 +131,7 @@ def test_reordered_events_garment_first_and_markers_before_files(tmp_path: Path,
         local.store.put(layout.incoming_image_key("r", "garment", "jpg"), photo(BLUE))
         assert local.runtime.wait_idle(10) and load_plan(local.store, "r") is None
         local.store.put(layout.incoming_image_key("r", "person", "jpg"), photo(RED))
-        assert local.runtime.run_until(lambda: job_finished(local, "r"), timeout=60)
+        assert local.runtime.run_until(lambda: job_finished(local.store, "r"), timeout=60)
     assert [log.count(p.name) for p in PHASES] == [1, 1, 1, 1]
     assert job_status(local.store, load_plan(local.store, "r")) == "succeeded"
 
@@ -145,7 +145,8 @@ def test_same_bytes_again_is_no_new_work_and_a_new_garment_reruns_only_what_depe
     assert app.runtime.wait_idle(10)
     assert [log.count(p.name) for p in PHASES] == [1, 1, 1, 1]
     app.store.put(layout.incoming_image_key("c", "garment", "jpg"), photo(GREEN))
-    assert app.runtime.run_until(lambda: load_plan(app.store, "c") != first and job_finished(app, "c"), timeout=60)
+    assert app.runtime.run_until(lambda: load_plan(app.store, "c") != first and job_finished(app.store, "c"),
+                                 timeout=60)
     assert [log.count(p.name) for p in PHASES] == [1, 2, 2, 2]
     second = load_plan(app.store, "c")
     assert second.run("avatar") == first.run("avatar") and second.run("wardrobe") != first.run("wardrobe")
@@ -162,7 +163,7 @@ def test_a_second_job_with_the_same_person_reuses_its_avatar(app: LocalApp, log:
 def test_invalid_photo_fails_the_job_with_a_clear_error_and_no_retry(app: LocalApp, log: RunLog) -> None:
     app.store.put(layout.incoming_image_key("bad", "person", "jpg"), b"this is not a jpeg")
     app.store.put(layout.incoming_image_key("bad", "garment", "jpg"), photo(BLUE))
-    assert app.runtime.run_until(lambda: job_finished(app, "bad"), timeout=30)
+    assert app.runtime.run_until(lambda: job_finished(app.store, "bad"), timeout=30)
     error = read_model(app.store, layout.result_error_key("bad"), JobError)
     assert error.phase == "intake" and "person photo" in error.reason and "not a readable image" in error.reason
     assert "upload" in error.user_action
@@ -216,7 +217,7 @@ def test_a_phase_missing_a_package_waits_unavailable_instead_of_failing_the_job(
                         on_outcome=outcomes.append)
     with local.runtime:
         drop_job(local, "waits", photo(RED), photo(BLUE))
-        assert not local.runtime.run_until(lambda: job_finished(local, "waits"), timeout=30)
+        assert not local.runtime.run_until(lambda: job_finished(local.store, "waits"), timeout=30)
     viewer = [o for o in outcomes if o.task.step == "viewer3d"]
     assert viewer and len(calls) == len(viewer)
     assert all(o.outcome == "unavailable" and o.attempt == 1 for o in viewer)  # not retried: it would not help

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook
 
+from conftest import job_finished
 from events.outbound import JobEvent, job_event
 from events.webhooks import (
     DeliveryRecord,
@@ -36,7 +37,6 @@ from infra.settings import Settings
 from infra.subscribers import Outbox, RetryPolicy
 from infra.webhook_client import HttpReply, RefusedUrl, Target, address_refusal, resolve_target
 from pipeline import layout
-from pipeline.state import job_settled, load_plan
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OLD_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
@@ -244,7 +244,7 @@ def test_the_pipeline_tells_the_operator_and_the_job_subscribers_once_each(tmp_p
         store.put(layout.incoming_spec_key("j1"), json.dumps(spec).encode())
         store.put(layout.incoming_image_key("j1", "person", "jpg"), photo((200, 40, 40)))
         store.put(layout.incoming_image_key("j1", "garment", "jpg"), photo((40, 40, 200)))
-        assert runtime.run_until(lambda: terminal(store, "j1"), timeout=30)
+        assert runtime.run_until(lambda: job_finished(store, "j1"), timeout=30)
         handlers.notifier.notify(json_event(store, "j1"))  # a re-run of the notifier tells no one again
     hosts = sorted(target.host for target, _, _ in poster.calls)
     assert hosts == ["ops.example.com", "shop.example.com"]
@@ -265,17 +265,11 @@ def test_a_job_refused_at_intake_still_tells_its_own_webhook(tmp_path: Path) -> 
                   .encode())
         store.put(layout.incoming_image_key("bad", "person", "jpg"), b"not a jpeg")
         store.put(layout.incoming_image_key("bad", "garment", "jpg"), photo((40, 40, 200)))
-        assert runtime.run_until(lambda: terminal(store, "bad"), timeout=30)
+        assert runtime.run_until(lambda: job_finished(store, "bad"), timeout=30)
     assert len(poster.calls) == 1
     _, body, headers = poster.calls[0]
     told = Webhook(SECRET).verify(body, headers)
     assert told["type"] == "dropfit.job.failed" and told["data"]["links"]["error"].endswith("results/bad/error.json")
-
-
-def terminal(store: FolderStore, job: str) -> bool:
-    """Ended and told (its event is on record): the tests read that event next."""
-    plan = load_plan(store, job)
-    return plan is not None and job_settled(store, plan)
 
 
 def json_event(store: FolderStore, job: str) -> JobEvent:

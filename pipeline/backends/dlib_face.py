@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pipeline.backends.installed import installed_version
 from pipeline.backends.protocols import Face
 from pipeline.backends.quiet import native_stderr_silenced
 
@@ -90,12 +90,7 @@ class DlibFaceEmbedder:
 
 
 def dlib_version() -> str:
-    for dist in ("dlib-bin", "dlib"):
-        try:
-            return package_version(dist)
-        except PackageNotFoundError:
-            continue
-    return "unknown"
+    return installed_version("dlib-bin", "dlib", missing="unknown")
 
 
 def checked_rgb(rgb: np.ndarray) -> np.ndarray:

@@ -100,9 +100,9 @@ def mesh_request(views: dict[str, tuple[np.ndarray, Camera]], masks: dict[str, n
 # ---- placing the model's mesh in the body's frame -----------------------------------------------------------
 
 
-def up_candidates(vertices: np.ndarray) -> list[tuple[str, np.ndarray]]:
-    """(name, R) for each proper rotation taking the mesh's longest axis, either sign, to world +z, followed by
-    each of YAW_TURNS turns about z."""
+def up_candidates(vertices: np.ndarray) -> list[tuple[str, int, np.ndarray]]:
+    """(up axis, e.g. "+y"; turn in degrees; R) for each proper rotation taking the mesh's longest axis, either
+    sign, to world +z, followed by each of YAW_TURNS turns about z."""
     extent = vertices.max(axis=0) - vertices.min(axis=0)
     axis = int(np.argmax(extent))
     out = []
@@ -115,8 +115,8 @@ def up_candidates(vertices: np.ndarray) -> list[tuple[str, np.ndarray]]:
         b = np.cross(up, a)
         base = np.stack([a, b, up])  # rows: where each world axis comes from
         for turn in range(YAW_TURNS):
-            name = f"{'+-'[sign < 0]}{'xyz'[axis]} yaw {turn * 360 // YAW_TURNS}"
-            out.append((name, _rotation_z(turn * 360 / YAW_TURNS) @ base))
+            yaw = turn * 360 // YAW_TURNS
+            out.append((f"{'+-'[sign < 0]}{'xyz'[axis]}", yaw, _rotation_z(yaw) @ base))
     return out
 
 
@@ -163,12 +163,11 @@ def place_shape(shape: ShapeMesh, body_vertices: np.ndarray, cameras: list[Camer
     """The model's mesh in the body's world frame, oriented and fitted as the silhouettes match best."""
     vertices = np.asarray(shape.vertices, dtype=np.float64)
     best: Placement | None = None
-    for name, rotation in up_candidates(vertices):
+    for up, yaw, rotation in up_candidates(vertices):
         placed = fit_to_body(vertices @ rotation.T, np.asarray(body_vertices, dtype=np.float64))
         iou = silhouette_iou(placed, shape.faces, cameras, masks)
         if best is None or iou > best.iou:
-            up, _, yaw = name.split(" ")
-            best = Placement(vertices=placed, iou=iou, up_axis=up, yaw_deg=int(yaw))
+            best = Placement(vertices=placed, iou=iou, up_axis=up, yaw_deg=yaw)
     assert best is not None
     return best
 

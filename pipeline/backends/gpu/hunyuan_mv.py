@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from pipeline.backends.installed import installed_version
 from pipeline.backends.protocols import MESH_VIEW_TAGS, MeshRequest, ShapeMesh
 from pipeline.errors import RetryableError
 
@@ -102,7 +103,7 @@ class HunyuanMultiViewBuilder:
         self.octree_resolution = octree_resolution
         self.guidance = guidance
         self.max_faces = max_faces
-        self.version = f"{self.path.name} (hy3dgen {_package_version('hy3dgen')})"
+        self.version = f"{self.path.name} (hy3dgen {installed_version('hy3dgen')})"
         self._pipe: Any = None
         self._lock = threading.Lock()
 
@@ -152,12 +153,3 @@ def predict(pipe: Any, images: dict[str, Image.Image], seed: int, steps: int, oc
     except torch.cuda.OutOfMemoryError as error:
         raise RetryableError("multi-view 3D: the GPU ran out of memory") from error
     return meshes[0] if meshes else None
-
-
-def _package_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from pipeline.backends.installed import installed_version
 from pipeline.backends.protocols import TryOnRequest
 from pipeline.errors import RetryableError
 
@@ -172,15 +173,6 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 # ---- the painter -----------------------------------------------------------------------------------------------
 
 
-def package_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
-
-
 class DiffusersTryOnPainter:
     """`TryOnPainter` on a FLUX.1 Fill pipeline folder (diffusers layout), optionally with a try-on LoRA.
 
@@ -204,7 +196,7 @@ class DiffusersTryOnPainter:
         self.max_side = max_side
         self.strength = strength
         lora_note = f" + lora {self.lora.name}" if self.lora is not None else ""
-        self.version = f"{self.path.name}{lora_note} (diffusers {package_version('diffusers')})"
+        self.version = f"{self.path.name}{lora_note} (diffusers {installed_version('diffusers')})"
         self._pipe: Any = None
         self._lock = threading.Lock()
 

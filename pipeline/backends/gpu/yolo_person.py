@@ -18,13 +18,12 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pipeline.backends.installed import installed_version
 from pipeline.backends.protocols import Detection
 
 PERSON = 0  # COCO class id
@@ -47,11 +46,7 @@ class YoloPersonDetector:
 
     @property
     def version(self) -> str:
-        try:
-            lib = package_version("ultralytics")
-        except PackageNotFoundError:
-            lib = "not installed"
-        return f"ultralytics {lib} ({self.weights.name})"
+        return f"ultralytics {installed_version('ultralytics')} ({self.weights.name})"
 
     def load(self) -> None:
         """Build the model now (a container's start-up), not on the first photo."""
