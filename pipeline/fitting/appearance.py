@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.fitting import regions
+from pipeline.wardrobe.appearance import kmeans
 
 HEAD, HAND = regions.PARTS.index("head"), regions.PARTS.index("hand")
 ARMS = (regions.PARTS.index("upper_arm"), regions.PARTS.index("forearm"), HAND)  # a sleeve's cuff reaches the hand
@@ -32,6 +33,7 @@ HAIR_EDGE_M = 0.03  # the hairline at the nape and the temples blends over this 
 HAIR_BACK_FACING = (-0.05, 0.2)  # below the forehead, hair where the head faces away (cosine), skin towards the sides
 NOT_SKIN_DELTA = (18.0, 32.0)  # Lab distance from the skin tone: kept below the first, skin above the second
 MIN_SAMPLES = 20
+HAIR_SEED = 0  # the hair clusters' k-means++ starts: a fixed seed, so the same photo gives the same hair
 
 
 @dataclass(frozen=True)
@@ -69,12 +71,8 @@ def tones(colour: np.ndarray, seen: np.ndarray, facing: np.ndarray, part: np.nda
 
 def _hair_cluster(samples: np.ndarray, skin: np.ndarray | None) -> np.ndarray | None:
     """The median colour of the cluster farther from the skin, when it differs clearly from the skin."""
-    import cv2
-
     lab = _lab(samples)
-    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
-    _, labels, centres = cv2.kmeans(lab, 2, None, criteria, 3, cv2.KMEANS_PP_CENTERS)
-    labels = labels.ravel()
+    labels, centres = kmeans(lab, 2, np.random.default_rng(HAIR_SEED), attempts=3, max_iter=20, eps=0.5)
     if skin is None:  # no skin to tell them apart: the darker cluster
         pick = int(np.argmin(centres[:, 0]))
     else:

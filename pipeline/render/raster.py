@@ -7,13 +7,18 @@ id, so the nearest triangle wins and ties break the same way on every run. Baryc
 perspective-correct (interpolated as l_i / z_i, then normalised). A triangle with a vertex closer than
 `near` is skipped rather than clipped: the body never straddles the camera plane.
 
+torch's intra-op thread count is not the rasterizer's to change per call: torch gives each thread that starts
+using it the count set last, from any thread, so setting and restoring it around every call, from several
+worker threads at once, handed other threads whatever count was current as they started (and with it another
+order of their float reductions). The first call that names a count sets it, once; later calls leave it. The
+rasterizer's own output does not depend on the count.
+
 torch is imported inside the functions only (see tests/test_architecture.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,6 +32,8 @@ if TYPE_CHECKING:
 NEAR_M = 1e-3  # triangles with a vertex nearer than this (metres, camera z) are skipped
 _EDGE_TOLERANCE = 1e-6  # barycentric slack so that a pixel on a shared edge is never lost to both triangles
 _BACKGROUND_KEY = np.iinfo(np.int64).max
+_threads_lock = threading.Lock()
+_threads_set = False
 
 
 @dataclass(frozen=True)
@@ -48,18 +55,18 @@ class Raster:
         return self.triangle.shape[1], self.triangle.shape[0]
 
 
-@contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with `threads` intra-op threads (None: leave torch's setting), then restore it."""
-    import torch
+def set_torch_threads_once(threads: int | None) -> None:
+    """Set torch's intra-op thread count (this thread's, and the one threads starting later take) the first
+    time a count is given; later calls, with any count, leave it as it is (None: leave torch's setting)."""
+    global _threads_set
+    if threads is None or _threads_set:
+        return
+    with _threads_lock:
+        if not _threads_set:
+            import torch
 
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+            torch.set_num_threads(threads)
+            _threads_set = True
 
 
 def rasterize(
@@ -70,11 +77,13 @@ def rasterize(
 
     With `cull_back`, triangles whose outward normal (counter-clockwise winding, as anny's) points away from
     the camera are dropped before rasterizing; the z-buffer alone would give the same picture for a closed
-    mesh, only slower. `threads` pins torch's intra-op threads for the call (robust on a busy machine).
+    mesh, only slower. `threads` is torch's intra-op thread count, set by the first call in the process (see
+    the module docstring); later calls do not change it.
     """
     import torch
 
-    with torch_threads(threads), torch.no_grad():
+    set_torch_threads_once(threads)
+    with torch.no_grad():
         width, height = camera.image_size
         screen, z, keep = _project(vertices, faces, camera, cull_back=cull_back, near=near)
         pixel, tri, bary, depth = _fragments(screen, z, keep, width, height)

@@ -90,20 +90,50 @@ def _merge(centres: np.ndarray, counts: np.ndarray) -> list[tuple[np.ndarray, fl
     return [(c, n) for c, n in merged]
 
 
-def dominant_colours(lab_pixels: np.ndarray, seed: int = 7) -> tuple[Swatch, ...]:
-    """Up to K colours with their shares (>= MIN_SHARE), largest first. Deterministic for a given input."""
+def _plus_plus_centres(data: np.ndarray, k: int, rng: np.random.Generator, trials: int = 3) -> np.ndarray:
+    """(k, D) starting centres by greedy k-means++, as OpenCV draws them: of `trials` candidates drawn by
+    squared distance to the centres so far, the one that leaves the smallest total."""
+    points = data.astype(np.float64)
+    centres = [points[rng.integers(len(points))]]
+    closest = ((points - centres[0]) ** 2).sum(axis=1)
+    for _ in range(1, k):
+        draws = rng.random(trials) * closest.sum()
+        candidates = np.minimum(np.searchsorted(np.cumsum(closest), draws, side="right"), len(points) - 1)
+        with_each = np.minimum(closest, ((points[None] - points[candidates][:, None]) ** 2).sum(axis=2))
+        best = int(np.argmin(with_each.sum(axis=1)))
+        centres.append(points[candidates[best]])
+        closest = with_each[best]
+    return np.stack(centres)
+
+
+def kmeans(points: np.ndarray, k: int, rng: np.random.Generator, *, attempts: int, max_iter: int,
+           eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (N,) and centres (k, D) of the most compact of `attempts` OpenCV k-means runs, each from
+    k-means++ centres drawn with `rng`. The same input and seed give the same clusters on any thread, whatever
+    ran before: OpenCV's own k-means++ draws from its per-thread RNG, and cv2.setRNGSeed is process state."""
     import cv2
 
+    data = np.ascontiguousarray(points, dtype=np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, max_iter, eps)
+
+    def run() -> tuple[float, np.ndarray, np.ndarray]:
+        centres = _plus_plus_centres(data, k, rng)
+        start = ((data[:, None, :] - centres[None]) ** 2).sum(axis=2).argmin(axis=1).astype(np.int32)[:, None]
+        return cv2.kmeans(data, k, start, criteria, 1, cv2.KMEANS_USE_INITIAL_LABELS)
+
+    _, labels, centres = min((run() for _ in range(max(1, attempts))), key=lambda result: result[0])
+    return labels.ravel(), centres
+
+
+def dominant_colours(lab_pixels: np.ndarray, seed: int = 7) -> tuple[Swatch, ...]:
+    """Up to K colours with their shares (>= MIN_SHARE), largest first. Deterministic for a given input."""
     if len(lab_pixels) == 0:
         return ()
     rng = np.random.default_rng(seed)
     sample = lab_pixels[rng.choice(len(lab_pixels), min(4000, len(lab_pixels)), replace=False)]
     k = min(K, len(np.unique(np.round(sample), axis=0)))
-    cv2.setRNGSeed(seed)
-    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 0.5)
-    _, labels, centres = cv2.kmeans(  # type: ignore[call-overload]
-        sample.astype(np.float32), k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
-    counts = np.bincount(labels.ravel(), minlength=k).astype(np.float64)
+    labels, centres = kmeans(sample, k, rng, attempts=2, max_iter=30, eps=0.5)
+    counts = np.bincount(labels, minlength=k).astype(np.float64)
     groups = [(c, n / counts.sum()) for c, n in _merge(centres, counts)]
     groups = [(c, s) for c, s in groups if s >= MIN_SHARE]
     total = sum(s for _, s in groups) or 1.0
