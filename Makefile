@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing dropfit and its dependencies into $(VENV) ..."
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-warn-conflicts -e ".[cpu,cloud,gpu,dev]" 2>&1 | grep -v "is ignored" || true
-	@# hy3dgen without its demo app's dependencies (docs/gpu.md); torchvision for the tests only, outside the venv
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --no-deps hy3dgen==2.0.2 2>&1 | grep -v "is ignored" || true
+	@# hy3dgen without its demo app's dependencies (pyproject's tool.dropfit, docs/gpu.md); torchvision for the tests
+	@# only, outside the venv
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --no-deps \
+	  $$($(BIN)/python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['tool']['dropfit']['install-without-deps'])") \
+	  2>&1 | grep -v "is ignored" || true
 	@test -f .cache/torchvision/torchvision/__init__.py || $(BIN)/python -m pip install --quiet --disable-pip-version-check \
 	  --no-deps --target .cache/torchvision torchvision==0.28.0 2>&1 | grep -v "is ignored" || true
 	@$(BIN)/python -c "import functions.cli, moto, pytest, torch, mediapipe, dlib, anny, modal, diffusers, insightface, peft, xatlas, hy3dgen" || { echo "install failed"; exit 1; }

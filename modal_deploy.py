@@ -2,68 +2,91 @@
 
     S3 -> SQS (+DLQ) -> poll_queue (every minute, long-polls)  \\
                                                                -> route -> SpawnDispatcher -> .spawn():
-    S3 -> EventBridge -> API destination -> eventbridge (web)  /     AvatarPhase, WardrobePhase,
-                                                                      FittingPhase, Viewer3dPhase (on GPUs
-                                                                      under DROPFIT_PROFILE=gpu),
+    S3 -> EventBridge -> API destination -> eventbridge (web)  /     CpuPhase(phase=...) or
+                                                                      GpuPhase(phase=...),
                                                                       run_task (intake, publish, ...)
 
 Every body is `functions/cloud.py`: the very handlers the local runtime runs (skip if done -> claim ->
 run -> done marker) against the S3 bucket. A phase's output write is an S3 event that starts the next
-phase. A phase class loads its models once per container (`@modal.enter`), from the weights volume
-mounted as the model cache. `sweep` (every 10 minutes) re-derives what is due from storage and retries
-subscriber deliveries. Importing this file needs no credentials and no network; tests call `.local()`.
+phase. Two classes serve every phase of the phase table, parametrised by the phase's name, so each phase
+has its own containers: `GpuPhase` for the phases a backend of the deployment's profile runs on a GPU
+(`pipeline.registry.phases_on_gpu`), `CpuPhase` for the rest. A container loads only its phase's models, once
+(`@modal.enter`), from the weights volume mounted as the model cache. The images install what pyproject.toml
+declares (its `cpu`, `gpu` and `cuda` extras). `sweep` (every 10 minutes) re-derives what is due from storage
+and retries subscriber deliveries. Importing this file needs no credentials and no network; tests call
+`.local()`.
 """
 
-from __future__ import annotations
-
+import json
 import os
+import tomllib
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import modal
+
+from pipeline.backends.table import BACKENDS
+from pipeline.phases import PHASES
+from pipeline.registry import phases_on_gpu
 
 APP_NAME = "dropfit"
 AWS_SECRET = "dropfit-aws"  # AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, DROPFIT_BUCKET, ...
 API_KEYS_SECRET = "dropfit-api-keys"  # optional model API keys (DROPFIT_GEMINI_API_KEY=...); may hold a placeholder
 WEIGHTS_VOLUME = "dropfit-models"
 MODELS_DIR = "/models"
-GPU_FALLBACKS = ["H100", "A100-80GB", "L40S"]  # the first one free is taken
+GPU_FALLBACKS = ["H100", "H200", "A100-80GB"]  # the first one free is taken; all hold the try-on batch (80 GB+)
 POLL_SECONDS = 50  # each scheduled poll long-polls this long: the queue is read almost continuously
 ENDPOINT_WARM = 1  # keep the EventBridge endpoint warm (its caller gives up after 5 s); 0 for the SQS route only
 
-BASE_PACKAGES = [  # the spine, pinned as tested (pyproject.toml holds the ranges)
-    "pydantic==2.14.3", "pydantic-settings==2.16.3", "structlog==26.1.0", "boto3==1.44.5", "watchdog==7.1.0",
-    "typer==0.29.2", "rich==15.0.0", "pillow==13.0.0", "numpy==1.26.4", "standardwebhooks==1.1.0",
-]
-MODEL_PACKAGES = [  # the model stack (docs/cpu-stack.md); the model phases' owners extend the GPU list
-    "mediapipe==0.10.21", "dlib-bin==20.0.1.post1", "face-recognition-models==0.3.0", "anny==0.6.2", "trimesh==5.2.0",
-]
-GPU_PACKAGES = [  # the GPU adapters (docs/gpu.md); pyproject's `gpu` extra holds the same, less ultralytics
-    "diffusers==0.42.1", "transformers==5.23.0", "accelerate==1.15.0", "peft==0.21.2", "insightface==2.1",
-    "onnxruntime-gpu==1.31.1", "ultralytics==8.4.190", "torchvision==0.28.0", "opencv-python==4.11.0.86",
-    "huggingface-hub==2.4.0", "einops==0.8.2", "pymeshlab==2025.7.post1", "scikit-image==0.26.0", "xatlas==0.0.11",
-]
-# hy3dgen (Hunyuan3D-2mv) without its declared dependencies: those are its demo app's (gradio, fastapi, rembg with
-# a third opencv); what its shape pipeline imports is in GPU_PACKAGES.
-HY3DGEN = "hy3dgen==2.0.2"
+PYPROJECT = Path(__file__).with_name("pyproject.toml")
 SOURCES = ("functions", "pipeline", "events", "infra")
-# The deployment's backends: `DROPFIT_PROFILE=gpu modal deploy modal_deploy.py` puts the avatar on a GPU too and
-# tells every container (Settings reads the same variable). Read here, at deploy time, on purpose.
+CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"  # torch==2.13.0 from PyPI is the CUDA build
+# The deployment's backends: `DROPFIT_PROFILE=gpu modal deploy modal_deploy.py` puts the phases whose planned
+# backends need a GPU on GPU containers and tells every container (Settings reads the same variables). Read here,
+# at deploy time, on purpose.
 PROFILE = os.environ.get("DROPFIT_PROFILE", "cpu")
-ENV = {"DROPFIT_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1", "DROPFIT_PROFILE": PROFILE}
+OVERRIDES: dict[str, str] = json.loads(os.environ.get("DROPFIT_BACKENDS") or "{}")
+GPU_PHASES = phases_on_gpu(BACKENDS.plan(PROFILE, OVERRIDES))
+ENV = {"DROPFIT_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1", "DROPFIT_PROFILE": PROFILE,
+       "DROPFIT_BACKENDS": json.dumps(OVERRIDES), "HF_HUB_OFFLINE": "1", "YOLO_OFFLINE": "true",
+       "YOLO_AUTOINSTALL": "false"}
+
+
+def project_table(name: str) -> Any:
+    """A table of pyproject.toml (`tool.dropfit`, `project.optional-dependencies`), read at deploy time."""
+    node: Any = tomllib.loads(PYPROJECT.read_text())
+    for part in name.split("."):
+        node = node[part]
+    return node
+
+
+def pin(extra: str, package: str) -> str:
+    """The requirement of `package` in a pyproject extra, e.g. "onnxruntime-gpu==1.31.1"."""
+    found = [r for r in project_table("project.optional-dependencies")[extra]
+             if r.split("==")[0].split(">")[0].split("<")[0].strip() == package]
+    if len(found) != 1:
+        raise LookupError(f"pyproject.toml's {extra} extra has no single requirement for {package}")
+    return str(found[0])
+
 
 app = modal.App(APP_NAME)
 
-cpu_image = (modal.Image.debian_slim(python_version="3.11").pip_install(*BASE_PACKAGES).env(ENV)
+cpu_image = (modal.Image.debian_slim(python_version="3.11").pip_install_from_pyproject(str(PYPROJECT)).env(ENV)
              .add_local_python_source(*SOURCES))
 cpu_model_image = (
     modal.Image.debian_slim(python_version="3.11").apt_install("libgl1", "libglib2.0-0")
-    .pip_install("torch==2.13.0", index_url="https://download.pytorch.org/whl/cpu")
-    .pip_install(*BASE_PACKAGES, *MODEL_PACKAGES).env(ENV).add_local_python_source(*SOURCES))
+    .pip_install(pin("cpu", "torch"), index_url=CPU_TORCH_INDEX)
+    .pip_install_from_pyproject(str(PYPROJECT), optional_dependencies=["cpu"]).env(ENV)
+    .add_local_python_source(*SOURCES))
 gpu_image = (
     modal.Image.from_registry("nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04", add_python="3.11")
-    .apt_install("libgl1", "libglib2.0-0").pip_install("torch==2.13.0", *BASE_PACKAGES, *MODEL_PACKAGES, *GPU_PACKAGES)
-    .pip_install(HY3DGEN, extra_options="--no-deps").env(ENV).add_local_python_source(*SOURCES))
+    .apt_install("libgl1", "libglib2.0-0")
+    .pip_install_from_pyproject(str(PYPROJECT), optional_dependencies=["cpu", "gpu", "cuda"])
+    # insightface requires the CPU onnxruntime, which shares its module with onnxruntime-gpu: keep only the GPU one
+    .run_commands("pip uninstall -y onnxruntime",
+                  f"pip install --no-deps --force-reinstall '{pin('cuda', 'onnxruntime-gpu')}'")
+    .pip_install(*project_table("tool.dropfit.install-without-deps"), extra_options="--no-deps")
+    .env(ENV).add_local_python_source(*SOURCES))
 
 weights = modal.Volume.from_name(WEIGHTS_VOLUME, create_if_missing=True)
 secrets = [modal.Secret.from_name(AWS_SECRET), modal.Secret.from_name(API_KEYS_SECRET)]
@@ -83,14 +106,12 @@ def _dispatcher(settings: Any) -> Any:
     """Modal mode of the dispatcher seam: each ready task spawns its step's function."""
     from functions.cloud import phase_registry, required, s3_store
     from functions.dispatch import SpawnDispatcher
-    from pipeline.phases import PHASE_BY_NAME
-
     store = s3_store(required(settings.bucket, "DROPFIT_BUCKET"), settings)
-    spawners = {name: (lambda step, subject, bucket, cls=cls: cls().run.spawn(subject, bucket))
+    spawners = {name: (lambda step, subject, bucket, cls=cls: cls(phase=step).run.spawn(subject, bucket))
                 for name, cls in PHASE_CLASSES.items()}
     product = phase_registry(settings, None)  # cheap: backends are built lazily; used only to ask what exists
     return SpawnDispatcher(store, spawners, default=lambda step, subject, bucket: run_task.spawn(step, subject, bucket),
-                           available=lambda step: step not in PHASE_BY_NAME or product.available(step))
+                           available=lambda step: step not in PHASES or product.available(step))
 
 
 @app.function(image=cpu_image, secrets=secrets, retries=task_retries, timeout=600, max_containers=50)
@@ -101,10 +122,11 @@ def run_task(step: str, subject: str, bucket: str) -> dict[str, Any]:
     return execute_task(step, subject, bucket, _settings())
 
 
-class _Phase:
-    """One phase's function: models load once per container, then each call runs one content-keyed run."""
+class _Phase:  # no `from __future__ import annotations` here: Modal reads parameter types from annotations
+    """One phase's containers (each subclass's `phase` parameter): its models load once per container, in
+    `@modal.enter` (only that phase's), then each call runs one content-keyed run."""
 
-    phase: ClassVar[str]
+    phase: str
 
     @modal.enter()
     def load(self) -> None:
@@ -113,43 +135,36 @@ class _Phase:
         cache = None if modal.is_local() else Path(MODELS_DIR)  # .local() in tests keeps the default cache
         settings = _settings()
         self.runner = PhaseRunner(settings, phase_registry(settings, cache))
-        self.runner.warm_up()
+        self.runner.warm_up(self.phase)
 
     @modal.method()
     def run(self, run_key: str, bucket: str) -> dict[str, Any]:
         return self.runner.run(self.phase, run_key, bucket)
 
 
-cpu_phase = {"image": cpu_model_image, "secrets": secrets, "volumes": {MODELS_DIR: weights.read_only()},
-             "cpu": 2.0, "memory": 4096, "retries": task_retries, "timeout": 900, "max_containers": 20,
-             "scaledown_window": 300}
-gpu_phase = {**cpu_phase, "image": gpu_image, "gpu": GPU_FALLBACKS, "cpu": 4.0, "memory": 16384, "timeout": 1800,
+cpu_phase = {"image": cpu_model_image, "secrets": secrets, "volumes": {MODELS_DIR: weights.with_mount_options(
+             read_only=True)}, "cpu": 2.0, "memory": 4096, "retries": task_retries, "timeout": 900,
+             "max_containers": 20, "scaledown_window": 300}
+# GPU memory: the try-on batch holds ~42 GB resident before activations, so the fallbacks are 80 GB cards.
+gpu_phase = {**cpu_phase, "image": gpu_image, "gpu": GPU_FALLBACKS, "cpu": 4.0, "memory": 65536, "timeout": 1800,
              "max_containers": 10}
 
 
-@app.cls(**(gpu_phase if PROFILE == "gpu" else cpu_phase))  # YOLO, SAM and InsightFace under the gpu profile
-class AvatarPhase(_Phase):
-    phase = "avatar"
-
-
 @app.cls(**cpu_phase)
-class WardrobePhase(_Phase):
-    phase = "wardrobe"
+class CpuPhase(_Phase):
+    """The phases whose backends run on the CPU under the deployment's profile."""
+
+    phase: str = modal.parameter()  # Modal reads a class's parameters from its own annotations
 
 
-# The model phases take a GPU only where the deployment's profile runs GPU models (try-on, multi-view 3D); under
-# cpu and commercial-safe their work (the dressing, the torch rasterizer, the bake) runs on CPU containers.
-@app.cls(**(gpu_phase if PROFILE == "gpu" else cpu_phase))
-class FittingPhase(_Phase):
-    phase = "fitting"
+@app.cls(**gpu_phase)
+class GpuPhase(_Phase):
+    """The phases a backend of the deployment's profile runs on a GPU (try-on, multi-view 3D, YOLO, InsightFace)."""
+
+    phase: str = modal.parameter()
 
 
-@app.cls(**(gpu_phase if PROFILE == "gpu" else cpu_phase))
-class Viewer3dPhase(_Phase):
-    phase = "viewer3d"
-
-
-PHASE_CLASSES = {"avatar": AvatarPhase, "wardrobe": WardrobePhase, "fitting": FittingPhase, "viewer3d": Viewer3dPhase}
+PHASE_CLASSES = {p.name: GpuPhase if p.name in GPU_PHASES else CpuPhase for p in PHASES}
 
 
 @app.function(image=cpu_image, secrets=secrets, schedule=modal.Period(minutes=1), timeout=POLL_SECONDS + 60,
@@ -195,7 +210,8 @@ def sweep() -> dict[str, Any]:
 def prepare_models() -> str:
     """`modal run modal_deploy.py::prepare_models`: build every phase's weights into the volume, once."""
     from functions.cloud import phase_registry
+    from infra.settings import Settings
 
-    phase_registry("cpu", Path(MODELS_DIR)).warm_up()
+    phase_registry(Settings(profile="cpu"), Path(MODELS_DIR)).warm_up()
     weights.commit()
     return f"model cache ready in volume {WEIGHTS_VOLUME}"

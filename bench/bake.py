@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.avatar.encode import camera_from_dict
+from pipeline.geometry import Camera
 from pipeline.render.shade import Lighting
 from pipeline.viewer3d.bake import Baked, bake_views
 
@@ -45,7 +45,7 @@ def load(fitting: Path) -> tuple[dict, list, Lighting, np.ndarray]:
     """dressed.npz arrays, the (image, camera) views, their lighting, and phase 3's atlas."""
     dressed = dict(np.load(fitting / "dressed.npz"))
     record = json.loads((fitting / "views.json").read_text())
-    views = [(rgb(fitting / f"angles/{v['angle_deg']:03d}.png"), camera_from_dict(v["camera"]))
+    views = [(rgb(fitting / f"angles/{v['angle_deg']:03d}.png"), Camera.from_dict(v["camera"]))
              for v in record["views"]]
     light = record["lighting"]
     lighting = Lighting(ambient=light["ambient"], diffuse=light["diffuse"], direction=tuple(light["direction"]))

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from bench.devdata import DEV_DATA
-from pipeline.backends.protocols import BodyFit, PersonObservation
+from pipeline.backends.protocols import PersonObservation
+from pipeline.geometry import BodyFit
 
 DEFAULT_PHOTOS = DEV_DATA
 

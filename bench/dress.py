@@ -42,22 +42,20 @@ def bucket_for(buckets: Path, person: str | None) -> Path:
 
 def load_case(bucket: Path) -> dict:
     """The inputs of `dress_body` from a bucket's avatar and wardrobe runs."""
-    from pipeline.avatar.encode import camera_from_dict
+    from pipeline.fitting.dress import GarmentLook, PersonPhoto
+    from pipeline.geometry import Camera, PosedBody
 
     avatar = next((bucket / "work" / "avatar").glob("*/body.npz")).parent
     wardrobe = next((bucket / "work" / "wardrobe").glob("*/garment.json")).parent
-    body = np.load(avatar / "body.npz")
     photo_path = next((bucket / "incoming").glob("*/person.*"))
-    return {
-        "vertices": body["vertices"], "faces": body["faces"], "uvs": body["uvs"], "face_uvs": body["face_uvs"],
-        "camera": camera_from_dict(json.loads((avatar / "camera.json").read_text())),
-        "photo_rgb": np.asarray(Image.open(photo_path).convert("RGB")),
-        "person_mask": np.asarray(Image.open(avatar / "mask.png").convert("L"), dtype=np.float32) / 255.0,
-        "garment_rgba": np.asarray(Image.open(wardrobe / "cutout.png").convert("RGBA")),
-        "garment_category": json.loads((wardrobe / "garment.json").read_text())["category"]["value"],
-        "ease_cm_by_region": EASE, "keypoints_3d": body["keypoints_3d"], "rest_vertices": body["rest_vertices"],
-        "garment_texture": np.asarray(Image.open(wardrobe / "texture.png").convert("RGB")),
-    }
+    photo = PersonPhoto(np.asarray(Image.open(photo_path).convert("RGB")),
+                        np.asarray(Image.open(avatar / "mask.png").convert("L"), dtype=np.float32) / 255.0,
+                        Camera.from_json((avatar / "camera.json").read_bytes()))
+    garment = GarmentLook(np.asarray(Image.open(wardrobe / "cutout.png").convert("RGBA")),
+                          json.loads((wardrobe / "garment.json").read_text())["category"]["value"],
+                          np.asarray(Image.open(wardrobe / "texture.png").convert("RGB")))
+    return {"body": PosedBody.from_npz((avatar / "body.npz").read_bytes()), "photo": photo, "garment": garment,
+            "ease_cm_by_region": EASE}
 
 
 def render_case(name: str, case: dict, out: Path, repeat: int) -> dict:
@@ -71,14 +69,15 @@ def render_case(name: str, case: dict, out: Path, repeat: int) -> dict:
         start = time.perf_counter()
         dressed = dress_body(**case)
         seconds.append(time.perf_counter() - start)
-    surface = Surface(vertices=dressed.vertices, faces=case["faces"], texture=dressed.atlas, uvs=case["uvs"],
-                      face_uvs=case["face_uvs"])
-    views = render_views(surface, case["camera"], body_centre(case["vertices"]), angles_deg=(0, 90, 180))
-    strip = np.concatenate([case["photo_rgb"][: views[0].image.shape[0], : views[0].image.shape[1]]]
+    body = case["body"]
+    surface = Surface(vertices=dressed.vertices, faces=body.faces, texture=dressed.atlas, uvs=body.uvs,
+                      face_uvs=body.face_uvs)
+    views = render_views(surface, case["photo"].camera, body_centre(body.vertices), angles_deg=(0, 90, 180))
+    strip = np.concatenate([case["photo"].rgb[: views[0].image.shape[0], : views[0].image.shape[1]]]
                            + [v.image for v in views], axis=1)
     Image.fromarray(strip).save(out / f"{name}_views.png")
     Image.fromarray(dressed.atlas).save(out / f"{name}_atlas.png")
-    row = {"case": name, "category": case["garment_category"], "median_s": round(statistics.median(seconds), 3),
+    row = {"case": name, "category": case["garment"].category, "median_s": round(statistics.median(seconds), 3),
            "coverage": round(dressed.coverage, 3),
            "seen": round(dressed.seen, 3), "garment_vertices": int(dressed.garment_vertices.sum())}
     print(json.dumps(row), flush=True)

@@ -111,16 +111,16 @@ def main() -> None:
     photo, garment = rgb(sample_person()), rgb(sample_garment())
     rows = []
     if "insightface" in pulled:
-        faces = backends.faces()
+        faces = backends.serving("FaceEmbedder")
         rows.append(measure("insightface (1 photo)", getattr(faces, "load", lambda: None),
                             lambda: faces.faces(photo), args.repeat))
     if "sam" in pulled:
-        sam = backends.segmenter()
+        sam = backends.backend("sam")
         assert sam is not None
         box = (photo.shape[1] // 8, photo.shape[0] // 16, 7 * photo.shape[1] // 8, 15 * photo.shape[0] // 16)
         rows.append(measure("sam (1 box)", sam.load, lambda: sam.segment_boxes(photo, [box]), args.repeat))
     if "tryon" in pulled:
-        painter = backends.painter()
+        painter = backends.serving("TryOnPainter")
         assert painter is not None
         requests = tryon_requests(photo, garment)
         rows.append(measure(f"flux-fill try-on (8 views, {args.steps} steps, {args.side} px)",
@@ -128,7 +128,7 @@ def main() -> None:
     if "multiview" in pulled and not torchvision_imports():
         print("hunyuan3d-2mv skipped: hy3dgen needs torchvision, which does not import here (docs/gpu.md)")
     elif "multiview" in pulled:
-        builder = backends.mesh_builder()
+        builder = backends.serving("MeshBuilder")
         assert builder is not None
         view = subject_rgba(photo)
         request = MeshRequest(views={tag: view for tag in ("front", "left", "back", "right")}, seed=0)

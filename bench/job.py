@@ -7,7 +7,7 @@ at a time through the local runtime on a folder bucket in a temporary folder, af
 built-in sample (model loads, not counted). Reports, per job, each phase's `duration_s` from its manifest
 and the wall time from the first upload to results/{job}/manifest.json; medians; the identity distance at
 000/045/315; and the process's peak RSS. `--sheets DIR` keeps each job's contact sheet there, to look at.
-Targets (issue 4): a whole job under 10 s, peak memory under 2.5 GB. Exit code 0 even when missed.
+Targets: a whole job under 10 s, peak memory under 2.5 GB. Exit code 0 even when missed.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ photo through a real folder bucket in a temporary folder: decode, models, output
 phase warms the models up first and is not counted (model build and first-call costs are reported apart).
 Reports the median, p90 and max seconds per image, the fit quality the phases recorded (avatar: people
 found, reprojection error, mask IoU; wardrobe: category, coverage) and the process's peak RSS.
-Targets (issue 3): avatar < 1.5 s, wardrobe < 0.5 s per image after warm-up. The photos are read from
+Targets: avatar < 1.5 s, wardrobe < 0.5 s per image after warm-up. The photos are read from
 ../shared/data/tryon (or DROPFIT_DEV_DATA); the exit code is 0 even when a target is missed.
 """
 

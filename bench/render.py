@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.avatar.encode import camera_from_dict
-from pipeline.backends.protocols import Camera
+from pipeline.geometry import Camera
 from pipeline.render.raster import rasterize
 from pipeline.render.shade import Lighting, Surface, shade
 from pipeline.render.views import ANGLES_DEG, View, body_centre, contact_sheet, orbit_cameras
@@ -52,7 +51,7 @@ def uv_test_texture(size: int = 1024, squares: int = 16) -> np.ndarray:
 
 def load_surface(avatar: Path) -> tuple[Surface, Camera]:
     body = np.load(avatar / "body.npz")
-    camera = camera_from_dict(json.loads((avatar / "camera.json").read_text()))
+    camera = Camera.from_json((avatar / "camera.json").read_bytes())
     surface = Surface(vertices=body["vertices"], faces=body["faces"], texture=uv_test_texture(),
                       uvs=body["uvs"], face_uvs=body["face_uvs"])
     return surface, camera

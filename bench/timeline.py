@@ -67,7 +67,7 @@ class Timeline:
 
     def wrap(self, registry: PhaseRegistry) -> PhaseRegistry:
         """The same phases, timed at entry and exit."""
-        return PhaseRegistry({p.name: self._timed(registry.get(p.name)) for p in PHASES})
+        return PhaseRegistry({p.name: self._timed(registry.get(p.name)) for p in registry.table}, table=registry.table)
 
     def _timed(self, fn: PhaseFn) -> PhaseFn:
         def timed(task: PhaseTask, io: PhaseIO) -> PhaseResult:
@@ -119,7 +119,7 @@ def job_timing(store: ObjectStore, timeline: Timeline, job_id: str, put_at: floa
     seen, starts = timeline.visible, timeline.starts
     latency = {p.name: starts[_ident(plan, p.name)] - _trigger(seen, plan, p.name) for p in PHASES}
     latency["intake"] = starts[f"intake:{job_id}"] - _inputs_visible(seen, job_id)
-    latency["publish"] = starts[f"publish:{job_id}"] - seen[_manifest_key(plan, PHASES[-1].name)]
+    latency["publish"] = starts[f"publish:{job_id}"] - seen[_manifest_key(plan, PHASES.names[-1])]
     to_compute = {p.name: _call(timeline, plan, p.name)[0] - _trigger(seen, plan, p.name) for p in PHASES}
     wall = seen[layout.result_manifest_key(job_id)] - put_at
     return JobTiming(job_id, wall, durations, latency, to_compute, *_stages(timeline, plan, put_at))
@@ -136,7 +136,7 @@ def _stage_spans(timeline: Timeline, plan: JobPlan, put_at: float) -> list[tuple
         entered, left = _call(timeline, plan, name)
         spans += [("dispatch", _trigger(seen, plan, name), start), ("claim", start, entered),
                   ("compute", entered, left), ("commit", left, seen[_manifest_key(plan, name)])]
-    final = seen[_manifest_key(plan, PHASES[-1].name)]
+    final = seen[_manifest_key(plan, PHASES.names[-1])]
     spans.append(("publish", final, seen[layout.result_manifest_key(plan.job_id)]))
     return spans
 

@@ -11,7 +11,7 @@ from events.contracts import ObjectEvent
 from events.tasks import Task
 from pipeline import layout
 from pipeline.intake import batch_due, intake_due
-from pipeline.phases import PHASE_BY_NAME, PHASES
+from pipeline.phases import NOT_PHASE_NAMES
 from pipeline.plan import JobPlan
 from pipeline.state import (
     batch_ids,
@@ -40,7 +40,7 @@ def route(event: ObjectEvent, store: ObjectStore) -> list[Task]:
         if work.phase == "jobs" and work.name == "plan.json":
             plan = load_plan(store, work.run_key)
             return next_tasks(plan, store) if plan else []
-        if work.phase in PHASE_BY_NAME and work.name in RUN_DONE_MARKERS:
+        if work.phase not in NOT_PHASE_NAMES and work.name in RUN_DONE_MARKERS:
             return _tasks_of_run_users(store, work.phase, work.run_key)
         return []
     if (result := layout.parse_result(key)) is not None and result.name in RESULT_MARKERS:
@@ -56,34 +56,35 @@ def _intake_tasks(store: ObjectStore, job_id: str) -> list[Task]:
 def _tasks_of_run_users(store: ObjectStore, phase_name: str, run_key: str) -> list[Task]:
     """A run ended: wake the jobs that use it, for what this run can have unblocked (the phases that
     need it, publish, fail). Other pending phases were started by their own events, or by the sweeper."""
-    unblocked = {p.name for p in PHASES if phase_name in p.phase_needs} | {"publish", "fail"}
     tasks: list[Task] = []
     prefix = layout.run_jobs_prefix(phase_name, run_key)
     for info in store.list(prefix):
         plan = load_plan(store, info.key[len(prefix) :])
         if plan and phase_name in plan.runs and plan.runs[phase_name].key == run_key:
+            unblocked = {n for n in plan.runs if phase_name in plan.phase_needs(n)} | {"publish", "fail"}
             tasks += [t for t in next_tasks(plan, store) if t.step in unblocked and t not in tasks]
     return tasks
 
 
 def next_tasks(plan: JobPlan, store: ObjectStore) -> list[Task]:
     """What a job needs next: phase runs whose needs are done, then publish, or fail on any error; and a
-    job whose outcome is on record but was never told (a worker died in between) is published again."""
+    job whose outcome is on record but was never told (a worker died in between) is published again. The plan
+    says which runs the job has and what each needs, so the router needs no phase table."""
     status_now = job_status(store, plan)
     if status_now != "running":
         told = job_told(store, plan, status_now)
         return [] if told else [Task(step="publish" if status_now == "succeeded" else "fail", subject=plan.job_id)]
     if plan.error is not None:
         return [Task(step="fail", subject=plan.job_id)]
-    status = {p.name: run_status(store, p.name, plan.run(p.name).key) for p in PHASES}
+    status = {name: run_status(store, name, run.key) for name, run in plan.runs.items()}
     if "failed" in status.values():
         return [Task(step="fail", subject=plan.job_id)]
     if all(s == "done" for s in status.values()):
         return [Task(step="publish", subject=plan.job_id)]
     return [
-        Task(step=p.name, subject=plan.run(p.name).key)
-        for p in PHASES
-        if status[p.name] == "pending" and all(status[n] == "done" for n in p.phase_needs)
+        Task(step=name, subject=run.key)
+        for name, run in plan.runs.items()
+        if status[name] == "pending" and all(status[n] == "done" for n in plan.phase_needs(name))
     ]
 
 

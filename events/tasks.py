@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict
 
-from pipeline.phases import PHASE_BY_NAME
-
-JobStep = Literal["intake", "publish", "fail"]
-BatchStep = Literal["batch", "report"]
-JOB_STEPS = ("intake", "publish", "fail")
-BATCH_STEPS = ("batch", "report")
+from pipeline.phases import STEP_NAMES
 
 
 class Task(BaseModel):
@@ -24,7 +17,7 @@ class Task(BaseModel):
 
     @property
     def is_phase(self) -> bool:
-        return self.step in PHASE_BY_NAME
+        return self.step not in STEP_NAMES
 
     @property
     def ident(self) -> str:

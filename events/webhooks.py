@@ -22,12 +22,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 from standardwebhooks import Webhook
 
+from pipeline.backoff import backoff_s
+
 CONTENT_TYPE = "application/cloudevents+json"
 MAX_RETRY_AFTER_S = 24 * 3600.0  # a Retry-After beyond a day is treated as a day
 
 SendOutcome = Literal["delivered", "retry", "disabled", "failed"]
 DeliveryState = Literal["pending", "delivered", "disabled", "failed"]
-ChannelKind = Literal["webhook", "sns", "sqs", "eventbridge"]
+ChannelKind = str  # a subscriber kind declared in infra/notifications.py (CHANNEL_KINDS): webhook, sns, ...
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,4 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 def retry_delay_s(attempt: int, base_s: float, cap_s: float, retry_after_s: float | None = None,
                   rng: random.Random | None = None) -> float:
     """Exponential backoff with jitter after attempt `attempt` (1-based), never sooner than Retry-After."""
-    jitter = (rng or random).uniform(0.5, 1.5)
-    delay = min(cap_s, base_s * 2 ** (attempt - 1)) * jitter
-    return max(delay, retry_after_s or 0.0)
+    return max(backoff_s(attempt, base_s, cap_s, rng), retry_after_s or 0.0)

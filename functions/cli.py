@@ -23,7 +23,6 @@ from infra.settings import Settings
 from infra.watcher import FolderWatcher
 from pipeline import layout
 from pipeline.manifests import ResultManifest
-from pipeline.phases import PHASES
 from pipeline.plan import JobPlan
 from pipeline.sample import sample_garment, sample_person
 from pipeline.state import job_error, job_status, load_plan, result_manifest, run_manifest
@@ -121,13 +120,14 @@ def _terminal(store: ObjectStore, job: str) -> bool:
 
 def _report_job(store: FolderStore, job: str, missing: dict[str, str], elapsed: float) -> int:
     plan = load_plan(store, job)
+    state = job_status(store, plan) if plan is not None else "running"
     manifest = result_manifest(store, job)
-    if plan is not None and manifest is not None and manifest.plan_hash == plan.plan_hash:
+    if state == "succeeded" and manifest is not None:
         console.print(f"[green]succeeded[/] in {elapsed:.1f} s: {store.root / layout.result_prefix(job)}")
         _print_result(store, job, manifest)
         return 0
     error = job_error(store, job)
-    if plan is not None and error is not None and error.plan_hash == plan.plan_hash:
+    if state == "failed" and error is not None:
         console.print(f"[red]failed[/] in {error.phase}: {error.reason}\n  what to do: {error.user_action}\n"
                       f"  details: {store.root / layout.result_error_key(job)}", highlight=False)
         return EXIT_FAILED
@@ -163,14 +163,14 @@ def _print_result(store: FolderStore, job: str, manifest: ResultManifest) -> Non
 
 def _print_finished_phases(store: FolderStore, plan: JobPlan) -> None:
     """Where each finished phase's outputs are, pointing at its overlay (what the phase saw)."""
-    for phase in PHASES:
-        manifest = run_manifest(store, phase.name, plan.run(phase.name).key)
+    for name, run in plan.runs.items():
+        manifest = run_manifest(store, name, run.key)
         if manifest is None:
             continue
         names = {f.name for f in manifest.files}
         look = "overlay.png" if "overlay.png" in names else ", ".join(sorted(names)[:3])
-        folder = store.root / layout.run_prefix(phase.name, manifest.run_key)
-        console.print(f"  {phase.name} done: {folder / look}", highlight=False)
+        folder = store.root / layout.run_prefix(name, manifest.run_key)
+        console.print(f"  {name} done: {folder / look}", highlight=False)
 
 
 @app.command()

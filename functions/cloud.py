@@ -7,7 +7,6 @@ their clients from one Settings object at the edge. Dispatching is by a `Dispatc
 
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from infra import aws
 from infra.notifications import build_notifier, redeliver_due
 from infra.s3_store import S3Store
 from infra.settings import Settings
+from pipeline.backoff import backoff_s
 from pipeline.phase_api import PhaseRegistry
 from pipeline.registry import product_registry
 
@@ -72,7 +72,7 @@ def run_on(handlers: Handlers, step: str, subject: str, *, max_attempts: int = 3
                 if attempt == max_attempts:
                     outcome = handlers.give_up(task, exc, attempt)
                     break
-                time.sleep(min(10.0, retry_base_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5))
+                time.sleep(backoff_s(attempt, retry_base_s, 10.0))
     finally:
         structlog.contextvars.unbind_contextvars("step", "subject", "bucket")
     return {"step": step, "subject": subject, "outcome": outcome.outcome, "detail": outcome.detail,
@@ -88,8 +88,9 @@ class PhaseRunner:
         self._registry = registry
         self._handlers: dict[str, Handlers] = {}
 
-    def warm_up(self) -> None:
-        self._registry.warm_up()
+    def warm_up(self, phase: str | None = None) -> None:
+        """Load the models of one phase (its container's), or of every phase."""
+        self._registry.warm_up(phase)
 
     def run(self, phase: str, run_key: str, bucket: str) -> dict[str, Any]:
         if bucket not in self._handlers:

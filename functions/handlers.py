@@ -78,11 +78,11 @@ class Handlers:
         if task.is_phase:
             return steps.run_phase(self.store, self.registry, task, lease, attempt, self.worker)
         if task.step == "intake":
-            return steps.run_intake(self.store, task.subject, self.registry.job_backends)
+            return steps.run_intake(self.store, task.subject, self.registry)
         if task.step == "batch":
-            return steps.run_batch(self.store, task.subject, self.registry.job_backends)
+            return steps.run_batch(self.store, task.subject, self.registry)
         if task.step == "publish":
-            return steps.run_publish(self.store, task.subject, self.notifier)
+            return steps.run_publish(self.store, task.subject, self.notifier, self.registry.table)
         if task.step == "fail":
             return steps.run_fail(self.store, task.subject, self.notifier)
         if task.step == "report":

@@ -10,7 +10,6 @@ dead worker delays work but never loses it.
 from __future__ import annotations
 
 import queue
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from events.contracts import ObjectEvent
 from events.router import pending_tasks, route
 from events.tasks import Task
 from functions.handlers import Handlers, StepOutcome
+from pipeline.backoff import backoff_s
 
 log = structlog.get_logger("dropfit.runtime")
 
@@ -158,7 +158,7 @@ class LocalRuntime:
             except Exception as exc:  # noqa: BLE001 - retryable and unexpected errors retry alike
                 if attempt == self.max_attempts:
                     return self.handlers.give_up(task, exc, attempt)
-                delay = min(self.retry_cap_s, self.retry_base_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+                delay = backoff_s(attempt, self.retry_base_s, self.retry_cap_s)
                 log.warning("step.retry", step=task.step, subject=task.subject, attempt=attempt,
                             error=f"{type(exc).__name__}: {exc}", retry_in_s=round(delay, 2))
                 time.sleep(delay)

@@ -10,7 +10,6 @@ from functions.claims import ClaimRecord
 from pipeline import layout
 from pipeline.intake import incoming_files, is_ready
 from pipeline.phase_api import PhaseRegistry
-from pipeline.phases import PHASES
 from pipeline.plan import JobPlan
 from pipeline.state import (
     incoming_job_ids,
@@ -45,28 +44,29 @@ def phase_state(store: ObjectStore, registry: PhaseRegistry, plan: JobPlan, phas
     claim = read_model(store, layout.claim_key(phase_name, run.key), ClaimRecord)
     if claim is not None and claim.expires_at > datetime.now(UTC):
         return "running"
-    needs_done = all(run_status(store, n, plan.run(n).key) == "done" for n in run.needs if n in plan.runs)
+    needs_done = all(run_status(store, n, plan.run(n).key) == "done" for n in plan.phase_needs(phase_name))
     if not needs_done:
         return "waiting"
     return "pending" if registry.available(phase_name) else "unavailable"
 
 
 def jobs_table(store: ObjectStore, registry: PhaseRegistry) -> Table:
+    phases = registry.table.names
     table = Table(title=f"jobs in {store.bucket}")
     table.add_column("job")
     table.add_column("state")
-    for p in PHASES:
-        table.add_column(p.name)
+    for name in phases:
+        table.add_column(name)
     for job_id in sorted(set(incoming_job_ids(store)) | set(planned_job_ids(store))):
         plan = load_plan(store, job_id)
         if plan is None:
             waiting = "waiting for inputs" if not is_ready(incoming_files(store, job_id)) else "queued"
-            table.add_row(job_id, waiting, *["" for _ in PHASES])
+            table.add_row(job_id, waiting, *["" for _ in phases])
         elif plan.error is not None:
-            table.add_row(job_id, f"failed (intake: {plan.error.reason[:60]})", *["" for _ in PHASES])
+            table.add_row(job_id, f"failed (intake: {plan.error.reason[:60]})", *["" for _ in phases])
         else:
-            phases = [phase_state(store, registry, plan, p.name) for p in PHASES]
-            table.add_row(job_id, job_summary(store, registry, plan, phases), *phases)
+            states = [phase_state(store, registry, plan, name) if name in plan.runs else "" for name in phases]
+            table.add_row(job_id, job_summary(store, registry, plan, states), *states)
     return table
 
 
@@ -82,14 +82,11 @@ def job_detail(store: ObjectStore, registry: PhaseRegistry, job_id: str) -> Tabl
         return table
     table.add_row("intake", "refused" if plan.error else "planned", plan.plan_hash, "",
                   plan.error.reason if plan.error else "")
-    for p in PHASES:
-        if p.name not in plan.runs:
-            continue
-        key = plan.run(p.name).key
-        manifest = run_manifest(store, p.name, key)
-        note = "not in this build yet" if not registry.available(p.name) else ""
+    for name, run in plan.runs.items():
+        manifest = run_manifest(store, name, run.key)
+        note = "not in this build" if not registry.available(name) else ""
         took = f"{manifest.duration_s:.2f} s" if manifest else ""
-        table.add_row(p.name, phase_state(store, registry, plan, p.name), key, took, note)
+        table.add_row(name, phase_state(store, registry, plan, name), run.key, took, note)
     state = job_status(store, plan)
     error = job_error(store, job_id)
     table.add_row("result", state, "", "", error.reason if error and state == "failed" else

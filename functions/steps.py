@@ -17,7 +17,7 @@ from events.tasks import Task
 from functions.claims import Lease
 from pipeline import layout
 from pipeline.errors import InvalidInput, PhaseUnavailable
-from pipeline.intake import JobBackends, batch_due, intake_due, plan_batch, plan_incoming_job
+from pipeline.intake import batch_due, intake_due, plan_batch, plan_incoming_job
 from pipeline.manifests import (
     BatchJobEntry,
     BatchReport,
@@ -30,7 +30,7 @@ from pipeline.manifests import (
     utcnow,
 )
 from pipeline.phase_api import PhaseIO, PhaseRegistry, PhaseTask
-from pipeline.phases import FINAL_PHASE, PHASE_BY_NAME, PHASES
+from pipeline.phases import PhaseTable
 from pipeline.plan import BatchPlan, JobPlan, refused_batch_plan
 from pipeline.state import (
     job_error,
@@ -91,18 +91,18 @@ def write_plan(store: ObjectStore, plan: JobPlan) -> None:
         store.put(layout.plan_key(plan.job_id), plan.to_bytes(), content_type="application/json")
 
 
-def run_intake(store: ObjectStore, job_id: str, job_backends: JobBackends) -> str:
-    plan = plan_incoming_job(store, job_id, job_backends)
+def run_intake(store: ObjectStore, job_id: str, registry: PhaseRegistry) -> str:
+    plan = plan_incoming_job(store, job_id, registry.job_backends, registry.table)
     if plan is None:
         return "not ready"
     write_plan(store, plan)
     return "refused" if plan.error else "planned"
 
 
-def run_batch(store: ObjectStore, batch_id: str, job_backends: JobBackends) -> str:
+def run_batch(store: ObjectStore, batch_id: str, registry: PhaseRegistry) -> str:
     marker = store.head(layout.batch_marker_key(batch_id))
     try:
-        planned = plan_batch(store, batch_id, job_backends)
+        planned = plan_batch(store, batch_id, registry.job_backends, registry.table)
     except InvalidInput as exc:
         batch = refused_batch_plan(batch_id, marker.etag if marker else "", f"{exc.reason}. {exc.user_action}")
         store.put(layout.batch_plan_key(batch_id), batch.to_bytes())
@@ -131,7 +131,8 @@ def run_phase(store: ObjectStore, registry: PhaseRegistry, task: Task, lease: Le
               worker: str) -> str:
     phase_task = load_phase_task(store, task.step, task.subject)
     fn = registry.get(task.step)
-    io = PhaseIO(store, phase_task)
+    declared = registry.table[task.step]
+    io = PhaseIO(store, phase_task, declared)
     started = time.perf_counter()
     try:
         result = fn(phase_task, io)
@@ -146,7 +147,7 @@ def run_phase(store: ObjectStore, registry: PhaseRegistry, task: Task, lease: Le
     manifest = RunManifest(
         phase=task.step,
         run_key=task.subject,
-        phase_version=PHASE_BY_NAME[task.step].version,
+        phase_version=declared.version,
         needs={**{n: i.sha256 for n, i in phase_task.inputs.items()}, **phase_task.upstream},
         files=tuple(io.written),
         data=result.data,
@@ -169,26 +170,31 @@ def write_run_error(store: ObjectStore, task: Task, kind: str, reason: str, acti
 # ---- publish, fail, report -------------------------------------------------------------------------
 
 
-def run_publish(store: ObjectStore, job_id: str, notifier: Notifier) -> str:
+def run_publish(store: ObjectStore, job_id: str, notifier: Notifier, table: PhaseTable) -> str:
+    """Every run's published files (its row's `publishes`) copied under results/{job_id}/, then manifest.json."""
     plan = _plan(store, job_id)
     if job_status(store, plan) == "succeeded":  # published before a worker died, but never told
         published = result_manifest(store, job_id)
         assert published is not None
         return _tell_success(store, plan, notifier, [f.key for f in published.files]) + " (told again)"
     summaries: dict[str, PhaseSummary] = {}
-    final = None
-    for phase in PHASES:
-        manifest = run_manifest(store, phase.name, plan.run(phase.name).key)
+    sources: dict[str, FileEntry] = {}
+    for name, run in plan.runs.items():
+        manifest = run_manifest(store, name, run.key)
         if manifest is None:
-            raise LookupError(f"job {job_id}: {phase.name} is not done; cannot publish")
-        summaries[phase.name] = PhaseSummary(run_key=manifest.run_key, duration_s=manifest.duration_s,
-                                             attempt=manifest.attempt, backends=manifest.backends, data=manifest.data)
-        final = manifest if phase.name == FINAL_PHASE else final
-    assert final is not None
+            raise LookupError(f"job {job_id}: {name} is not done; cannot publish")
+        summaries[name] = PhaseSummary(run_key=manifest.run_key, duration_s=manifest.duration_s,
+                                       attempt=manifest.attempt, backends=manifest.backends, data=manifest.data)
+        declared = table.by_name.get(name)  # a phase this build no longer has publishes nothing
+        for entry in manifest.files:
+            if declared is not None and declared.published(entry.name):
+                if entry.name in sources:
+                    raise LookupError(f"job {job_id}: two phases publish {entry.name}; fix the phase table")
+                sources[entry.name] = entry
     files = [FileEntry(name=e.name, key=layout.result_prefix(job_id) + e.name, size=e.size, sha256=e.sha256,
-                       content_type=e.content_type) for e in final.files]
+                       content_type=e.content_type) for e in sources.values()]
     in_parallel(lambda pair: store.copy(pair[0].key, pair[1].key, content_type=pair[1].content_type),
-                zip(final.files, files, strict=True))
+                zip(sources.values(), files, strict=True))
     store.delete(layout.result_error_key(job_id))
     result = ResultManifest(job_id=job_id, batch_id=plan.batch_id, plan_hash=plan.plan_hash,
                             inputs={n: i.key for n, i in plan.inputs.items()}, files=tuple(files),
@@ -207,10 +213,10 @@ def job_failure(store: ObjectStore, plan: JobPlan) -> tuple[str, str, str]:
     """(phase, reason, user_action) of the job's first failure."""
     if plan.error is not None:
         return plan.error.phase, plan.error.reason, plan.error.user_action
-    for phase in PHASES:
-        error = run_error(store, phase.name, plan.run(phase.name).key)
+    for name, run in plan.runs.items():
+        error = run_error(store, name, run.key)
         if error is not None:
-            return phase.name, error.reason, error.user_action
+            return name, error.reason, error.user_action
     raise LookupError(f"job {plan.job_id} has no failure on record")
 
 

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.settings import Settings
-from pipeline.backends.licences import BACKENDS, commercial_use, profiles_using
+from pipeline.backends.table import BACKENDS, ProfileError
 from pipeline.backends.weights import MODELS, WeightsError, pull, read_manifest, upload_plan, verify, weights_for
 
 weights_app = typer.Typer(
@@ -49,13 +49,11 @@ def pull_command(
     Fetches each model into <folder>/<key>/, then writes <folder>/weights-manifest.json (every file's size and
     sha256). Run it where the hub is reachable, or inside Modal. The try-on base model (FLUX.1-Fill-dev) is
     gated: accept its licence on the hub and set HF_TOKEN. Safe to run again: files already there are kept."""
-    from pipeline.backends.licences import ProfileError, backend_plan
-
     folder = (to or _default_dir()).resolve()
     keys = _keys(only)
     if profile is not None:
         try:
-            keys = [k for k in keys if k in weights_for(backend_plan(profile))]
+            keys = [k for k in keys if k in weights_for(BACKENDS.plan(profile))]
         except ProfileError as exc:
             raise typer.BadParameter(str(exc), param_hint="--profile") from exc
     for key in keys:
@@ -132,17 +130,23 @@ def upload_command(
 
 
 @weights_app.command("list")
-def list_command() -> None:
+def list_command(
+    markdown: Annotated[bool, typer.Option("--markdown", help="print the README's licence table (markdown) only")]
+    = False,
+) -> None:
     """Every backend's licence and whether a commercial user may run it; the weights pull fetches.
 
     Backends: what each serves, its licence, commercial use, the profiles using it. Weights: the hub repo,
     revision (unpinned ones are flagged) and rough size of each model `pull` fetches."""
+    if markdown:
+        print(BACKENDS.licence_table(), end="")
+        return
     backends = Table(title="backends and licences")
     for column in ("backend", "serves", "licence", "commercial use", "profiles"):
         backends.add_column(column, overflow="fold")
-    for b in BACKENDS:
-        verdict = "[green]yes[/]" if commercial_use(b.key) else f"[red]no[/]: {b.why}"
-        backends.add_row(b.key, ", ".join(b.serves), b.licence, verdict, ", ".join(profiles_using(b.key)))
+    for b in BACKENDS.rows:
+        verdict = "[green]yes[/]" if BACKENDS.commercial_use(b.key) else f"[red]no[/]: {b.why}"
+        backends.add_row(b.key, ", ".join(b.serves), b.licence, verdict, ", ".join(BACKENDS.profiles_using(b.key)))
     console.print(backends)
     weights = Table(title="weights (dropfit weights pull)")
     for column in ("key", "backend", "hub repo", "revision", "~GB"):

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.backends.config import ModelConfig
-from pipeline.backends.licences import Profile, backend_plan
+from pipeline.backends.table import BACKENDS, Profile
 
 WEEK_S = 7 * 24 * 3600  # the longest a SigV4 presigned URL may live
 
@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     webhook_retry_cap_s: float = Field(default=3600.0, ge=0, description="longest delay between two attempts")
     webhook_inline_budget_s: float = Field(
         default=20.0, ge=0, description="how long publishing retries in place before the sweeper takes over")
+    notify: tuple[str, ...] = Field(default=(), description='more subscribers told of every job, as "kind:target": '
+                                    'DROPFIT_NOTIFY=\'["sqs:https://sqs...", "sns:arn:aws:sns:..."]\' (kinds: '
+                                    'infra/notifications.py CHANNEL_KINDS)')
     notify_sns_topic_arn: str | None = Field(default=None, description="an SNS topic told of every job")
     notify_sqs_queue_url: str | None = Field(default=None, description="an SQS queue told of every job")
     notify_eventbridge_bus: str | None = Field(default=None, description="an EventBridge bus told of every job")
@@ -72,11 +75,20 @@ class Settings(BaseSettings):
     gemini_model: str = "gemini-2.5-flash"
     gemini_base_url: str | None = Field(default=None, description="a proxy or test server; None = Google's API")
 
+    @field_validator("notify")
+    @classmethod
+    def _kind_and_target(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in entries:
+            kind, colon, target = entry.partition(":")
+            if not (kind and colon and target):
+                raise ValueError(f'a DROPFIT_NOTIFY entry is "kind:target" (e.g. "sqs:https://..."), not {entry!r}')
+        return entries
+
     @model_validator(mode="after")
     def _plan_is_allowed(self) -> Settings:
         """Refuse to start with a profile and overrides that cannot run (e.g. commercial-safe with a
         non-commercial backend), saying what to change."""
-        backend_plan(self.profile, self.backends)
+        BACKENDS.plan(self.profile, self.backends)
         return self
 
     def models(self) -> ModelConfig:

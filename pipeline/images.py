@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.errors import InvalidInput
@@ -49,13 +48,3 @@ def inspect_image(data: bytes, what: str) -> ImageFacts:
             f"upload a larger {what} (768x1024 or more works best)",
         )
     return ImageFacts(fmt, width, height)
-
-
-def encode_png(array: np.ndarray) -> bytes:
-    """uint8 (H, W), (H, W, 3) or (H, W, 4) -> PNG bytes; a float mask in [0, 1] is scaled to 8 bits.
-    Fast compression: these are working files and overlays, written once per run."""
-    if array.dtype != np.uint8:
-        array = (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()

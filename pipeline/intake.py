@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pipeline import layout
 from pipeline.errors import InvalidInput
 from pipeline.images import inspect_image
+from pipeline.phases import PHASES, PhaseTable
 from pipeline.plan import BatchPair, BatchPlan, InputRef, JobPlan, build_batch_plan, build_plan, refused_plan
 from pipeline.spec import GarmentSpec, JobSpec, PersonSpec, parse_job_spec
 from pipeline.state import load_batch_plan, load_plan
@@ -29,7 +30,7 @@ def _as_asked(requested: str | None) -> tuple[str | None, dict[str, str | None]]
 
 
 def _planned(job_id: str, inputs: dict[str, InputRef], spec: JobSpec, job_backends: JobBackends,
-             batch_id: str | None = None) -> JobPlan:
+             batch_id: str | None = None, table: PhaseTable = PHASES) -> JobPlan:
     """The job's plan under the backends its profile gets, or a refused plan when job.json asks for a profile
     the deployment does not allow."""
     try:
@@ -37,7 +38,7 @@ def _planned(job_id: str, inputs: dict[str, InputRef], spec: JobSpec, job_backen
     except ValueError as exc:
         return refused_plan(job_id, inputs, str(exc), "remove \"profile\" from job.json, or set it to one "
                             "this deployment allows", batch_id=batch_id)
-    return build_plan(job_id, inputs, spec, batch_id=batch_id, profile=profile, backends=backends)
+    return build_plan(job_id, inputs, spec, batch_id=batch_id, profile=profile, backends=backends, table=table)
 
 
 def incoming_files(store: ObjectStore, job_id: str) -> dict[str, ObjectInfo]:
@@ -83,7 +84,8 @@ def _input_ref(store: ObjectStore, info: ObjectInfo) -> tuple[InputRef, bytes]:
     return ref, data
 
 
-def plan_incoming_job(store: ObjectStore, job_id: str, job_backends: JobBackends = _as_asked) -> JobPlan | None:
+def plan_incoming_job(store: ObjectStore, job_id: str, job_backends: JobBackends = _as_asked,
+                      table: PhaseTable = PHASES) -> JobPlan | None:
     """The plan for incoming/{job_id}/, a refused plan when its inputs are invalid, None while not ready."""
     files = incoming_files(store, job_id)
     if not is_ready(files):
@@ -105,7 +107,7 @@ def plan_incoming_job(store: ObjectStore, job_id: str, job_backends: JobBackends
     except InvalidInput as exc:
         refs.update({p: _etag_only(i) for p, i in files.items() if p not in refs})
         return refused_plan(job_id, refs, exc.reason, exc.user_action)
-    return _planned(job_id, refs, spec if "spec" in refs else JobSpec(), job_backends)
+    return _planned(job_id, refs, spec if "spec" in refs else JobSpec(), job_backends, table=table)
 
 
 def _etag_only(info: ObjectInfo) -> InputRef:
@@ -141,8 +143,8 @@ def batch_files(store: ObjectStore, batch_id: str) -> tuple[list[ObjectInfo], li
     return people, garments
 
 
-def plan_batch(store: ObjectStore, batch_id: str, job_backends: JobBackends = _as_asked
-               ) -> tuple[BatchPlan, BatchSpec, list[JobPlan]] | None:
+def plan_batch(store: ObjectStore, batch_id: str, job_backends: JobBackends = _as_asked,
+               table: PhaseTable = PHASES) -> tuple[BatchPlan, BatchSpec, list[JobPlan]] | None:
     """The batch's plan and one job plan per pair. Each photo is read and checked once, however many
     pairs use it; a bad photo refuses only the jobs it is in. None while the marker is absent."""
     marker = store.head(layout.batch_marker_key(batch_id))
@@ -165,7 +167,7 @@ def plan_batch(store: ObjectStore, batch_id: str, job_backends: JobBackends = _a
     for pair in batch.jobs:
         pkey, gkey = by_name[("person", pair.person)], by_name[("garment", pair.garment)]
         plans.append(_pair_plan(batch_id, pair.job_id, checked[pkey], checked[gkey], batch_spec, pair, people_refs,
-                                job_backends))
+                                job_backends, table))
     return batch, batch_spec, plans
 
 
@@ -182,7 +184,7 @@ Checked = tuple[InputRef, InvalidInput | None]
 
 
 def _pair_plan(batch_id: str, job_id: str, person: Checked, garment: Checked, batch_spec: BatchSpec,
-               pair: BatchPair, people: dict[str, Checked], job_backends: JobBackends) -> JobPlan:
+               pair: BatchPair, people: dict[str, Checked], job_backends: JobBackends, table: PhaseTable) -> JobPlan:
     inputs = {"person": person[0], "garment": garment[0]}
     spec = batch_spec.spec.model_copy(update={
         "person": batch_spec.people.get(pair.person, batch_spec.spec.person),
@@ -195,7 +197,7 @@ def _pair_plan(batch_id: str, job_id: str, person: Checked, garment: Checked, ba
         problem = problem or exc
     if problem is not None:
         return refused_plan(job_id, inputs, problem.reason, problem.user_action, batch_id=batch_id)
-    return _planned(job_id, inputs, spec, job_backends, batch_id=batch_id)
+    return _planned(job_id, inputs, spec, job_backends, batch_id=batch_id, table=table)
 
 
 def face_references(names: tuple[str, ...], people: dict[str, Checked], person: str) -> dict[str, InputRef]:

@@ -1,7 +1,9 @@
-"""The fixed shape of a phase: `(task, io) -> PhaseResult`, with storage reached only through `io`.
+"""The fixed shape of a phase run: `(task, io) -> PhaseResult`, with storage reached only through `io`.
 
 A phase reads its inputs and upstream runs and writes its output files through `PhaseIO`; it never
-writes `_manifest.json` (the handler does, last) and never names the phase after it.
+writes `_manifest.json` (the handler does, last) and never names the phase after it. Given the phase's row
+of the table, `PhaseIO` refuses a read the row does not declare and a write of a file it does not list, so the
+table stays the truth about what flows between phases.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from pipeline import layout
 from pipeline.errors import PhaseUnavailable
 from pipeline.manifests import FileEntry, RunManifest
+from pipeline.phases import PHASES, Phase, PhaseTable
 from pipeline.plan import InputRef, JobPlan
 from pipeline.spec import JobSpec
 from pipeline.state import run_manifest
@@ -59,12 +62,17 @@ class PhaseResult:
     backends: dict[str, str] = field(default_factory=dict)
 
 
+class UndeclaredAccess(LookupError):
+    """A phase read or wrote a file its row of the phase table does not declare: a bug in the phase or the row."""
+
+
 class PhaseIO:
     """A phase's window on storage: read inputs and upstream outputs, write own outputs atomically."""
 
-    def __init__(self, store: ObjectStore, task: PhaseTask) -> None:
+    def __init__(self, store: ObjectStore, task: PhaseTask, declared: Phase | None = None) -> None:
         self._store = store
         self._task = task
+        self._declared = declared  # the phase's row: reads and writes are checked against it
         self.written: list[FileEntry] = []
 
     def read_input(self, name: str) -> bytes:
@@ -77,6 +85,9 @@ class PhaseIO:
         return manifest
 
     def read_upstream(self, phase_name: str, file_name: str) -> bytes:
+        if self._declared is not None and not self._declared.may_read(phase_name, file_name):
+            raise UndeclaredAccess(f"phase {self._declared.name} reads {phase_name}/{file_name}, which its row of "
+                                   "the phase table does not declare (pipeline/phases.py: reads)")
         entry = next((f for f in self.upstream_manifest(phase_name).files if f.name == file_name), None)
         if entry is None:
             raise LookupError(f"upstream {phase_name} run has no file {file_name!r}")
@@ -85,6 +96,9 @@ class PhaseIO:
     def write(self, name: str, data: bytes, content_type: str = "application/octet-stream") -> FileEntry:
         if not name or name.startswith("_") or ".." in name.split("/"):
             raise ValueError(f"output name {name!r} is reserved or unsafe")
+        if self._declared is not None and not self._declared.may_write(name):
+            raise UndeclaredAccess(f"phase {self._declared.name} writes {name}, which its row of the phase table "
+                                   "does not list (pipeline/phases.py: writes)")
         key = self._task.prefix + name
         self._store.put(key, data, content_type=content_type)
         entry = FileEntry(
@@ -101,10 +115,15 @@ JobBackends = Callable[[str | None], tuple[str, dict[str, str | None]]]
 
 
 class PhaseRegistry:
-    """Which phases this build can run. A phase without an implementation says why, plainly."""
+    """The phase table this build runs and an implementation per phase. A phase without one says why, plainly."""
 
     def __init__(self, implementations: Mapping[str, PhaseFn], missing: Mapping[str, str] | None = None,
-                 warm_up: Callable[[], None] | None = None, job_backends: JobBackends | None = None):
+                 warm_up: Callable[[str | None], None] | None = None, job_backends: JobBackends | None = None,
+                 table: PhaseTable = PHASES):
+        unknown = set(implementations) - set(table.names)
+        if unknown:
+            raise ValueError(f"implementations for phases the table does not have: {sorted(unknown)}")
+        self.table = table
         self._implementations = dict(implementations)
         self._missing = dict(missing or {})
         self._warm_up = warm_up
@@ -118,10 +137,13 @@ class PhaseRegistry:
             return requested, {}
         return self._job_backends(requested)
 
-    def warm_up(self) -> None:
-        """Build the phases' model backends now rather than on the first job (a no-op for test phases)."""
+    def warm_up(self, phase_name: str | None = None) -> None:
+        """Build the model backends of one phase (a Modal container's), or of every phase (None), now rather than
+        on the first job; a no-op for test phases."""
+        if phase_name is not None and phase_name not in self.table:
+            raise KeyError(f"unknown phase {phase_name!r}; phases are {', '.join(self.table.names)}")
         if self._warm_up is not None:
-            self._warm_up()
+            self._warm_up(phase_name)
 
     def get(self, phase_name: str) -> PhaseFn:
         fn = self._implementations.get(phase_name)
@@ -134,4 +156,6 @@ class PhaseRegistry:
         return phase_name in self._implementations
 
     def missing(self) -> dict[str, str]:
-        return dict(self._missing)
+        """The table's phases this registry cannot run, with why."""
+        return {p.name: self._missing.get(p.name, "no implementation is registered in this build")
+                for p in self.table if p.name not in self._implementations}

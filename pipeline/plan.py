@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from pipeline import layout
-from pipeline.phases import PHASES, Phase
+from pipeline.phases import PHASES, Phase, PhaseTable
 from pipeline.spec import JobSpec
 
 
@@ -64,19 +64,24 @@ class JobPlan(BaseModel):
     def run(self, phase_name: str) -> RunRef:
         return self.runs[phase_name]
 
+    def phase_needs(self, phase_name: str) -> list[str]:
+        """The phases whose runs this phase's run reads (the plan alone says so: no table needed)."""
+        return [n for n in self.runs[phase_name].needs if n in self.runs]
+
 
 def _spec_part(spec: JobSpec, phase: Phase, backends: dict[str, str | None]) -> str:
     part: object = {"person": spec.person, "garment": spec.garment, "none": None}[phase.spec]
     payload = {"part": part.model_dump(mode="json") if part is not None else None,
-               "backends": {p: backends[p] for p in phase.backends if p in backends}}
+               "backends": {p: backends[p] for p in phase.protocols if p in backends}}
     return json.dumps(payload, sort_keys=True)
 
 
-def plan_runs(inputs: dict[str, InputRef], spec: JobSpec,
-              backends: dict[str, str | None] | None = None) -> dict[str, RunRef]:
+def plan_runs(inputs: dict[str, InputRef], spec: JobSpec, backends: dict[str, str | None] | None = None,
+              table: PhaseTable = PHASES) -> dict[str, RunRef]:
+    """One run per phase of the table, in its order (which the router and publishing follow)."""
     runs: dict[str, RunRef] = {}
-    for phase in PHASES:
-        needs = {n: inputs[n].sha256 for n in phase.input_needs}
+    for phase in table:
+        needs = {n: inputs[n].sha256 for n in phase.inputs}
         needs.update({n: ref.sha256 for n, ref in inputs.items() if phase.uses_optional(n)})
         needs.update({n: runs[n].key for n in phase.phase_needs})
         identity = [phase.name, phase.version, _spec_part(spec, phase, backends or {})]
@@ -94,11 +99,11 @@ def _plan_hash(job_id: str, inputs: dict[str, InputRef], spec: JobSpec, runs: di
 
 def build_plan(
     job_id: str, inputs: dict[str, InputRef], spec: JobSpec, *, batch_id: str | None = None,
-    profile: str | None = None, backends: dict[str, str | None] | None = None,
+    profile: str | None = None, backends: dict[str, str | None] | None = None, table: PhaseTable = PHASES,
 ) -> JobPlan:
     """`profile` and `backends` (protocol -> backend key) are what the job runs under; each phase's run key
     takes the backends of the protocols the phase table says it uses."""
-    runs = plan_runs(inputs, spec, backends)
+    runs = plan_runs(inputs, spec, backends, table)
     return JobPlan(
         job_id=job_id,
         batch_id=batch_id,

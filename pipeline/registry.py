@@ -1,83 +1,96 @@
-"""The product's phase implementations, bound to their model backends. Fakes live in tests/.
+"""The product's phases: each row of the phase table bound to the backends its job's profile plans.
 
-`product_registry(config)` returns at once: the backends the profile plans (`PlannedBackends`: the CPU
-defaults, or the GPU adapters under `gpu`) are created on the first job
-that needs each, and then reused for every later job in the process (a Modal container, a local
-runtime). A job whose job.json asks for a narrower profile runs on that profile's backends
-(`ProfileBackends`); intake refuses one that asks for a wider one. `registry.warm_up()` builds the
-deployment's ahead of time (Modal's `@modal.enter`, `dropfit models prepare`).
+`product_registry(config)` returns at once. A phase's function (`Phase.run`) is imported on its first call and
+given a dataclass of its backends by role (`Phase.backends`), built from the backend table on the first job that
+needs each and reused for every later job in the process (a Modal container, a local runtime). A job whose
+job.json asks for a narrower profile runs on that profile's backends (`ProfileBackends`); intake refuses one that
+asks for a wider one. `registry.warm_up(phase)` loads one phase's backends ahead of time (a Modal container's
+`@modal.enter`), `warm_up()` every phase's (`dropfit models prepare`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import typing
+from collections.abc import Callable
+from typing import Any
 
 from pipeline.backends.config import ModelConfig
-from pipeline.backends.licences import job_backends
-from pipeline.backends.planned import PlannedBackends
+from pipeline.backends.planned import PlannedBackends, resolve
+from pipeline.backends.table import BACKENDS, BackendTable
 from pipeline.phase_api import PhaseFn, PhaseIO, PhaseRegistry, PhaseResult, PhaseTask
-
-NOT_YET: dict[str, str] = {}  # a phase listed here is planned but not built: jobs wait for it, saying why
+from pipeline.phases import PHASES, Phase, PhaseTable
 
 
 class ProfileBackends:
     """The deployment's `PlannedBackends`, and one more per narrower profile a job asks for (job.json), made
     on first use: a `gpu` deployment serves a `cpu` job with the CPU backends, never the other way round."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, table: BackendTable = BACKENDS) -> None:
         self.config = config
-        self.deployment = PlannedBackends(config)
+        self.table = table
+        self.deployment = PlannedBackends(config, table)
         self._others: dict[str, PlannedBackends] = {}
         self._lock = threading.Lock()
 
     def job_backends(self, requested: str | None) -> tuple[str, dict[str, str | None]]:
-        """The job's profile and the backends that will really serve it (for its run keys): Gemini only when an
-        API key is configured, as the backends build it (`CpuBackends.vision_llm`)."""
-        profile, plan = job_backends(self.config.profile, self.config.backends, requested)
-        key = self.config.gemini_api_key
-        if key is None or not key.get_secret_value():
-            plan = {protocol: None if backend == "gemini" else backend for protocol, backend in plan.items()}
-        return profile, plan
+        """The job's profile and the backends that will really serve it (for its run keys)."""
+        profile, _ = self.table.job_plan(self.config.profile, self.config.backends, requested)
+        return profile, self.get(profile).serving_plan()
 
     def get(self, profile: str | None) -> PlannedBackends:
         """The backends for a job's profile (None or the deployment's: the deployment's own)."""
         if profile is None or profile == self.config.profile:
             return self.deployment
-        job_backends(self.config.profile, self.config.backends, profile)  # refuses a wider one, again, here
+        self.table.job_plan(self.config.profile, self.config.backends, profile)  # refuses a wider one, here too
         with self._lock:
             if profile not in self._others:
-                self._others[profile] = PlannedBackends(self.config.model_copy(update={"profile": profile,
-                                                                                       "backends": {}}))
+                config = self.config.model_copy(update={"profile": profile, "backends": {}})
+                self._others[profile] = PlannedBackends(config, self.table)
             return self._others[profile]
 
 
-def model_phases(profiles: ProfileBackends) -> dict[str, PhaseFn]:
-    """Each model phase bound to the backends of its job's profile; they are fetched (built once) per call."""
-    from pipeline.avatar.phase import AvatarBackends, build_avatar
-    from pipeline.fitting.phase import FittingBackends, fit_and_render
-    from pipeline.viewer3d.phase import build_viewer
-    from pipeline.wardrobe.phase import WardrobeBackends, analyse_garment
-
-    def avatar(task: PhaseTask, io: PhaseIO) -> PhaseResult:
-        backends = profiles.get(task.profile)
-        return build_avatar(task, io, AvatarBackends(backends.landmarker(), backends.faces(), backends.body()))
-
-    def wardrobe(task: PhaseTask, io: PhaseIO) -> PhaseResult:
-        backends = profiles.get(task.profile)
-        return analyse_garment(task, io, WardrobeBackends(backends.garment_segmenter(), backends.vision_llm()))
-
-    def fitting(task: PhaseTask, io: PhaseIO) -> PhaseResult:
-        backends = profiles.get(task.profile)
-        return fit_and_render(task, io, FittingBackends(backends.faces(), backends.judge(), backends.painter()))
-
-    def viewer3d(task: PhaseTask, io: PhaseIO) -> PhaseResult:
-        return build_viewer(task, io, profiles.get(task.profile).mesh_builder())
-
-    return {"avatar": avatar, "wardrobe": wardrobe, "fitting": fitting, "viewer3d": viewer3d}
+def backends_type(fn: Callable[..., Any]) -> type:
+    """The dataclass a phase function takes as `backends` (its fields are the phase's roles)."""
+    kind = typing.get_type_hints(fn).get("backends")
+    if not (isinstance(kind, type) and dataclasses.is_dataclass(kind)):
+        raise TypeError(f"{fn.__module__}.{fn.__name__} must take `backends: <a dataclass of its roles>`")
+    return kind
 
 
-def product_registry(config: ModelConfig | None = None) -> PhaseRegistry:
-    profiles = ProfileBackends(config or ModelConfig())
-    implementations = model_phases(profiles)
-    return PhaseRegistry(implementations, missing={k: v for k, v in NOT_YET.items() if k not in implementations},
-                         warm_up=profiles.deployment.warm_up, job_backends=profiles.job_backends)
+def bound_phase(phase: Phase, profiles: ProfileBackends) -> PhaseFn:
+    """The phase's function with its backends: imported on the first call, its backends per job profile."""
+    loaded: list[tuple[Callable[..., PhaseResult], type]] = []
+
+    def run(task: PhaseTask, io: PhaseIO) -> PhaseResult:
+        if not loaded:
+            fn = resolve(phase.run)
+            loaded.append((fn, backends_type(fn)))
+        fn, kind = loaded[0]
+        return fn(task, io, kind(**profiles.get(task.profile).for_roles(phase.backends)))
+
+    run.__qualname__ = run.__name__ = f"{phase.name}_phase"
+    run.__module__ = phase.run.partition(":")[0]
+    return run
+
+
+def product_registry(config: ModelConfig | None = None, *, table: PhaseTable = PHASES,
+                     backends: BackendTable = BACKENDS) -> PhaseRegistry:
+    profiles = ProfileBackends(config or ModelConfig(), backends)
+
+    def warm_up(phase_name: str | None) -> None:
+        phases = [table[phase_name]] if phase_name is not None else list(table)
+        profiles.deployment.warm_up(sorted({p for phase in phases for p in phase.protocols}))
+
+    return PhaseRegistry({p.name: bound_phase(p, profiles) for p in table if p.run}, warm_up=warm_up,
+                         job_backends=profiles.job_backends, table=table)
+
+
+def phases_on_gpu(plan: dict[str, str | None], table: PhaseTable = PHASES, backends: BackendTable = BACKENDS
+                  ) -> tuple[str, ...]:
+    """The phases that need a GPU under a plan: those a backend of their roles (or one of its parts) runs on one.
+    Pure data: the Modal app decides at deploy time which class each phase runs in."""
+    return tuple(p.name for p in table
+                 if any(plan.get(protocol) is not None and backends.needs_gpu(plan[protocol])  # type: ignore[arg-type]
+                        for protocol in p.protocols))

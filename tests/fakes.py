@@ -19,6 +19,18 @@ from PIL import Image
 
 from pipeline.errors import InvalidInput, RetryableError
 from pipeline.phase_api import PhaseFn, PhaseIO, PhaseRegistry, PhaseResult, PhaseTask
+from pipeline.phases import PHASES, Phase, PhaseTable
+
+# The product's phases (names, inputs, spec parts, versions, backends) with the test phases' own files.
+FAKE_FILES = {
+    "avatar": {"writes": ("body.json", "mask.bin")},
+    "wardrobe": {"writes": ("garment.json",)},
+    "fitting": {"reads": ("avatar/body.json", "wardrobe/garment.json"), "writes": ("angles/*.json",),
+                "publishes": ("angles/*.json",)},
+    "viewer3d": {"reads": ("fitting/angles/*.json",), "writes": ("model.json",), "publishes": ("model.json",)},
+}
+FAKE_PHASES = PhaseTable(Phase(name=p.name, run="", inputs=p.inputs, optional=p.optional, spec=p.spec,
+                               version=p.version, backends=p.backends, **FAKE_FILES[p.name]) for p in PHASES)
 
 
 class RunLog:
@@ -102,12 +114,10 @@ def make_fake_registry(log: RunLog, *, delay_s: float = 0.0, slow_phase: str | N
         begin(task)
         views = [json.loads(io_.read_upstream("fitting", f"angles/{a:03d}.json")) for a in range(0, 360, 45)]
         io_.write("model.json", json.dumps({"views": len(views)}).encode(), "application/json")
-        for view in views:
-            io_.write(f"angles/{view['angle']:03d}.json", json.dumps(view).encode(), "application/json")
         return PhaseResult(data={"views": len(views)}, backends={"fake": "1"})
 
     phases: dict[str, PhaseFn] = {"avatar": avatar, "wardrobe": wardrobe, "fitting": fitting, "viewer3d": viewer3d}
-    return PhaseRegistry(phases)
+    return PhaseRegistry(phases, table=FAKE_PHASES)
 
 
 def photo(colour: tuple[int, int, int], size: tuple[int, int] = (96, 128), fmt: str = "JPEG") -> bytes:

@@ -17,8 +17,8 @@ from PIL import Image
 
 from infra.folder_store import FolderStore
 from pipeline.avatar.contracts import AvatarRecord, FaceBank
-from pipeline.avatar.encode import load_npz
 from pipeline.errors import InvalidInput
+from pipeline.geometry import PosedBody
 from pipeline.phase_api import PhaseIO, PhaseRegistry, PhaseTask
 from pipeline.plan import InputRef
 from pipeline.registry import product_registry
@@ -64,8 +64,8 @@ def test_the_sample_person_gets_a_fitted_body_a_face_and_measurements(folder_sto
     assert abs(record.measurements["height"]["value_cm"] - 170) < 2
     bank = FaceBank.model_validate_json(files["face_bank.json"])
     assert len(bank.references) == 1 and len(bank.references[0].embedding) == 128
-    body = load_npz(files["body.npz"])
-    assert body["vertices"].shape == body["rest_vertices"].shape and body["faces"].shape[1] == 3
+    body = PosedBody.from_npz(files["body.npz"])
+    assert body.vertices.shape == body.rest_vertices.shape and body.faces.shape[1] == 3
     assert files["body.glb"][:4] == b"glTF"
     with Image.open(io.BytesIO(files["overlay.png"])) as overlay:
         assert overlay.size == (768, 1024)

@@ -15,7 +15,7 @@ import pytest
 from gltf_validator import issue_codes, validate_glb
 from PIL import Image
 
-from pipeline.backends.protocols import Camera
+from pipeline.geometry import Camera
 from pipeline.render.shade import Lighting, Surface
 from pipeline.render.views import View, camera_position, render_views
 from pipeline.viewer3d.bake import MIN_FACING, Baked, bake_views

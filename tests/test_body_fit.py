@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.backends.protocols import BodyFit, BodyFitter, Camera, PersonObservation
+from pipeline.backends.protocols import BodyFitter, PersonObservation
 from pipeline.body import targets
 from pipeline.body.initial import rotvec_to_matrix
 from pipeline.body.measure import measure
 from pipeline.body.silhouette import mask_iou, project_mesh, rasterize, reprojection_error_px, silhouette
+from pipeline.geometry import BodyFit, Camera
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("anny")

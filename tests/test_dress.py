@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.backends.protocols import Camera
 from pipeline.fitting import regions
-from pipeline.fitting.dress import DressedBody, dress_body
+from pipeline.fitting.dress import DressedBody, GarmentLook, PersonPhoto, dress_body
+from pipeline.geometry import BodyMesh, Camera
 
 RADIUS, HEIGHT, AROUND, RINGS = 0.15, 1.7, 48, 60
 RED, BLUE = (200, 40, 40), (30, 60, 210)
@@ -45,8 +45,9 @@ def dress(ease: float, size: int = 256) -> tuple[DressedBody, np.ndarray, np.nda
     photo[:] = RED
     garment = np.zeros((100, 80, 4), np.uint8)
     garment[10:90, 10:70] = (*BLUE, 255)
-    dressed = dress_body(vertices, faces, uvs, face_uvs, front_camera(), photo, np.ones((600, 300), np.float32),
-                         garment, "upper", {"chest": ease, "waist": ease, "hip": ease}, atlas_size=size)
+    dressed = dress_body(BodyMesh(vertices, faces, uvs, face_uvs),
+                         PersonPhoto(photo, np.ones((600, 300), np.float32), front_camera()),
+                         GarmentLook(garment, "upper"), {"chest": ease, "waist": ease, "hip": ease}, atlas_size=size)
     return dressed, vertices, uvs
 
 

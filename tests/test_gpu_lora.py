@@ -164,7 +164,7 @@ def test_the_gpu_profile_builds_the_painter_with_the_lora_only_when_the_weights_
     lora = tiny_flux_lora(flux, weights / "tryon" / "lora") if has_lora else None
     write_manifest(weights, ["tryon"])
     config = ModelConfig(profile="gpu", weights_dir=weights, tryon_steps=2, tryon_max_side=64)
-    painter = PlannedBackends(config).painter()
+    painter = PlannedBackends(config).serving("TryOnPainter")
     assert isinstance(painter, DiffusersTryOnPainter)
     assert painter.path == flux and painter.lora == lora and painter.steps == 2
     assert ("+ lora pytorch_lora_weights.safetensors" in painter.version) is has_lora

@@ -111,11 +111,11 @@ def test_the_gpu_profile_builds_it_from_the_verified_weights(tiny_model: Path, t
     shutil.copytree(tiny_model, weights / "multiview" / "hunyuan3d-dit-v2-mv")
     write_manifest(weights, ["multiview"])
     backends = PlannedBackends(ModelConfig(profile="gpu", weights_dir=weights, mesh_steps=2, mesh_resolution=24))
-    builder = backends.mesh_builder()
+    builder = backends.serving("MeshBuilder")
     assert isinstance(builder, HunyuanMultiViewBuilder)
     assert (builder.steps, builder.octree_resolution) == (2, 24)
-    assert PlannedBackends(ModelConfig(profile="cpu")).mesh_builder() is None
-    assert PlannedBackends(ModelConfig(profile="commercial-safe")).mesh_builder() is None
+    assert PlannedBackends(ModelConfig(profile="cpu")).serving("MeshBuilder") is None
+    assert PlannedBackends(ModelConfig(profile="commercial-safe")).serving("MeshBuilder") is None
 
 
 EXIT_SCRIPT = """

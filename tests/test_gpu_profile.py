@@ -45,7 +45,7 @@ def test_the_gpu_profile_runs_a_whole_job_through_local(gpu_env, s3_client, s3_b
     assert plan is not None and plan.profile == "gpu" and plan.backends["MeshBuilder"] == "hunyuan3d-2mv"
     for phase in PHASES:
         key = plan.run(phase.name).key
-        result = modal_deploy.PHASE_CLASSES[phase.name]().run.local(key, s3_bucket)
+        result = modal_deploy.PHASE_CLASSES[phase.name](phase=phase.name).run.local(key, s3_bucket)
         assert (result["step"], result["outcome"]) == (phase.name, "done"), result
     avatar = run_manifest(store, "avatar", plan.run("avatar").key)
     fitting = run_manifest(store, "fitting", plan.run("fitting").key)
@@ -80,4 +80,4 @@ def test_a_corrupt_weight_file_stops_the_phase_with_the_fix(tiny_weights: Path, 
     model.write_bytes(bytes(data))
     backends = PlannedBackends(ModelConfig(profile="gpu", weights_dir=copy))
     with pytest.raises(WeightsError, match="sha256.*dropfit weights pull"):
-        backends.segmenter()
+        backends.backend("sam")

@@ -28,7 +28,7 @@ from pipeline.backends.gpu.tryon import (
     tryon_prompt,
     work_size,
 )
-from pipeline.backends.protocols import Camera, Face, FaceEmbedder, TryOnPainter, TryOnRequest
+from pipeline.backends.protocols import Face, FaceEmbedder, TryOnPainter, TryOnRequest
 from pipeline.fitting.tryon import (
     RETRY_SEED_STEP,
     face_keep_mask,
@@ -37,6 +37,7 @@ from pipeline.fitting.tryon import (
     tryon_request,
     tryon_requests,
 )
+from pipeline.geometry import Camera
 from pipeline.render.views import ANGLES_DEG, View
 from tiny_diffusers import tiny_flux_fill
 

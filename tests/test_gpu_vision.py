@@ -1,4 +1,4 @@
-"""The GPU vision adapters (issue 6) on CPU: InsightFace, YOLO, SAM and the detector-first person landmarker.
+"""The GPU vision adapters on CPU: InsightFace, YOLO, SAM and the detector-first person landmarker.
 
 Each adapter's pre- and post-processing is checked on plain arrays; the adapters themselves run end to end on
 tiny random-weight models built here: InsightFace on tiny ONNX files of the signatures it routes by

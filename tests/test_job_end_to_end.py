@@ -18,8 +18,8 @@ from functions.app import build_local
 from infra.settings import Settings
 from pipeline import layout
 from pipeline.avatar.contracts import FaceBank, FaceReference
-from pipeline.backends.protocols import Camera
 from pipeline.fitting.identity import identity_per_angle
+from pipeline.geometry import Camera
 from pipeline.manifests import ResultManifest
 from pipeline.render.views import ANGLES_DEG, View
 from pipeline.sample import sample_garment, sample_person
@@ -112,7 +112,7 @@ def test_a_mesh_builder_without_its_packages_makes_viewer3d_unavailable_not_fail
     from infra.folder_store import FolderStore
     from pipeline.errors import PhaseUnavailable
     from pipeline.phase_api import PhaseIO, PhaseTask
-    from pipeline.viewer3d.phase import build_viewer
+    from pipeline.viewer3d.phase import Viewer3dBackends, build_viewer
 
     folder, _ = finished_job
     store = FolderStore(folder.parent.parent)
@@ -120,4 +120,4 @@ def test_a_mesh_builder_without_its_packages_makes_viewer3d_unavailable_not_fail
     assert plan is not None
     task = PhaseTask.from_plan(plan, "viewer3d")
     with pytest.raises(PhaseUnavailable, match="broken-mesh.*No module named 'torchvision'.*profile cpu"):
-        build_viewer(task, PhaseIO(store, task), BrokenMeshBuilder())  # type: ignore[arg-type]
+        build_viewer(task, PhaseIO(store, task), Viewer3dBackends(BrokenMeshBuilder()))  # type: ignore[arg-type]

@@ -93,7 +93,7 @@ def local_spawners() -> tuple[dict[str, Spawn], Spawn]:
     """The Modal dispatcher's shape with `.local` in place of `.spawn`: runs here, never reaches Modal."""
     import modal_deploy as m
 
-    phases = {name: (lambda step, subject, bucket, cls=cls: cls().run.local(subject, bucket))
+    phases = {name: (lambda step, subject, bucket, cls=cls: cls(phase=step).run.local(subject, bucket))
               for name, cls in m.PHASE_CLASSES.items()}
     return phases, lambda step, subject, bucket: m.run_task.local(step, subject, bucket)
 
@@ -109,11 +109,11 @@ def test_each_phase_function_runs_through_local_against_s3(s3_env, s3_client, s3
     for phase in PHASES:
         key = plan.run(phase.name).key
         if product.available(phase.name):  # the real models, in the phase's own Modal class, on S3
-            result = modal_deploy.PHASE_CLASSES[phase.name]().run.local(key, s3_bucket)
+            result = modal_deploy.PHASE_CLASSES[phase.name](phase=phase.name).run.local(key, s3_bucket)
             assert (result["step"], result["outcome"], result["detail"]) == (phase.name, "done", "done"), result
             assert run_manifest(store, phase.name, key) is not None
             continue
-        result = modal_deploy.PHASE_CLASSES[phase.name]().run.local(key, s3_bucket)
+        result = modal_deploy.PHASE_CLASSES[phase.name](phase=phase.name).run.local(key, s3_bucket)
         assert (result["step"], result["subject"], result["outcome"]) == (phase.name, key, "unavailable")
         assert s3_client.list_objects_v2(Bucket=s3_bucket, Prefix=layout.claim_key(phase.name, key))["KeyCount"] == 0
 

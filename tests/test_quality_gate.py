@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from pipeline.avatar.contracts import FaceBank
-from pipeline.backends.protocols import Camera, QualityJudge, TryOnVerdict, VisionLLMError
+from pipeline.backends.protocols import QualityJudge, TryOnVerdict, VisionLLMError
 from pipeline.errors import RetryableError
 from pipeline.fitting.dress import DressedBody
 from pipeline.fitting.identity import AngleIdentity
 from pipeline.fitting.phase import quality_flags, vision_gate
+from pipeline.geometry import Camera
 from pipeline.render.views import View
 
 CAMERA = Camera(focal_px=100.0, cx=16.0, cy=16.0, rotation=np.eye(3), translation=np.zeros(3), image_size=(32, 32))

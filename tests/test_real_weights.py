@@ -72,7 +72,7 @@ def test_every_pulled_model_verifies() -> None:
 
 @needs("insightface")
 def test_insightface_keeps_a_person_and_separates_people(backends: PlannedBackends, people: list) -> None:
-    faces = backends.faces()
+    faces = backends.serving("FaceEmbedder")
     same, different, embeddings = [], [], []
     start = time.perf_counter()
     for rgb in people:
@@ -98,9 +98,7 @@ def test_insightface_keeps_a_person_and_separates_people(backends: PlannedBacken
 
 @needs("yolo", "sam")
 def test_yolo_and_sam_find_and_mask_the_person(backends: PlannedBackends, people: list) -> None:
-    from pipeline.backends.cpu import CpuBackends
-
-    detector, segmenter, pose = backends.detector(), backends.segmenter(), CpuBackends().landmarker()
+    detector, segmenter, pose = (backends.backend(k) for k in ("ultralytics-yolo", "sam", "mediapipe-pose"))
     assert detector is not None and segmenter is not None
     ious, start = [], time.perf_counter()
     for rgb in people:

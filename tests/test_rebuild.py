@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from pipeline.backends.protocols import Camera, MeshRequest, ShapeMesh
+from pipeline.backends.protocols import MeshRequest, ShapeMesh
+from pipeline.geometry import Camera
 from pipeline.render.raster import rasterize
 from pipeline.render.shade import BACKGROUND
 from pipeline.render.views import orbit_cameras

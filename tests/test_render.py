@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.backends.protocols import Camera
+from pipeline.geometry import Camera
 from pipeline.render.raster import rasterize
 from pipeline.render.shade import Lighting, Surface, sample_texture, shade, vertex_normals
 from pipeline.render.views import ANGLES_DEG, camera_position, orbit_cameras, render_views

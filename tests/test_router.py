@@ -15,7 +15,7 @@ from infra.folder_store import FolderStore
 from pipeline import layout
 from pipeline.intake import plan_incoming_job
 from pipeline.manifests import RunError, RunManifest, utcnow
-from pipeline.phases import PHASE_BY_NAME
+from pipeline.phases import PHASES
 from pipeline.plan import JobPlan
 
 RED, BLUE, GREEN = (200, 40, 40), (40, 40, 200), (40, 160, 60)
@@ -52,7 +52,7 @@ def finish(store: FolderStore, phase: str, run_key: str) -> ObjectEvent:
     manifest = RunManifest(
         phase=phase,
         run_key=run_key,
-        phase_version=PHASE_BY_NAME[phase].version,
+        phase_version=PHASES[phase].version,
         needs={},
         files=(),
         duration_s=0.0,

@@ -211,10 +211,10 @@ def test_a_phase_missing_a_package_waits_unavailable_instead_of_failing_the_job(
         calls.append(task.run_key)
         raise ModuleNotFoundError("No module named 'hy3dgen'")
 
-    phases = {p.name: fakes.get(p.name) for p in PHASES} | {"viewer3d": viewer3d_without_its_package}
+    phases = {p.name: fakes.get(p.name) for p in fakes.table} | {"viewer3d": viewer3d_without_its_package}
     outcomes: list = []
-    local = build_local(tmp_path / "b", Settings(workers=2, retry_base_s=0.01), registry=PhaseRegistry(phases),
-                        on_outcome=outcomes.append)
+    local = build_local(tmp_path / "b", Settings(workers=2, retry_base_s=0.01),
+                        registry=PhaseRegistry(phases, table=fakes.table), on_outcome=outcomes.append)
     with local.runtime:
         drop_job(local, "waits", photo(RED), photo(BLUE))
         assert not local.runtime.run_until(lambda: job_finished(local.store, "waits"), timeout=30)

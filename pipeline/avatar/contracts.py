@@ -32,18 +32,6 @@ class FaceBank(Strict):
     skipped_reason: str | None = None  # set when no face was found: identity checks are skipped
 
 
-class CameraRecord(Strict):
-    """camera.json: world (anny: metres, z up, facing -y) -> pixels; x_cam = R x + t, u = f x/z + cx."""
-
-    schema_version: Literal[1] = 1
-    focal_px: float
-    cx: float
-    cy: float
-    rotation: tuple[tuple[float, float, float], ...]
-    translation: tuple[float, float, float]
-    image_size: tuple[int, int]
-
-
 class FitQuality(Strict):
     reprojection_error_px: float = Field(description="mean 2D distance of the fitted keypoints to their targets")
     reprojection_error_rel: float = Field(description="the same, as a fraction of the image height")

@@ -10,7 +10,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pipeline.avatar.contracts import AvatarRecord
-from pipeline.backends.protocols import BodyFit, Face, PersonObservation
+from pipeline.backends.protocols import Face, PersonObservation
+from pipeline.geometry import BodyFit
 
 SKELETON = (
     (11, 12), (11, 13), (13, 15), (12, 14), (14, 16), (11, 23), (12, 24), (23, 24),

@@ -12,21 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.avatar import encode
-from pipeline.avatar.contracts import (
-    DEFAULT_HEIGHT_CM,
-    AvatarRecord,
-    CameraRecord,
-    FaceBank,
-    FaceReference,
-    FitQuality,
-)
+from pipeline.avatar.contracts import DEFAULT_HEIGHT_CM, AvatarRecord, FaceBank, FaceReference, FitQuality
+from pipeline.avatar.keypoints import keypoints_json
 from pipeline.avatar.overlay import draw_overlay
-from pipeline.backends.protocols import BodyFit, BodyFitter, Face, FaceEmbedder, PersonLandmarker, PersonObservation
+from pipeline.backends.protocols import BodyFitter, Face, FaceEmbedder, PersonLandmarker, PersonObservation
 from pipeline.body.measure import measure
 from pipeline.body.silhouette import mask_iou, reprojection_error_px, silhouette
+from pipeline.codec import decode_rgb, encode_jpeg, encode_png, plain_glb
 from pipeline.errors import InvalidInput
-from pipeline.images import encode_png
+from pipeline.geometry import BodyFit
 from pipeline.phase_api import PhaseIO, PhaseResult, PhaseTask
 
 NO_PERSON = "no person found in the person photo"
@@ -43,7 +37,7 @@ class AvatarBackends:
 
 
 def build_avatar(task: PhaseTask, io: PhaseIO, backends: AvatarBackends) -> PhaseResult:
-    rgb = encode.decode_rgb(io.read_input("person"))
+    rgb = decode_rgb(io.read_input("person"))
     person = find_person(backends.landmarker, rgb)
     face = pick_face(backends.faces.faces(rgb), person.box)
     height_cm = task.spec.person.height_cm or DEFAULT_HEIGHT_CM
@@ -67,12 +61,12 @@ def build_avatar(task: PhaseTask, io: PhaseIO, backends: AvatarBackends) -> Phas
         backends={role: f"{b.name} {b.version}" for role, b in used.items()},
     )
     overlay = draw_overlay(rgb, person, face, fit, body_mask, record)
-    io.write("body.glb", encode.glb(fit.vertices, fit.faces), "model/gltf-binary")
-    io.write("body.npz", encode.npz(**encode.body_arrays(fit)))
-    io.write("camera.json", camera_record(fit).to_bytes(), "application/json")
-    io.write("keypoints.json", encode.keypoints_json(person, fit), "application/json")
+    io.write("body.glb", plain_glb(fit.vertices, fit.faces), "model/gltf-binary")
+    io.write("body.npz", fit.posed_body().to_npz())
+    io.write("camera.json", fit.camera.to_json(), "application/json")
+    io.write("keypoints.json", keypoints_json(person, fit), "application/json")
     io.write("mask.png", encode_png(person.mask), "image/png")
-    io.write("photo.jpg", encode.jpeg(rgb), "image/jpeg")  # upright, as analysed: what phase 3 projects
+    io.write("photo.jpg", encode_jpeg(rgb), "image/jpeg")  # upright, as analysed: what phase 3 projects
     io.write("face_bank.json", bank.to_bytes(), "application/json")
     io.write("measurements.json", measurements.model_dump_json(indent=2).encode(), "application/json")
     io.write("overlay.png", encode_png(overlay), "image/png")
@@ -124,7 +118,7 @@ def face_bank(task: PhaseTask, io: PhaseIO, embedder: FaceEmbedder, face: Face |
     `references`), so identity checks compare against every view of the person the user gave."""
     found = [] if face is None else [reference(task.inputs["person"].key, face)]
     for name in sorted(n for n in task.inputs if n.startswith("face_ref_")):
-        faces = embedder.faces(encode.decode_rgb(io.read_input(name)))
+        faces = embedder.faces(decode_rgb(io.read_input(name)))
         if faces:
             found.append(reference(task.inputs[name].key, faces[0]))
     backend = f"{embedder.name} {embedder.version}"
@@ -136,10 +130,6 @@ def face_bank(task: PhaseTask, io: PhaseIO, embedder: FaceEmbedder, face: Face |
 def reference(source: str, face: Face) -> FaceReference:
     return FaceReference(source=source, box=tuple(int(v) for v in face.box),  # type: ignore[arg-type]
                          embedding=tuple(round(float(v), 6) for v in face.embedding))
-
-
-def camera_record(fit: BodyFit) -> CameraRecord:
-    return CameraRecord.model_validate(encode.camera_dict(fit.camera))
 
 
 def summary(record: AvatarRecord) -> dict[str, object]:

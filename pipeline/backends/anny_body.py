@@ -17,8 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.backends.protocols import BodyFit, PersonObservation
+from pipeline.backends.protocols import PersonObservation
+from pipeline.backends.table import BuildContext
 from pipeline.errors import InvalidInput
+from pipeline.geometry import BodyFit
 
 if TYPE_CHECKING:
     from pipeline.body.fit import FitSettings
@@ -48,6 +50,9 @@ class AnnyBodyFitter:
         seconds = prepare(self.cache_dir)
         self._model()
         return seconds
+
+    def warm_up(self) -> None:
+        self.prepare()
 
     def fit(self, person: PersonObservation, height_m: float) -> BodyFit:
         if not (math.isfinite(height_m) and MIN_HEIGHT_M <= height_m <= MAX_HEIGHT_M):
@@ -82,3 +87,7 @@ def torch_threads(count: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def build(ctx: BuildContext) -> AnnyBodyFitter:
+    return AnnyBodyFitter(cache_dir=ctx.config.cache / "anny")

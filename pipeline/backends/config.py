@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from pipeline.backends.licences import Profile, backend_plan
+from pipeline.backends.table import BACKENDS, Profile
 
 
 def default_cache_dir() -> Path:
@@ -17,7 +17,7 @@ def default_cache_dir() -> Path:
 class ModelConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    profile: Profile = "cpu"  # which backends serve each protocol (pipeline.backends.licences.backend_plan)
+    profile: Profile = "cpu"  # which backends serve each protocol (pipeline.backends.table: BACKENDS.plan)
     backends: dict[str, str] = Field(default_factory=dict)  # protocol -> backend key, overriding the profile
     cache_dir: Path | None = None  # None = default_cache_dir()
     weights_dir: Path | None = None  # the GPU models' weights (`dropfit weights pull`); None = <cache>/weights
@@ -31,7 +31,7 @@ class ModelConfig(BaseModel):
 
     @model_validator(mode="after")
     def _plan_is_allowed(self) -> ModelConfig:
-        backend_plan(self.profile, self.backends)  # refuses an unknown or licence-forbidden combination
+        BACKENDS.plan(self.profile, self.backends)  # refuses an unknown or licence-forbidden combination
         return self
 
     @property
@@ -43,6 +43,9 @@ class ModelConfig(BaseModel):
         """Where the GPU adapters load from: on Modal the volume is the cache, so this is <volume>/weights."""
         return self.weights_dir or self.cache / "weights"
 
-    def plan(self) -> dict[str, str | None]:
-        """Protocol name -> the backend key serving it under this profile and these overrides."""
-        return backend_plan(self.profile, self.backends)
+    def configured(self, field: str | None) -> bool:
+        """Is this field (a backend's `requires`, e.g. an API key) set to something usable?"""
+        if field is None:
+            return True
+        value = getattr(self, field)
+        return bool(value.get_secret_value() if isinstance(value, SecretStr) else value)

@@ -24,6 +24,7 @@ import numpy as np
 from pipeline.backends.installed import installed_version
 from pipeline.backends.protocols import Face
 from pipeline.backends.quiet import native_stderr_silenced
+from pipeline.backends.table import BuildContext
 
 SAME_PERSON = 0.6  # dlib's documented threshold on the L2 distance of two embeddings
 MIN_SCORE = 0.5  # mediapipe detection confidence
@@ -53,6 +54,10 @@ class DlibFaceEmbedder:
     def version(self) -> str:
         """dlib's version, and the detector's (it decides which faces get embedded)."""
         return f"{dlib_version()} (faces: mediapipe {package_version('mediapipe')})"
+
+    def warm_up(self) -> None:
+        """Load the detector and the two dlib models now (one call on a blank image)."""
+        self.faces(np.full((256, 192, 3), 255, dtype=np.uint8))
 
     def faces(self, rgb: np.ndarray) -> list[Face]:
         import dlib
@@ -115,3 +120,7 @@ def detections(result: Any, width: int, height: int) -> list[tuple[Box, float]]:
 def clipped(box: Box, width: int, height: int) -> Box:
     x0, y0, x1, y1 = box
     return max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+
+
+def build(ctx: BuildContext) -> DlibFaceEmbedder:
+    return DlibFaceEmbedder()

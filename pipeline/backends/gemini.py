@@ -27,6 +27,7 @@ from pipeline.backends.protocols import (
     TryOnVerdict,
     VisionLLMError,
 )
+from pipeline.backends.table import BuildContext
 from pipeline.errors import RetryableError
 
 INCH_CM = 2.54
@@ -274,3 +275,11 @@ def _is_transport_error(exc: Exception) -> bool:
             continue
         kinds += [getattr(module, n) for n in ("TimeoutException", "TransportError") if hasattr(module, n)]
     return isinstance(exc, tuple(kinds))
+
+
+def build(ctx: BuildContext) -> GeminiVisionLLM:
+    key = ctx.config.gemini_api_key
+    if key is None or not key.get_secret_value():
+        raise ValueError("the gemini backend needs DROPFIT_GEMINI_API_KEY")  # its row `requires` it: never reached
+    return GeminiVisionLLM(api_key=key.get_secret_value(), model=ctx.config.gemini_model,
+                           base_url=ctx.config.gemini_base_url)

@@ -34,6 +34,7 @@ import numpy as np
 
 from pipeline.backends.protocols import PersonObservation
 from pipeline.backends.quiet import native_stderr_silenced
+from pipeline.backends.table import BuildContext
 
 Box = tuple[int, int, int, int]
 
@@ -80,6 +81,11 @@ class MediapipePersonLandmarker:
     @property
     def version(self) -> str:
         return package_version("mediapipe")
+
+    def warm_up(self) -> None:
+        """Build the graphs now (their first run, on a drawn figure, happens there)."""
+        with self._lock:
+            self._graph()
 
     def find_person(self, rgb: np.ndarray) -> PersonObservation | None:
         rgb = checked_rgb(rgb)
@@ -299,3 +305,7 @@ def warm_up_figure() -> np.ndarray:
         cv2.polylines(image, [arm], False, skin, 44)
         cv2.polylines(image, [leg], False, legs, 70)
     return image
+
+
+def build(ctx: BuildContext) -> MediapipePersonLandmarker:
+    return MediapipePersonLandmarker()

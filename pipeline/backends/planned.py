@@ -1,128 +1,108 @@
-"""The backends a profile plans (`pipeline.backends.licences.backend_plan`), built once per process.
+"""The backends a profile plans, built from the backend table once per process, on first use.
 
-`PlannedBackends` is `CpuBackends` where the plan names a CPU backend (every protocol under the `cpu` profile)
-and the GPU adapter where it names one (`gpu`, `commercial-safe`, or a per-protocol override). A GPU adapter
-loads only from the verified weights folder (`pipeline.backends.weights.verify`: every file's size and sha256
-against the manifest `dropfit weights pull` wrote), never from a hub. Building an adapter loads nothing;
-`warm_up()` loads every planned model now and checks the profile's licence rule against what was built.
+`PlannedBackends(config)` plans every protocol (`BackendTable.plan`: the profile's rows and the overrides,
+refusing what the profile forbids) and builds a backend only when a phase asks for it: `serving(protocol)` calls
+the row's `build` function with a `BuildContext` (the config, the row's weights verified against the weights
+manifest, and its parts built the same way) and checks that what it built names itself as the row does. A
+backend whose row `requires` a setting that is unset (Gemini without an API key) serves nothing. Building loads
+nothing; `warm_up(protocols)` makes the backends of those protocols load now (a Modal container loads only its
+phase's). Adapters load only from the verified weights folder, never from a hub.
 """
 
 from __future__ import annotations
 
+import importlib
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from pipeline.backends.config import ModelConfig
-from pipeline.backends.cpu import CpuBackends
-from pipeline.backends.licences import check_profile
-from pipeline.backends.protocols import (
-    FaceEmbedder,
-    GarmentSegmenter,
-    MeshBuilder,
-    PersonDetector,
-    PersonLandmarker,
-    PromptSegmenter,
-    QualityJudge,
-    TryOnPainter,
-)
-from pipeline.backends.weights import manifest_lists, verify
+from pipeline.backends.table import BACKENDS, PROTOCOLS, BackendSpec, BackendTable
 
 
-class PlannedBackends(CpuBackends):
-    def __init__(self, config: ModelConfig | None = None) -> None:
-        super().__init__(config)
-        self.plan = self.config.plan()
-        if self.plan["MeshBuilder"] == "hunyuan3d-2mv":  # built where the process starts: its main thread
-            from pipeline.backends.gpu.hunyuan_mv import import_native_libraries
+def resolve(path: str) -> Callable[..., Any]:
+    """"module:function" -> the function (imported now, not before)."""
+    module, _, name = path.partition(":")
+    fn = getattr(importlib.import_module(module), name, None)
+    if not callable(fn):
+        raise ImportError(f"{path!r} names nothing callable")
+    return fn  # type: ignore[no-any-return]
 
-            import_native_libraries()
 
-    def _weights(self, key: str) -> Any:
-        return verify(self.config.weights, key)
+class _Context:
+    """The `BuildContext` of one row."""
 
-    def landmarker(self) -> PersonLandmarker:
-        if self.plan["PersonLandmarker"] == "mediapipe-pose":
-            return super().landmarker()
-        from pipeline.backends.gpu.person import DetectedPersonLandmarker
+    def __init__(self, backends: PlannedBackends, row: BackendSpec) -> None:
+        self._backends = backends
+        self._row = row
 
-        detector, segmenter, pose = self.detector(), self.segmenter(), super().landmarker()
-        if detector is None:
-            raise ValueError(f"the plan's person landmarker {self.plan['PersonLandmarker']!r} needs a person detector")
-        return self._one("detected_landmarker", lambda: DetectedPersonLandmarker(detector, pose, segmenter))
+    @property
+    def config(self) -> ModelConfig:
+        return self._backends.config
 
-    def detector(self) -> PersonDetector | None:
-        if self.plan["PersonDetector"] is None:
-            return None
-        from pipeline.backends.gpu.yolo_person import YoloPersonDetector
+    def weights(self) -> Path:
+        from pipeline.backends.weights import verify
 
-        return self._one("detector", lambda: YoloPersonDetector(self._weights("yolo") / "yolo11n.pt"))
+        if self._row.weights_key is None:
+            raise LookupError(f"backend {self._row.key} has no weights in the weights folder")
+        return verify(self.config.weights, self._row.weights_key)
 
-    def segmenter(self) -> PromptSegmenter | None:
-        if self.plan["PromptSegmenter"] is None:
-            return None
-        from pipeline.backends.gpu.sam import SamSegmenter
+    def weights_list(self, path: str) -> bool:
+        from pipeline.backends.weights import manifest_lists
 
-        return self._one("sam", lambda: SamSegmenter(self._weights("sam")))
+        return self._row.weights_key is not None and manifest_lists(self.config.weights, self._row.weights_key, path)
 
-    def faces(self) -> FaceEmbedder:
-        if self.plan["FaceEmbedder"] != "insightface":
-            return super().faces()
-        from pipeline.backends.gpu.insightface_face import InsightFaceEmbedder
+    def part(self, key: str) -> Any:
+        if key not in self._row.uses:
+            raise LookupError(f"backend {self._row.key} asks for {key}, which its row does not list in `uses`")
+        return self._backends.backend(key)
 
-        return self._one("insightface", lambda: InsightFaceEmbedder(self._weights("insightface") / "models/buffalo_l"))
 
-    def garment_segmenter(self) -> GarmentSegmenter:
-        if self.plan["GarmentSegmenter"] == "sam":
-            segmenter = self.segmenter()
-            if segmenter is not None:
-                return segmenter  # type: ignore[return-value]  # SamSegmenter serves both protocols
-        return super().garment_segmenter()
+class PlannedBackends:
+    def __init__(self, config: ModelConfig | None = None, table: BackendTable = BACKENDS) -> None:
+        self.config = config or ModelConfig()
+        self.table = table
+        self.plan = table.plan(self.config.profile, self.config.backends)  # ProfileError at start, not at a job
+        self._lock = threading.RLock()  # re-entrant: a composite builds its parts while being built
+        self._made: dict[str, Any] = {}
+        for key in sorted(table.parts(k for k in self.serving_plan().values() if k is not None)):
+            hook = table[key].main_thread
+            if hook is not None:  # e.g. pymeshlab, which aborts the process if first imported on a worker thread
+                resolve(hook)()
 
-    def painter(self) -> TryOnPainter | None:
-        if self.plan["TryOnPainter"] is None:
-            return None
-        from pipeline.backends.gpu.tryon import LORA_WEIGHT_NAME, DiffusersTryOnPainter
+    def serving_plan(self) -> dict[str, str | None]:
+        """The plan as it really serves here: a backend whose required setting is unset serves nothing. Its
+        entries join the run keys, so adding an API key re-runs what that backend changes."""
+        return {protocol: key if key is not None and self.config.configured(self.table[key].requires) else None
+                for protocol, key in self.plan.items()}
 
-        def make() -> DiffusersTryOnPainter:
-            folder = self._weights("tryon")
-            listed = manifest_lists(self.config.weights, "tryon", f"lora/{LORA_WEIGHT_NAME}")  # so verified
-            lora = folder / "lora" / LORA_WEIGHT_NAME if listed else None
-            return DiffusersTryOnPainter(folder / "flux-fill", lora=lora,
-                                         steps=self.config.tryon_steps, max_side=self.config.tryon_max_side)
+    def serving(self, protocol: str) -> Any | None:
+        """The backend serving `protocol` here, built once; None when nothing serves it."""
+        if protocol not in PROTOCOLS:
+            raise KeyError(f"unknown protocol {protocol!r}; protocols are {', '.join(PROTOCOLS)}")
+        key = self.serving_plan()[protocol]
+        return None if key is None else self.backend(key)
 
-        return self._one("painter", make)
+    def for_roles(self, roles: Mapping[str, str]) -> dict[str, Any]:
+        """A phase's backends by role (role -> protocol, its row of the phase table)."""
+        return {role: self.serving(protocol) for role, protocol in roles.items()}
 
-    def judge(self) -> QualityJudge | None:
-        if self.plan["QualityJudge"] is None:
-            return None
-        return self.vision_llm()  # type: ignore[return-value]  # GeminiVisionLLM serves both protocols
+    def backend(self, key: str) -> Any:
+        with self._lock:
+            if key not in self._made:
+                row = self.table[key]
+                built = resolve(row.build)(_Context(self, row))
+                if getattr(built, "name", None) != key:
+                    raise TypeError(f"{row.build} built a backend named {getattr(built, 'name', None)!r}; the backend "
+                                    f"table calls it {key!r}: the adapter's `name` and its row's key must agree")
+                self._made[key] = built
+            return self._made[key]
 
-    def mesh_builder(self) -> MeshBuilder | None:
-        if self.plan["MeshBuilder"] is None:
-            return None
-        from pipeline.backends.gpu.hunyuan_mv import HunyuanMultiViewBuilder
-
-        return self._one("mesh_builder", lambda: HunyuanMultiViewBuilder(
-            self._weights("multiview") / "hunyuan3d-dit-v2-mv", steps=self.config.mesh_steps,
-            octree_resolution=self.config.mesh_resolution))
-
-    def built(self) -> list[str]:
-        """The names of the backends built so far (for the licence check)."""
-        names = []
-        for backend in self._made.values():
-            name = getattr(backend, "name", None)
-            names.extend(name.split("+") if isinstance(name, str) else [])
-        return names
-
-    def warm_up(self) -> None:
-        """Load every planned model now (Modal's `@modal.enter`), then refuse a licence the profile forbids."""
-        super().warm_up()
-        uses_detector = self.plan["PersonLandmarker"] != "mediapipe-pose"
-        for make in ((self.detector, self.segmenter) if uses_detector else ()) + (self.painter, self.mesh_builder):
-            backend = make()
-            load = getattr(backend, "load", None)
-            if callable(load):
-                load()
-        faces = self.faces()
-        if callable(getattr(faces, "load", None)):
-            faces.load()  # type: ignore[attr-defined]
-        check_profile(self.config.profile, self.built())
+    def warm_up(self, protocols: Iterable[str] | None = None) -> None:
+        """Build and load the backends serving `protocols` (None: every protocol) now, not on the first job."""
+        for protocol in PROTOCOLS if protocols is None else protocols:
+            backend = self.serving(protocol)
+            warm = getattr(backend, "warm_up", None)
+            if callable(warm):
+                warm()

@@ -1,24 +1,24 @@
 """What the model phases ask of their backends: one Protocol per job, plain numpy in and out.
 
 Each protocol has a CPU default that runs offline from weights inside packages (mediapipe, dlib, anny,
-classical image processing), a GPU implementation where one exists (issue 6), and a small fake in tests.
-Backends are built once per process (`pipeline.backends.cpu.CpuBackends`) and reused across jobs; nothing
+classical image processing), a GPU implementation where one exists, and a small fake in tests.
+Backends are built once per process (`pipeline.backends.planned.PlannedBackends`) and reused across jobs; nothing
 here loads a model at import.
 
 Conventions shared by every implementation:
 - images are `uint8` RGB arrays of shape (H, W, 3); masks are `float32` arrays of shape (H, W) in [0, 1];
 - pixel coordinates are (x, y) with the origin at the image's top-left corner, y down;
-- the body's world frame is anny's: metres, z up, the person faces -y, the person's left is +x;
-- a `Camera` maps world points to pixels: x_cam = R @ x_world + t, then u = f * x/z + cx, v = f * y/z + cy
-  (the camera looks along +z of its own frame, image y down).
+- the body's world frame and the camera are `pipeline.geometry`'s.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from pipeline.geometry import BodyFit
 
 
 class Backend(Protocol):
@@ -70,40 +70,6 @@ class FaceEmbedder(Backend, Protocol):
 
 
 # ---- the parametric body -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Camera:
-    focal_px: float
-    cx: float
-    cy: float
-    rotation: np.ndarray  # (3, 3) world -> camera
-    translation: np.ndarray  # (3,)
-    image_size: tuple[int, int]  # (width, height)
-
-    def project(self, points: np.ndarray) -> np.ndarray:
-        """(N, 3) world points -> (N, 2) pixels."""
-        cam = points @ self.rotation.T + self.translation
-        z = np.clip(cam[:, 2:3], 1e-6, None)
-        return np.concatenate([self.focal_px * cam[:, :1] / z + self.cx, self.focal_px * cam[:, 1:2] / z + self.cy], 1)
-
-
-@dataclass(frozen=True)
-class BodyFit:
-    """The fitted body: the posed mesh in world coordinates and the camera that sees it as the photo does."""
-
-    vertices: np.ndarray  # (V, 3) float32, metres, world frame
-    faces: np.ndarray  # (F, 3) int32
-    camera: Camera
-    keypoint_names: tuple[str, ...]  # the body model's keypoints (COCO order for anny)
-    keypoints_3d: np.ndarray  # (K, 3) world
-    keypoints_2d: np.ndarray  # (K, 2) the fitted keypoints projected into the photo
-    targets_2d: np.ndarray  # (K, 3) what they were fitted to: x px, y px, weight (0 = not used)
-    rest_vertices: np.ndarray  # (V, 3) the same body (shape, scale) in its rest pose, for measuring
-    params: dict[str, list[float]] = field(default_factory=dict)  # pose / shape parameters, to re-pose later
-    iterations: int = 0
-    uvs: np.ndarray | None = None  # (V', 2) texture coordinates when the model has them
-    face_uvs: np.ndarray | None = None  # (F, 3) indices into `uvs`
 
 
 @runtime_checkable
@@ -172,7 +138,7 @@ class VisionLLM(Backend, Protocol):
         ...
 
 
-# ---- the GPU stack (issue 6, docs/gpu.md): detection, promptable segmentation, try-on, quality gate ------
+# ---- the GPU stack (docs/gpu.md): detection, promptable segmentation, try-on, quality gate -----------------
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ import fnmatch
 import hashlib
 import json
 import os
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pipeline.backends.licences import BACKEND_BY_KEY
+from pipeline.backends.table import BACKENDS, Source, Weights
 
 MANIFEST_NAME = "weights-manifest.json"
 STAMP_DIR = ".verified"
@@ -41,62 +40,31 @@ class WeightsError(Exception):
 
 
 @dataclass(frozen=True)
-class Source:
-    """One hub repo at one revision; the files matching `allow_patterns` land under `subdir` of the model."""
-
-    repo_id: str
-    revision: str  # a 40-hex commit pins it; a branch or tag ("main") does not: pin before production
-    allow_patterns: tuple[str, ...]
-    subdir: str = ""
-
-    @property
-    def pinned(self) -> bool:
-        return re.fullmatch(r"[0-9a-f]{40}", self.revision) is not None
-
-
-@dataclass(frozen=True)
 class WeightsSpec:
-    """One model's weights: its folder name under the weights folder and where they come from."""
+    """One model's weights as the weights folder holds them: its sub-folder, the backend that loads them (its row
+    of the backend table) and where they come from."""
 
     key: str
-    backend: str  # the backend (pipeline.backends.licences.BACKENDS) that loads them
+    backend: str  # the backend (pipeline.backends.table.BACKENDS) that loads them
     sources: tuple[Source, ...]
     approx_gb: float  # roughly, to know before pulling
 
     @property
     def licence(self) -> str:
-        return BACKEND_BY_KEY[self.backend].licence
+        return BACKENDS[self.backend].licence
 
     @property
     def commercial(self) -> bool:
-        return BACKEND_BY_KEY[self.backend].commercial
+        return BACKENDS[self.backend].commercial
 
     @property
     def serves(self) -> tuple[str, ...]:
-        return BACKEND_BY_KEY[self.backend].serves
+        return BACKENDS[self.backend].serves
 
 
-FLUX_FILL_PARTS = ("model_index.json", "scheduler/*", "text_encoder/*", "text_encoder_2/*", "tokenizer/*",
-                   "tokenizer_2/*", "transformer/*", "vae/*")  # the diffusers layout, not the single-file copies
-MODELS: dict[str, WeightsSpec] = {spec.key: spec for spec in (
-    WeightsSpec("tryon", "flux-fill-tryon", (
-        Source("black-forest-labs/FLUX.1-Fill-dev", "main", FLUX_FILL_PARTS, subdir="flux-fill"),  # gated
-        Source("xiaozaa/catvton-flux-lora-alpha", "main", ("pytorch_lora_weights.safetensors",), subdir="lora"),
-    ), approx_gb=34.0),
-    WeightsSpec("insightface", "insightface", (
-        Source("public-data/insightface", "main",
-               ("models/buffalo_l/det_10g.onnx", "models/buffalo_l/w600k_r50.onnx")),
-    ), approx_gb=0.2),
-    WeightsSpec("yolo", "ultralytics-yolo", (Source("Ultralytics/YOLO11", "main", ("yolo11n.pt",)),), approx_gb=0.01),
-    WeightsSpec("sam", "sam", (
-        Source("facebook/sam-vit-base", "70c1a07f894ebb5b307fd9eaaee97b9dfc16068f",
-               ("config.json", "preprocessor_config.json", "model.safetensors")),
-    ), approx_gb=0.4),
-    WeightsSpec("multiview", "hunyuan3d-2mv", (
-        Source("tencent/Hunyuan3D-2mv", "3a761b539b29fe4ff64714813aa9560fd66f5de0",
-               ("hunyuan3d-dit-v2-mv/config.yaml", "hunyuan3d-dit-v2-mv/model.fp16.safetensors")),  # not the .ckpt
-    ), approx_gb=5.0),
-)}
+MODELS: dict[str, WeightsSpec] = {row.weights.key: WeightsSpec(row.weights.key, row.key, row.weights.sources,
+                                                               row.weights.approx_gb)
+                                  for row in BACKENDS.rows if isinstance(row.weights, Weights)}
 WEIGHTS_BY_BACKEND: dict[str, str] = {spec.backend: spec.key for spec in MODELS.values()}
 
 
@@ -138,10 +106,8 @@ def spec(key: str) -> WeightsSpec:
 
 
 def weights_for(plan: Mapping[str, str | None]) -> tuple[str, ...]:
-    """The weights keys a backend plan (`licences.backend_plan`) needs, in MODELS order."""
-    used = {k for k in plan.values() if k is not None}
-    used |= {part for k in used for part in BACKEND_BY_KEY[k].uses}
-    return tuple(key for key, s in MODELS.items() if s.backend in used)
+    """The weights keys a backend plan (`BackendTable.plan`) needs, in table order."""
+    return BACKENDS.weights_for(plan)
 
 
 def sha256_file(path: Path) -> str:
@@ -303,7 +269,7 @@ def pull(weights_dir: Path, keys: Iterable[str] | None = None, *, download: Down
             missing = _missing_patterns(folder, source.allow_patterns)
             if missing:
                 raise WeightsError(f"{source.repo_id}@{source.revision} has no file matching "
-                                   f"{', '.join(missing)}: fix the pattern in pipeline/backends/weights.py")
+                                   f"{', '.join(missing)}: fix the pattern in pipeline/backends/table.py")
     return write_manifest(weights_dir, chosen)
 
 

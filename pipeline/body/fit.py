@@ -21,13 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.backends.protocols import BodyFit, Camera, PersonObservation
+from pipeline.backends.protocols import PersonObservation
 from pipeline.body import initial, targets
 from pipeline.body.chain import Chain
 from pipeline.body.objective import Problem, State, Weights, camera_rotation, loss, make_problem
 from pipeline.body.rig import PHENOTYPES, Rig
 from pipeline.body.shape import Shape, linearise, shape_terms
 from pipeline.errors import InvalidInput
+from pipeline.geometry import BodyFit, Camera
 
 FIT_BONES = (
     "spine03", "neck01", "head", "clavicle.L", "clavicle.R", "upperarm01.L", "upperarm01.R", "lowerarm01.L",

@@ -17,9 +17,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.backends.protocols import BodyFit
 from pipeline.body import slices
 from pipeline.body.initial import kabsch
+from pipeline.geometry import BodyFit
 
 NEIGHBOURS = 48  # vertices whose motion carries a keypoint from the posed to the rest mesh
 STEP_M = 0.01  # spacing of the sections searched

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.backends.protocols import BodyFit, Camera
+from pipeline.geometry import BodyFit, Camera
 
 SUBPIXEL_BITS = 3  # cv2.fillPoly's `shift`: vertex coordinates carry 1/8 px
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.backends.protocols import Camera
 from pipeline.fitting import appearance, regions
+from pipeline.geometry import BodyMesh, Camera, PosedBody
 from pipeline.render.shade import vertex_normals
 from pipeline.render.views import camera_position
 
@@ -298,38 +298,56 @@ def _photo_inputs(photo_rgb: np.ndarray, person_mask: np.ndarray, camera: Camera
     return photo, mask
 
 
-def dress_body(
-    vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, face_uvs: np.ndarray, camera: Camera,
-    photo_rgb: np.ndarray, person_mask: np.ndarray, garment_rgba: np.ndarray, garment_category: str,
-    ease_cm_by_region: dict[str, float], *, atlas_size: int = 1024, keypoints_3d: np.ndarray | None = None,
-    rest_vertices: np.ndarray | None = None, garment_texture: np.ndarray | None = None,
-    print_box: tuple[int, int, int, int] | None = None, sleeve_reach: float | None = None,
-) -> DressedBody:
-    """Put the garment on the posed body (see the module docstring). `keypoints_3d` (COCO-23, posed world) and
-    `rest_vertices` sharpen the region (arms told from torso); `garment_texture` is texture.png (plain fabric);
-    `print_box` a placed print's box in the cutout (kept off the back); `sleeve_reach` the sleeves' reach in
-    garment heights (`pipeline.fitting.sleeves`; None = the category's default)."""
+@dataclass(frozen=True)
+class PersonPhoto:
+    """The person as the avatar phase saw them: the upright photo, the person mask, the photo's camera."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8
+    mask: np.ndarray  # (H, W) float32 in [0, 1]
+    camera: Camera
+
+
+@dataclass(frozen=True)
+class GarmentLook:
+    """The garment as the wardrobe phase left it, and how far it reaches on the body."""
+
+    cutout: np.ndarray  # (h, w, 4) uint8 RGBA: the garment photo with its mask as alpha
+    category: str  # "upper" | "lower" | "full"
+    texture: np.ndarray | None = None  # texture.png: the plain fabric crop
+    print_box: tuple[int, int, int, int] | None = None  # a placed print's box in the cutout (kept off the back)
+    sleeve_reach: float | None = None  # in garment heights (`pipeline.fitting.sleeves`); None = the category's
+
+
+def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm_by_region: dict[str, float], *,
+               atlas_size: int = 1024) -> DressedBody:
+    """Put the garment on the posed body (see the module docstring). A `PosedBody` (its keypoints and rest pose)
+    sharpens the region (arms told from torso); a plain `BodyMesh` is split into parts by height alone."""
     from pipeline.render.raster import rasterize
 
-    vertices = np.asarray(vertices, dtype=np.float64)
-    rest = vertices if rest_vertices is None else np.asarray(rest_vertices, dtype=np.float64)
-    rest_kp = None if keypoints_3d is None else regions.rest_keypoints(vertices, rest, keypoints_3d)
+    vertices, faces, camera = np.asarray(body.vertices, np.float64), body.faces, photo.camera
+    category = garment.category
+    rest, rest_kp = vertices, None
+    if isinstance(body, PosedBody):
+        rest = np.asarray(body.rest_vertices, dtype=np.float64)
+        rest_kp = regions.rest_keypoints(vertices, rest, body.keypoints_3d)
     parts = regions.body_parts(rest, rest_kp)
-    sleeve_m = None if sleeve_reach is None else sleeve_reach * regions.region_height_m(garment_category, parts.levels)
-    weight = regions.garment_weights(parts, faces, garment_category, sleeve_m)
-    tex = atlas_texels(vertices, faces, uvs, face_uvs, atlas_size, parts.label, weight, parts.height)
-    photo, mask = _photo_inputs(photo_rgb, person_mask, camera)
+    reach = garment.sleeve_reach
+    sleeve_m = None if reach is None else reach * regions.region_height_m(category, parts.levels)
+    weight = regions.garment_weights(parts, faces, category, sleeve_m)
+    tex = atlas_texels(vertices, faces, body.uvs, body.face_uvs, atlas_size, parts.label, weight, parts.height)
+    rgb, mask = _photo_inputs(photo.rgb, photo.mask, camera)
     body_raster = rasterize(vertices, faces, camera)
     face_part = parts.label[np.asarray(faces)[:, 0]]
-    colour, known, seen, facing = person_colours(tex, camera, photo, mask, body_raster, face_part)
+    colour, known, seen, facing = person_colours(tex, camera, rgb, mask, body_raster, face_part)
     eye = parts.levels.get("eye")
     found = appearance.tones(colour, seen, facing, tex.part, tex.height, eye)
     appearance.paint_head(colour, known, seen, facing, tex.part, tex.height, eye, found)
     on_garment = tex.garment > 0.5
-    bared = appearance.bare_limbs(colour, known, tex.part, on_garment, garment_category, found)
-    tile = fabric_tile(np.asarray(garment_rgba), garment_texture)
-    g_colour, took = garment_colours(tex, camera, np.asarray(garment_rgba), tile,
-                                     region_box(vertices, weight > 0.5, camera), print_box)
+    bared = appearance.bare_limbs(colour, known, tex.part, on_garment, category, found)
+    cutout = np.asarray(garment.cutout)
+    tile = fabric_tile(cutout, garment.texture)
+    g_colour, took = garment_colours(tex, camera, cutout, tile, region_box(vertices, weight > 0.5, camera),
+                                     garment.print_box)
     colour[on_garment] = g_colour[on_garment]
     known |= on_garment
     atlas, known_grid, garment_grid = _assemble(tex, colour, known, on_garment, atlas_size)

@@ -9,24 +9,22 @@ should look at before trusting the result.
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass, replace
 
 import numpy as np
-from PIL import Image
 
 from pipeline.avatar.contracts import FaceBank
-from pipeline.avatar.encode import camera_dict, camera_from_dict, decode_mask, decode_rgb, jpeg, load_npz, npz
 from pipeline.backends.protocols import FaceEmbedder, QualityJudge, TryOnPainter, TryOnVerdict, VisionLLMError
 from pipeline.body.measure import Measurements
+from pipeline.codec import decode_mask, decode_rgb, decode_rgba, encode_jpeg, encode_png
 from pipeline.fitting.contracts import FitReport
-from pipeline.fitting.dress import DressedBody, dress_body
+from pipeline.fitting.dress import DressedBody, GarmentLook, PersonPhoto, dress_body
 from pipeline.fitting.fit_report import fit_report
 from pipeline.fitting.identity import AngleIdentity, identity_per_angle
 from pipeline.fitting.sleeves import SleeveReach, sleeve_reach
 from pipeline.fitting.tryon import garment_on_white, repaint_with_identity, tryon_requests
-from pipeline.images import encode_png
+from pipeline.geometry import BodyMesh, Camera, PosedBody, views_json
 from pipeline.phase_api import PhaseIO, PhaseResult, PhaseTask
 from pipeline.render.shade import Lighting, Surface
 from pipeline.render.views import View, contact_sheet, render_views
@@ -49,46 +47,59 @@ class FittingBackends:
     max_tries: int = 3  # attempts per angle while its face does not match the person's
 
 
+@dataclass(frozen=True)
+class FittingInputs:
+    """What the avatar and wardrobe phases left for this one, read back as typed records."""
+
+    body: PosedBody
+    photo: PersonPhoto
+    bank: FaceBank
+    measurements: Measurements
+    garment: GarmentAnalysis
+    cutout: np.ndarray  # (h, w, 4) uint8
+    texture: np.ndarray  # (h, w, 3) uint8 plain fabric
+
+
+def read_inputs(io: PhaseIO) -> FittingInputs:
+    photo = PersonPhoto(decode_rgb(io.read_upstream("avatar", "photo.jpg")),
+                        decode_mask(io.read_upstream("avatar", "mask.png")),
+                        Camera.from_json(io.read_upstream("avatar", "camera.json")))
+    return FittingInputs(
+        body=PosedBody.from_npz(io.read_upstream("avatar", "body.npz")), photo=photo,
+        bank=FaceBank.model_validate_json(io.read_upstream("avatar", "face_bank.json")),
+        measurements=Measurements.model_validate_json(io.read_upstream("avatar", "measurements.json")),
+        garment=GarmentAnalysis.model_validate_json(io.read_upstream("wardrobe", "garment.json")),
+        cutout=decode_rgba(io.read_upstream("wardrobe", "cutout.png")),
+        texture=decode_rgb(io.read_upstream("wardrobe", "texture.png")),
+    )
+
+
 def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> PhaseResult:
-    body = load_npz(io.read_upstream("avatar", "body.npz"))
-    camera = camera_from_dict(json.loads(io.read_upstream("avatar", "camera.json")))
-    photo = decode_rgb(io.read_upstream("avatar", "photo.jpg"))
-    bank = FaceBank.model_validate_json(io.read_upstream("avatar", "face_bank.json"))
-    measurements = Measurements.model_validate_json(io.read_upstream("avatar", "measurements.json"))
-    garment = GarmentAnalysis.model_validate_json(io.read_upstream("wardrobe", "garment.json"))
-    report = fit_report(measurements, garment)
-    cutout = rgba(io.read_upstream("wardrobe", "cutout.png"))
+    given = read_inputs(io)
+    body, camera, bank, garment, cutout = given.body, given.photo.camera, given.bank, given.garment, given.cutout
+    report = fit_report(given.measurements, garment)
     sleeves = sleeve_reach(cutout[..., 3]) if garment.category.value != "lower" else None
     printed = garment.appearance.print
-    dressed = dress_body(
-        body["vertices"], body["faces"], body["uvs"], body["face_uvs"], camera, photo,
-        decode_mask(io.read_upstream("avatar", "mask.png")), cutout,
-        garment.category.value, {r.region: r.effective_ease_cm for r in report.regions},
-        keypoints_3d=body["keypoints_3d"], rest_vertices=body["rest_vertices"],
-        garment_texture=decode_rgb(io.read_upstream("wardrobe", "texture.png")),
-        print_box=printed.box if printed.kind == "placed" else None,
-        sleeve_reach=sleeves.reach if sleeves is not None else None,
-    )
-    views = render_views(Surface(dressed.vertices, body["faces"], dressed.atlas, body["uvs"], body["face_uvs"]),
+    look = GarmentLook(cutout, garment.category.value, given.texture,
+                       print_box=printed.box if printed.kind == "placed" else None,
+                       sleeve_reach=sleeves.reach if sleeves is not None else None)
+    dressed = dress_body(body, given.photo, look, {r.region: r.effective_ease_cm for r in report.regions})
+    views = render_views(Surface(dressed.vertices, body.faces, dressed.atlas, body.uvs, body.face_uvs),
                          camera, lighting=PHOTO_LIGHT)
     tryon: dict[str, object] = {"status": "not configured"}
     if backends.painter is None:
         identity = identity_per_angle(backends.faces, bank, views)
     else:
-        views, identity, tryon = repaint_views(backends, bank, views, dressed, body["faces"], cutout, report)
-    gate = vision_gate(backends.judge, views, cutout, photo)
+        views, identity, tryon = repaint_views(backends, bank, views, dressed, body.faces, cutout, report)
+    gate = vision_gate(backends.judge, views, cutout, given.photo.rgb)
     flags = quality_flags(bank, identity, dressed, gate)
     dressing = dressing_record(dressed, sleeves) | {"vision_gate": gate, "tryon": tryon}
-    write_outputs(io, report, dressed, body, views, identity, flags, dressing)
+    mesh = BodyMesh(dressed.vertices, body.faces, body.uvs, body.face_uvs)
+    write_outputs(io, report, dressed, mesh, views, identity, flags, dressing)
     return PhaseResult(data=summary(report, identity, flags, dressing),
                        backends={"faces": f"{backends.faces.name} {backends.faces.version}",
                                  "renderer": "dropfit torch rasterizer 1", "dress": "uv-atlas projection 2"}
                        | ({"judge": f"{backends.judge.name} {backends.judge.version}"} if backends.judge else {}))
-
-
-def rgba(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as image:
-        return np.asarray(image.convert("RGBA"), dtype=np.uint8).copy()
 
 
 def repaint_views(backends: FittingBackends, bank: FaceBank, views: list[View], dressed: DressedBody,
@@ -158,19 +169,16 @@ def dressing_record(dressed: DressedBody, sleeves: SleeveReach | None) -> dict[s
             "bared_limbs": round(dressed.bared_limbs, 4)}
 
 
-def write_outputs(io: PhaseIO, report: FitReport, dressed: DressedBody, body: dict[str, np.ndarray],
-                  views: list[View], identity: list[AngleIdentity], flags: list[str],
-                  dressing: dict[str, object]) -> None:
+def write_outputs(io: PhaseIO, report: FitReport, dressed: DressedBody, mesh: BodyMesh, views: list[View],
+                  identity: list[AngleIdentity], flags: list[str], dressing: dict[str, object]) -> None:
     for view in views:
         io.write(f"angles/{view.angle_deg:03d}.png", encode_png(view.image), "image/png")
-    io.write("contact_sheet.jpg", jpeg(contact_sheet(views, columns=4, scale=0.5), quality=90), "image/jpeg")
-    cameras = {"schema_version": 1, "lighting": {"ambient": PHOTO_LIGHT.ambient, "diffuse": PHOTO_LIGHT.diffuse,
-                                                  "direction": list(PHOTO_LIGHT.direction)},
-               "views": [{"angle_deg": v.angle_deg, "camera": camera_dict(v.camera)} for v in views]}
-    io.write("views.json", json.dumps(cameras, indent=2).encode(), "application/json")
+    io.write("contact_sheet.jpg", encode_jpeg(contact_sheet(views, columns=4, scale=0.5), quality=90), "image/jpeg")
+    lighting = {"ambient": PHOTO_LIGHT.ambient, "diffuse": PHOTO_LIGHT.diffuse,
+                "direction": list(PHOTO_LIGHT.direction)}
+    io.write("views.json", views_json([(v.angle_deg, v.camera) for v in views], lighting), "application/json")
     io.write("atlas.png", encode_png(dressed.atlas), "image/png")
-    io.write("dressed.npz", npz(vertices=dressed.vertices.astype(np.float32), faces=body["faces"],
-                                uvs=body["uvs"], face_uvs=body["face_uvs"]))
+    io.write("dressed.npz", mesh.to_npz())
     io.write("fit_report.json", report.model_dump_json(indent=2).encode(), "application/json")
     record = {"schema_version": 1, "identity": [i.as_dict() for i in identity], "quality_flags": flags,
               "dressing": dressing, "garment_coverage": dressing["garment_coverage"]}

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.backends.protocols import Camera
+from pipeline.geometry import Camera
 
 if TYPE_CHECKING:
     import torch

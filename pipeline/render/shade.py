@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.backends.protocols import Camera
+from pipeline.geometry import Camera
 from pipeline.render.raster import Raster
 
 BACKGROUND = (246, 246, 244)  # a clean, slightly warm white

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from pipeline.backends.protocols import Camera
+from pipeline.geometry import Camera
 from pipeline.render.raster import rasterize
 from pipeline.render.shade import Lighting, Surface, shade
 

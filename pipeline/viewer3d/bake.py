@@ -29,8 +29,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from pipeline.backends.protocols import Camera
 from pipeline.fitting.dress import fill_unknown, sample_image
+from pipeline.geometry import Camera
 from pipeline.render.shade import Lighting, vertex_normals
 from pipeline.render.views import camera_position
 

@@ -8,7 +8,7 @@ or extras added by a third-party exporter. PIL encodes the image; nothing heavy 
 
 Conventions of the inputs:
 - `vertices` are in anny's world frame (metres, z up, the person facing -y); the GLB is glTF's y up with
-  the person facing +z, the same turn `pipeline.avatar.encode.glb` makes.
+  the person facing +z, the same turn `pipeline.codec.plain_glb` makes.
 - `uvs` follow anny's (OBJ / OpenGL) convention: origin at the bottom-left of the texture, v up.
   `texture_rgb` is an ordinary image array, row 0 at the top. The writer flips v for glTF (origin top-left).
 """

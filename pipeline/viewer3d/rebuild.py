@@ -23,7 +23,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from pipeline.backends.protocols import Camera, MeshBuilder, MeshRequest, ShapeMesh
+from pipeline.backends.protocols import MeshBuilder, MeshRequest, ShapeMesh
+from pipeline.geometry import Camera
 from pipeline.render.raster import rasterize
 from pipeline.render.shade import BACKGROUND
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.backends.protocols import GarmentSegmenter, VisionLLM
+from pipeline.codec import encode_png
 from pipeline.errors import InvalidInput
-from pipeline.images import encode_png
 from pipeline.phase_api import PhaseIO, PhaseResult, PhaseTask
 from pipeline.wardrobe import render, sources
 from pipeline.wardrobe.appearance import Appearance, analyse_appearance

@@ -4,12 +4,12 @@ analysis size, and encode PNGs. Plain PIL + numpy.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
+from pipeline.codec import open_upright
 from pipeline.images import inspect_image
 
 ANALYSIS_SIDE = 1024  # larger photos are analysed (and their outputs written) at this long side
@@ -27,11 +27,10 @@ class Photo:
 def decode_photo(data: bytes, what: str = "garment photo", side: int = ANALYSIS_SIDE) -> Photo:
     """Bytes -> Photo, or InvalidInput naming `what` (empty, not an image, truncated, too small)."""
     inspect_image(data, what)
-    with Image.open(io.BytesIO(data)) as image:
-        upright = ImageOps.exif_transpose(image)
-        original = upright.size
-        has_alpha = upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info
-        rgba = upright.convert("RGBA") if has_alpha else upright.convert("RGB")
+    upright = open_upright(data)
+    original = upright.size
+    has_alpha = upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info
+    rgba = upright.convert("RGBA") if has_alpha else upright.convert("RGB")
     scale = min(1.0, side / max(original))
     if scale < 1.0:
         rgba = rgba.resize((round(original[0] * scale), round(original[1] * scale)), Image.Resampling.LANCZOS)

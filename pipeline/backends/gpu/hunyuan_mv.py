@@ -30,6 +30,7 @@ from PIL import Image
 
 from pipeline.backends.installed import installed_version
 from pipeline.backends.protocols import MESH_VIEW_TAGS, MeshRequest, ShapeMesh
+from pipeline.backends.table import BuildContext
 from pipeline.errors import RetryableError
 
 CONFIG_FILE = "config.yaml"
@@ -111,6 +112,10 @@ class HunyuanMultiViewBuilder:
         with self._lock:
             return self._pipeline()
 
+    def warm_up(self) -> None:
+        """Load the model now (a container's start-up), not on the first call."""
+        self.load()
+
     def build_mesh(self, request: MeshRequest) -> ShapeMesh:
         images = mv_images(request)
         with self._lock:
@@ -153,3 +158,8 @@ def predict(pipe: Any, images: dict[str, Image.Image], seed: int, steps: int, oc
     except torch.cuda.OutOfMemoryError as error:
         raise RetryableError("multi-view 3D: the GPU ran out of memory") from error
     return meshes[0] if meshes else None
+
+
+def build(ctx: BuildContext) -> HunyuanMultiViewBuilder:
+    return HunyuanMultiViewBuilder(ctx.weights() / "hunyuan3d-dit-v2-mv", steps=ctx.config.mesh_steps,
+                                   octree_resolution=ctx.config.mesh_resolution)

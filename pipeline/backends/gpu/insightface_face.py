@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.backends.protocols import Face
+from pipeline.backends.table import BuildContext
 
 COSINE_SAME_PERSON = 0.40  # insightface's usual cut on the cosine similarity of two ArcFace embeddings
 SAME_PERSON = 1.10  # the same cut on the L2 distance of the normalised embeddings: sqrt(2 - 2 * 0.40) = 1.095
@@ -59,6 +60,10 @@ class InsightFaceEmbedder:
     @property
     def version(self) -> str:
         return f"insightface {package_version('insightface')} ({self.model_dir.name}: {', '.join(self.files)})"
+
+    def warm_up(self) -> None:
+        """Load the model now (a container's start-up), not on the first call."""
+        self.load()
 
     def load(self) -> None:
         """Build the ONNX sessions now (a container's start-up), not on the first photo."""
@@ -185,3 +190,7 @@ def to_faces(boxes: np.ndarray, points: np.ndarray, embeddings: np.ndarray, widt
 def clipped_box(box: np.ndarray, width: int, height: int) -> Box:
     x0, y0, x1, y1 = (int(round(float(v))) for v in box)
     return max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+
+
+def build(ctx: BuildContext) -> InsightFaceEmbedder:
+    return InsightFaceEmbedder(ctx.weights() / "models/buffalo_l")

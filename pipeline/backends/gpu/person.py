@@ -16,6 +16,7 @@ from dataclasses import replace
 import numpy as np
 
 from pipeline.backends.protocols import Detection, PersonDetector, PersonLandmarker, PersonObservation, PromptSegmenter
+from pipeline.backends.table import BuildContext
 
 Box = tuple[int, int, int, int]
 CROP_MARGIN = 0.15  # around the chosen box, as a fraction of its height (Pose wants some context)
@@ -37,6 +38,12 @@ class DetectedPersonLandmarker:
     def version(self) -> str:
         parts = [self.detector, self.landmarker] + ([self.segmenter] if self.segmenter else [])
         return "; ".join(f"{p.name} {p.version}" for p in parts)
+
+    def warm_up(self) -> None:
+        for part in (self.detector, self.landmarker, self.segmenter):
+            warm = getattr(part, "warm_up", None)
+            if callable(warm):
+                warm()
 
     def find_person(self, rgb: np.ndarray) -> PersonObservation | None:
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -99,3 +106,7 @@ def notes(landmarker_notes: tuple[str, ...], people: list[Detection], chosen: De
         return kept
     return (f"{len(people)} people found; used the most prominent (the largest box x score, "
             f"at {chosen.box})", *kept)
+
+
+def build(ctx: BuildContext) -> DetectedPersonLandmarker:
+    return DetectedPersonLandmarker(ctx.part("ultralytics-yolo"), ctx.part("mediapipe-pose"), ctx.part("sam"))

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.backends.protocols import GarmentSegmenter
+from pipeline.backends.table import BuildContext
 
 Box = tuple[int, int, int, int]
 MASK_THRESHOLD = 0.0  # on SAM's logits
@@ -51,6 +52,10 @@ class SamSegmenter:
     @property
     def version(self) -> str:
         return f"transformers {package_version('transformers')} ({self.model_dir.name})"
+
+    def warm_up(self) -> None:
+        """Load the model now (a container's start-up), not on the first call."""
+        self.load()
 
     def load(self) -> None:
         """Build the model now (a container's start-up), not on the first photo."""
@@ -166,3 +171,7 @@ def garment_box(alpha: np.ndarray, margin: float = MARGIN) -> Box:
         dx, dy = int(margin * width), int(margin * height)
         return dx, dy, width - dx, height - dy
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def build(ctx: BuildContext) -> SamSegmenter:
+    return SamSegmenter(ctx.weights())

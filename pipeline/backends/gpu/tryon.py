@@ -23,6 +23,7 @@ from PIL import Image
 
 from pipeline.backends.installed import installed_version
 from pipeline.backends.protocols import TryOnRequest
+from pipeline.backends.table import BuildContext
 from pipeline.errors import RetryableError
 
 PROMPT_TEMPLATE = "The pair of images shows a garment and the same garment worn by a person"
@@ -209,6 +210,10 @@ class DiffusersTryOnPainter:
         painter._pipe = pipe
         return painter
 
+    def warm_up(self) -> None:
+        """Load the model now (a container's start-up), not on the first call."""
+        self.load()
+
     def load(self) -> Any:
         """The pipeline, built on the first call (call it where models load, e.g. a container's start)."""
         with self._lock:
@@ -307,3 +312,11 @@ def predict(pipe: Any, batch: list[Diptych], steps: int, guidance: float, streng
     except torch.cuda.OutOfMemoryError as error:
         raise RetryableError(f"try-on: the GPU ran out of memory on a batch of {len(batch)}") from error
     return list(to_uint8(result.images))
+
+
+def build(ctx: BuildContext) -> DiffusersTryOnPainter:
+    """FLUX Fill from the weights folder, with the try-on LoRA when the manifest lists it (so it was verified)."""
+    folder = ctx.weights()
+    lora = folder / "lora" / LORA_WEIGHT_NAME if ctx.weights_list(f"lora/{LORA_WEIGHT_NAME}") else None
+    return DiffusersTryOnPainter(folder / "flux-fill", lora=lora, steps=ctx.config.tryon_steps,
+                                 max_side=ctx.config.tryon_max_side)

@@ -25,6 +25,7 @@ import numpy as np
 
 from pipeline.backends.installed import installed_version
 from pipeline.backends.protocols import Detection
+from pipeline.backends.table import BuildContext
 
 PERSON = 0  # COCO class id
 IOU = 0.7  # ultralytics' NMS default
@@ -47,6 +48,10 @@ class YoloPersonDetector:
     @property
     def version(self) -> str:
         return f"ultralytics {installed_version('ultralytics')} ({self.weights.name})"
+
+    def warm_up(self) -> None:
+        """Load the model now (a container's start-up), not on the first call."""
+        self.load()
 
     def load(self) -> None:
         """Build the model now (a container's start-up), not on the first photo."""
@@ -128,3 +133,7 @@ def detections(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, width
         if x1 > x0 and y1 > y0:
             found.append(Detection(box=(x0, y0, x1, y1), score=float(score), label="person"))
     return sorted(found, key=lambda d: d.score, reverse=True)
+
+
+def build(ctx: BuildContext) -> YoloPersonDetector:
+    return YoloPersonDetector(ctx.weights() / "yolo11n.pt")
