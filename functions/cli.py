@@ -148,7 +148,7 @@ def _print_result(store: FolderStore, job: str, manifest: ResultManifest) -> Non
     """The files a person opens first, and the fit verdict in a line."""
     folder = store.root / layout.result_prefix(job)
     names = {f.name for f in manifest.files}
-    for name in ("model.glb", "contact_sheet.jpg", "angles/000.png"):
+    for name in ("photo.png", "model.glb", "contact_sheet.jpg", "angles/000.png"):
         if name in names:
             console.print(f"  {folder / name}", highlight=False)
     fitting = manifest.phases["fitting"].data if "fitting" in manifest.phases else {}

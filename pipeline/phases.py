@@ -126,12 +126,23 @@ class PhaseTable:
     def names(self) -> tuple[str, ...]:
         return tuple(self.by_name)
 
+    def markdown(self) -> str:
+        """The table as docs/architecture.md shows it (a test keeps the two identical)."""
+        lines = ["| phase | function | needs | reads | writes | publishes | backends (role: protocol) |",
+                 "|---|---|---|---|---|---|---|"]
+        for p in self.phases:
+            cells = [f"`{p.name}`", f"`{p.run}`", ", ".join(p.needs), ", ".join(p.reads) or "-",
+                     ", ".join(p.writes), ", ".join(p.publishes) or "-",
+                     ", ".join(f"{role}: {protocol}" for role, protocol in p.backends.items()) or "-"]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
     def with_phase(self, phase: Phase) -> PhaseTable:
         """This table and one more phase at its end (a deployment's or a test's extension)."""
         return PhaseTable((*self.phases, phase))
 
 
-AVATAR_FILES = ("body.glb", "body.npz", "camera.json", "keypoints.json", "mask.png", "photo.jpg", "face_bank.json",
+AVATAR_FILES = ("body.glb", "body.npz", "camera.json", "keypoints.json", "mask.png", "upright.png", "face_bank.json",
                 "measurements.json", "overlay.png", "avatar.json")
 
 PHASES = PhaseTable((
@@ -140,7 +151,7 @@ PHASES = PhaseTable((
         inputs=("person",), optional=("face_ref_*",),  # catalog: other photos of the same person, for the face bank
         writes=AVATAR_FILES,
         backends={"landmarker": "PersonLandmarker", "faces": "FaceEmbedder", "body": "BodyFitter"},
-        spec="person", version="2",
+        spec="person", version="3",
     ),
     Phase(
         name="wardrobe", run="pipeline.wardrobe.phase:analyse_garment",
@@ -151,13 +162,13 @@ PHASES = PhaseTable((
     ),
     Phase(
         name="fitting", run="pipeline.fitting.phase:fit_and_render",
-        reads=("avatar/body.npz", "avatar/camera.json", "avatar/photo.jpg", "avatar/mask.png",
+        reads=("avatar/body.npz", "avatar/camera.json", "avatar/upright.png", "avatar/mask.png",
                "avatar/face_bank.json", "avatar/measurements.json",
                "wardrobe/garment.json", "wardrobe/cutout.png", "wardrobe/texture.png"),
-        writes=("angles/*.png", "contact_sheet.jpg", "views.json", "atlas.png", "dressed.npz", "fit_report.json",
-                "fitting.json"),
-        publishes=("angles/*.png", "contact_sheet.jpg", "fit_report.json", "fitting.json"),
-        backends={"faces": "FaceEmbedder", "judge": "QualityJudge", "painter": "TryOnPainter"},
+        writes=("photo.png", "angles/*.png", "contact_sheet.jpg", "views.json", "atlas.png", "dressed.npz",
+                "fit_report.json", "fitting.json"),
+        publishes=("photo.png", "angles/*.png", "contact_sheet.jpg", "fit_report.json", "fitting.json"),
+        backends={"faces": "FaceEmbedder", "judge": "QualityJudge", "painter": "TryOnPainter"}, version="2",
     ),
     Phase(
         name="viewer3d", run="pipeline.viewer3d.phase:build_viewer",

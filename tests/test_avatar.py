@@ -25,7 +25,7 @@ from pipeline.registry import product_registry
 from pipeline.sample import sample_person
 from pipeline.spec import JobSpec, PersonSpec
 
-OUTPUTS = {"body.glb", "body.npz", "camera.json", "keypoints.json", "mask.png", "photo.jpg", "face_bank.json",
+OUTPUTS = {"body.glb", "body.npz", "camera.json", "keypoints.json", "mask.png", "upright.png", "face_bank.json",
            "measurements.json", "overlay.png", "avatar.json"}
 
 

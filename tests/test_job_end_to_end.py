@@ -90,6 +90,23 @@ def test_the_front_view_keeps_the_person_and_shows_the_garment(finished_job) -> 
     assert red[300:500, 250:520].mean() > 0.3, "the torso should wear the red garment"
 
 
+def test_photo_png_is_the_persons_photo_with_the_garment_changed_and_nothing_else(finished_job) -> None:
+    folder, manifest = finished_job
+    assert "photo.png" in {f.name for f in manifest.files}
+    with Image.open(folder / "photo.png") as image:
+        tried = np.asarray(image.convert("RGB")).astype(int)
+    person = np.asarray(Image.open(io.BytesIO(sample_person())).convert("RGB")).astype(int)
+    assert tried.shape == person.shape
+    record = json.loads((folder / "fitting.json").read_text())["dressing"]["photo"]
+    assert record["identity"] is not None and record["identity"] < 0.1, record  # the face is the photo's own
+    assert record["coverage"] > 0.9 and record["painted_share"] > 0.03 and record["guessed"] == []
+    changed = np.abs(tried - person).max(axis=2) > 12
+    assert not changed[:180].any(), "the head (the photo's top rows) must stay the photo's pixels"
+    assert not changed[:, :60].any() and not changed[:, -60:].any(), "the background beside the person is untouched"
+    red = (tried[..., 0] > 150) & (tried[..., 1] < 90) & (tried[..., 2] < 100)
+    assert red[300:500, 250:520].mean() > 0.3, "the torso wears the red sample T-shirt"
+
+
 def test_the_glb_passes_the_khronos_validator(finished_job) -> None:
     folder, _ = finished_job
     report = validate_glb((folder / "model.glb").read_bytes())

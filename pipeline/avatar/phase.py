@@ -18,7 +18,7 @@ from pipeline.avatar.overlay import draw_overlay
 from pipeline.backends.protocols import BodyFitter, Face, FaceEmbedder, PersonLandmarker, PersonObservation
 from pipeline.body.measure import measure
 from pipeline.body.silhouette import mask_iou, reprojection_error_px, silhouette
-from pipeline.codec import decode_rgb, encode_jpeg, encode_png, plain_glb
+from pipeline.codec import decode_rgb, encode_png, plain_glb
 from pipeline.errors import InvalidInput
 from pipeline.geometry import BodyFit
 from pipeline.phase_api import PhaseIO, PhaseResult, PhaseTask
@@ -66,7 +66,7 @@ def build_avatar(task: PhaseTask, io: PhaseIO, backends: AvatarBackends) -> Phas
     io.write("camera.json", fit.camera.to_json(), "application/json")
     io.write("keypoints.json", keypoints_json(person, fit), "application/json")
     io.write("mask.png", encode_png(person.mask), "image/png")
-    io.write("photo.jpg", encode_jpeg(rgb), "image/jpeg")  # upright, as analysed: what phase 3 projects
+    io.write("upright.png", encode_png(rgb), "image/png")  # upright, lossless: what phase 3 projects and repaints
     io.write("face_bank.json", bank.to_bytes(), "application/json")
     io.write("measurements.json", measurements.model_dump_json(indent=2).encode(), "application/json")
     io.write("overlay.png", encode_png(overlay), "image/png")

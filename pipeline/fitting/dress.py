@@ -21,7 +21,10 @@ cv2 and the rasterizer (torch) are imported inside functions only.
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +32,9 @@ from pipeline.fitting import appearance, regions
 from pipeline.geometry import BodyMesh, Camera, PosedBody
 from pipeline.render.shade import vertex_normals
 from pipeline.render.views import camera_position
+
+if TYPE_CHECKING:
+    from pipeline.render.raster import Raster
 
 MAX_OFFSET_CM = 4.0
 VISIBLE_TOLERANCE_M = 0.02
@@ -51,6 +57,8 @@ class DressedBody:
     seen: float  # share of the body's texels whose colour the photo shows directly
     sleeve_m: float | None = None  # how far down the arm the sleeves reach (None: the category's default)
     bared_limbs: float = 0.0  # share of the replaced limbs' texels whose old clothes turned to skin
+    vertex_part: np.ndarray | None = None  # (V,) int index into regions.PARTS
+    skin: np.ndarray | None = None  # (3,) float RGB skin tone seen in the photo (None: none seen)
 
 
 @dataclass(frozen=True)
@@ -70,16 +78,35 @@ def uv_camera(size: int) -> Camera:
     return Camera(focal_px=1.0, cx=0.0, cy=0.0, rotation=np.eye(3), translation=np.zeros(3), image_size=(size, size))
 
 
-def atlas_texels(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, face_uvs: np.ndarray, size: int,
-                 part: np.ndarray, weight: np.ndarray, height: np.ndarray | None = None) -> Texels:
-    """Rasterize the UV layout (row 0 = v 1) and interpolate the body's attributes at every covered texel."""
+_UV_RASTERS: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_UV_LOCK = threading.Lock()
+
+
+def uv_raster(uvs: np.ndarray, face_uvs: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flat texel index, triangle, barycentrics) of every covered texel of the UV layout (row 0 = v 1). The layout
+    is the body model's, the same for every job: rasterized once per process and kept (a few, keyed by content)."""
     from pipeline.render.raster import rasterize
 
+    key = hashlib.sha256(np.ascontiguousarray(uvs, np.float32).tobytes() +
+                         np.ascontiguousarray(face_uvs, np.int64).tobytes() + str(size).encode()).hexdigest()
+    with _UV_LOCK:
+        if key in _UV_RASTERS:
+            return _UV_RASTERS[key]
     flat = np.column_stack([uvs[:, 0] * size, (1.0 - uvs[:, 1]) * size, np.ones(len(uvs))])
     raster = rasterize(flat, face_uvs, uv_camera(size), cull_back=False)
     index = np.flatnonzero(raster.triangle >= 0)
-    tri = raster.triangle.reshape(-1)[index]
-    bary = raster.bary.reshape(-1, 3)[index].astype(np.float64)
+    found = (index, raster.triangle.reshape(-1)[index], raster.bary.reshape(-1, 3)[index].astype(np.float64))
+    with _UV_LOCK:
+        if len(_UV_RASTERS) >= 4:
+            _UV_RASTERS.pop(next(iter(_UV_RASTERS)))
+        _UV_RASTERS[key] = found
+    return found
+
+
+def atlas_texels(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, face_uvs: np.ndarray, size: int,
+                 part: np.ndarray, weight: np.ndarray, height: np.ndarray | None = None) -> Texels:
+    """The UV layout's covered texels with the body's attributes interpolated at each."""
+    index, tri, bary = uv_raster(uvs, face_uvs, size)
     corners = np.asarray(faces, dtype=np.int64)[tri]
     points = np.einsum("nk,nkc->nc", bary, np.asarray(vertices, np.float64)[corners])
     normals = np.einsum("nk,nkc->nc", bary, vertex_normals(vertices, faces)[corners])
@@ -126,8 +153,8 @@ def seen_in_photo(tex: Texels, camera: Camera, depth: np.ndarray, mask: np.ndarr
     return visible & (facing_cosine(tex, camera) > MIN_FACING) & (pixel_lookup(mask, xy, 0.0) > 0.5), xy
 
 
-def person_colours(tex: Texels, camera: Camera, photo: np.ndarray, mask: np.ndarray, body_raster, face_part: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def person_colours(tex: Texels, camera: Camera, photo: np.ndarray, mask: np.ndarray, body_raster: Raster,
+                   face_part: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(N, 3) colours from the photo, (N,) bool known (seen texels and mirrored backs), (N,) bool seen directly,
     (N,) facing cosines towards the photo's camera."""
     colour = np.zeros((len(tex.index), 3), dtype=np.float32)
@@ -358,6 +385,7 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
         vertices=dressed.astype(np.float32), atlas=fill_unknown(atlas, known_grid), garment_texels=garment_grid,
         garment_vertices=weight > 0.5, coverage=float(took[front].mean()) if front.any() else 0.0,
         seen=float(seen.mean()) if len(seen) else 0.0, sleeve_m=sleeve_m, bared_limbs=bared,
+        vertex_part=parts.label, skin=found.skin,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from typing import TypedDict
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from pipeline.fitting.contracts import FitReport
 from pipeline.fitting.dress import DressedBody, GarmentLook, PersonPhoto, dress_body
 from pipeline.fitting.fit_report import fit_report
 from pipeline.fitting.identity import AngleIdentity, identity_per_angle
+from pipeline.fitting.photo import PhotoTryOn, photo_tryon
 from pipeline.fitting.sleeves import SleeveReach, sleeve_reach
 from pipeline.fitting.tryon import garment_on_white, repaint_with_identity, tryon_requests
 from pipeline.geometry import BodyMesh, Camera, PosedBody, views_json
@@ -36,7 +38,18 @@ from pipeline.wardrobe.contracts import GarmentAnalysis
 # little, giving the back and the garment's flat texture some shape. A light from the camera's side put a second
 # shading over the photo's and pushed the identity distance at 000 from 0.17 to 0.31 (median, dev pairs).
 PHOTO_LIGHT = Lighting(ambient=0.95, diffuse=0.25, direction=(-0.35, -0.45, -1.0))
+COCO_SHOULDERS, COCO_HIPS = (5, 6), (11, 12)  # in the body's keypoints (anny's COCO-23 order)
+MAX_TRIES = 3  # try-on attempts per angle while its face does not match the person's
 MIN_COVERAGE = 0.25  # below this share of the garment region's front showing the garment photo, flag the job
+
+
+class VisionGate(TypedDict, total=False):
+    """The vision LLM's verdict as fitting.json records it (`vision_gate`); only `status` when there is none."""
+
+    status: str
+    acceptable: bool
+    score: float
+    problems: list[str]
 
 
 @dataclass(frozen=True)
@@ -44,7 +57,6 @@ class FittingBackends:
     faces: FaceEmbedder
     judge: QualityJudge | None = None  # a vision LLM's verdict on the views, when one is configured
     painter: TryOnPainter | None = None  # the generative try-on pass over the renders (the gpu profile)
-    max_tries: int = 3  # attempts per angle while its face does not match the person's
 
 
 @dataclass(frozen=True)
@@ -61,7 +73,7 @@ class FittingInputs:
 
 
 def read_inputs(io: PhaseIO) -> FittingInputs:
-    photo = PersonPhoto(decode_rgb(io.read_upstream("avatar", "photo.jpg")),
+    photo = PersonPhoto(decode_rgb(io.read_upstream("avatar", "upright.png")),
                         decode_mask(io.read_upstream("avatar", "mask.png")),
                         Camera.from_json(io.read_upstream("avatar", "camera.json")))
     return FittingInputs(
@@ -83,7 +95,13 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     look = GarmentLook(cutout, garment.category.value, given.texture,
                        print_box=printed.box if printed.kind == "placed" else None,
                        sleeve_reach=sleeves.reach if sleeves is not None else None)
-    dressed = dress_body(body, given.photo, look, {r.region: r.effective_ease_cm for r in report.regions})
+    ease = {r.region: r.effective_ease_cm for r in report.regions}
+    first = dress_body(body, given.photo, look, ease)
+    tried_on = try_on_photo(given, first, look)
+    # the 8 views take their colours from photo.png (the person already wearing the garment), not the old photo
+    dressed = dress_body(body, replace(given.photo, rgb=tried_on.image,
+                                       mask=np.maximum(given.photo.mask, tried_on.painted.astype(np.float32))),
+                         look, ease)
     views = render_views(Surface(dressed.vertices, body.faces, dressed.atlas, body.uvs, body.face_uvs),
                          camera, lighting=PHOTO_LIGHT)
     tryon: dict[str, object] = {"status": "not configured"}
@@ -92,14 +110,32 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     else:
         views, identity, tryon = repaint_views(backends, bank, views, dressed, body.faces, cutout, report)
     gate = vision_gate(backends.judge, views, cutout, given.photo.rgb)
-    flags = quality_flags(bank, identity, dressed, gate)
-    dressing = dressing_record(dressed, sleeves) | {"vision_gate": gate, "tryon": tryon}
+    photo_record = tried_on.record | {"identity": photo_identity(backends.faces, bank, tried_on.image, camera)}
+    flags = quality_flags(bank, identity, dressed, gate) + [f"photo: {why}" for why in tried_on.guessed]
+    dressing = dressing_record(dressed, sleeves) | {"vision_gate": gate, "tryon": tryon, "photo": photo_record}
     mesh = BodyMesh(dressed.vertices, body.faces, body.uvs, body.face_uvs)
+    io.write("photo.png", encode_png(tried_on.image), "image/png")
     write_outputs(io, report, dressed, mesh, views, identity, flags, dressing)
     return PhaseResult(data=summary(report, identity, flags, dressing),
                        backends={"faces": f"{backends.faces.name} {backends.faces.version}",
                                  "renderer": "dropfit torch rasterizer 1", "dress": "uv-atlas projection 2"}
                        | ({"judge": f"{backends.judge.name} {backends.judge.version}"} if backends.judge else {}))
+
+
+def try_on_photo(given: FittingInputs, dressed: DressedBody, look: GarmentLook) -> PhotoTryOn:
+    """photo.png on the CPU path: the dressed body, seen by the photo's camera, composited onto the photo."""
+    body, photo = given.body, given.photo
+    mesh = BodyMesh(dressed.vertices, body.faces, body.uvs, body.face_uvs)
+    hips, shoulders = (float(np.mean(body.keypoints_2d[list(pair), 1])) for pair in (COCO_HIPS, COCO_SHOULDERS))
+    assert dressed.vertex_part is not None
+    return photo_tryon(photo.rgb, photo.mask, photo.camera, mesh, dressed.atlas, dressed.garment_vertices,
+                       dressed.vertex_part, dressed.skin, look.category, PHOTO_LIGHT, hip_y=hips, shoulder_y=shoulders)
+
+
+def photo_identity(faces: FaceEmbedder, bank: FaceBank, image: np.ndarray, camera: Camera) -> float | None:
+    """The face in photo.png against the face bank (about 0: the face is the photo's own pixels)."""
+    view = View(0, camera, image, np.ones(image.shape[:2], dtype=bool), 0.0)
+    return identity_per_angle(faces, bank, [view])[0].distance
 
 
 def repaint_views(backends: FittingBackends, bank: FaceBank, views: list[View], dressed: DressedBody,
@@ -110,11 +146,11 @@ def repaint_views(backends: FittingBackends, bank: FaceBank, views: list[View], 
     assert backends.painter is not None
     regions = [garment_region(dressed, faces, view) for view in views]
     requests = tryon_requests(backends.faces, views, regions, garment_on_white(cutout), report.prompt_cues)
-    done = repaint_with_identity(backends.painter, backends.faces, bank, views, requests, backends.max_tries)
+    done = repaint_with_identity(backends.painter, backends.faces, bank, views, requests, MAX_TRIES)
     repainted = [replace(view, image=image) for view, image in zip(views, done.images, strict=True)]
-    record = {"status": "repainted", "painter": f"{backends.painter.name} {backends.painter.version}",
-              "tries": dict(zip((f"{v.angle_deg:03d}" for v in views), done.tries, strict=True)),
-              "seeds": done.seeds}
+    record: dict[str, object] = {
+        "status": "repainted", "painter": f"{backends.painter.name} {backends.painter.version}",
+        "tries": dict(zip((f"{v.angle_deg:03d}" for v in views), done.tries, strict=True)), "seeds": done.seeds}
     return repainted, done.identity, record
 
 
@@ -131,7 +167,7 @@ def garment_region(dressed: DressedBody, faces: np.ndarray, view: View) -> np.nd
 
 
 def vision_gate(judge: QualityJudge | None, views: list[View], cutout: np.ndarray, photo: np.ndarray
-                ) -> dict[str, object]:
+                ) -> VisionGate:
     """The vision LLM's verdict on the 8 views, or why there is none. A refused or malformed answer is recorded,
     not fatal (the other gates still hold); a rate limit or an outage raises RetryableError: the phase retries."""
     if judge is None:
@@ -145,7 +181,7 @@ def vision_gate(judge: QualityJudge | None, views: list[View], cutout: np.ndarra
 
 
 def quality_flags(bank: FaceBank, identity: list[AngleIdentity], dressed: DressedBody,
-                  gate: dict[str, object] | None = None) -> list[str]:
+                  gate: VisionGate | None = None) -> list[str]:
     """What should stop a person from trusting the result without a look."""
     flags = []
     front = identity[0]

@@ -1,0 +1,194 @@
+"""photo.png: the person's own photo wearing the new garment, the CPU default's try-on where it is strongest.
+
+The dressed body is rendered with the photo's own camera (the body fit has it) and composited onto the photo:
+1. Parsing (`parse_photo`): the fitted body's part map in the photo's frame (which pixel is torso, arm, hand,
+   leg or head), extended by nearest part over the person mask where the loose clothes or hair reach past the
+   body, and a skin map (Lab distance to the skin tone the dressing found on the face). The old garment of the
+   category being replaced is what is neither skin nor head nor hands in the parts it covers (upper: torso and
+   arms; lower: legs and the torso below the hips; full: both).
+2. New garment: the render's pixels where the dressed body's garment triangles are in front, except the head
+   and hands (never painted: the face, hair and hands stay the photo's pixels).
+3. Refill: what the old garment covered and the new one does not becomes what a person expects there: skin on
+   the arms and shoulders, the lower garment continued on a bared waist (skin when there is none), the photo's
+   background where the old garment reached past the body. Fills take the old pixels' shading (their blurred
+   luminance against the region's mean), so they are shaded like the rest instead of a flat patch.
+Everything else is the photo's own pixels, untouched. The record says what was painted and refilled, and flags
+what had to be guessed (no skin tone seen, a body that does not match the person's outline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipeline.fitting import regions
+from pipeline.geometry import BodyMesh, Camera
+from pipeline.render.shade import Lighting, Surface, lambert
+
+if TYPE_CHECKING:
+    from pipeline.render.raster import Raster
+
+PART = {name: i for i, name in enumerate(regions.PARTS)}
+UPPER = (PART["torso"], PART["upper_arm"], PART["forearm"])
+LOWER = (PART["thigh"], PART["shin"])
+ARMS = (PART["upper_arm"], PART["forearm"])
+KEEP = (PART["head"], PART["hand"], PART["foot"])
+SKIN_DELTA = 22.0  # Lab distance (chroma weighted) from the skin tone under which a pixel counts as skin
+CLOTHES_DELTA = 34.0  # ... and above which it counts as clothes (between the two: shadowed skin, kept as it is)
+DEFAULT_SKIN = np.array([196.0, 150.0, 124.0])  # used, and flagged, when the photo showed no skin
+MIN_BODY_IOU = 0.6  # the fitted body's silhouette against the person mask: below, the regions are a guess
+FEATHER_PX = 1.5  # the new garment's edge is blended over about this many pixels
+
+
+@dataclass(frozen=True)
+class Parsing:
+    """Per-pixel labels of the photo (all (H, W))."""
+
+    part: np.ndarray  # int: index into regions.PARTS, -1 off the person
+    rendered: np.ndarray  # bool: the fitted body covers the pixel
+    skin: np.ndarray  # bool: skin-coloured, on the person
+    clothes: np.ndarray  # bool: clearly not skin-coloured, on the person
+    person: np.ndarray  # bool: the person mask
+    body_iou: float  # the fitted body's silhouette against the person mask
+
+
+@dataclass(frozen=True)
+class PhotoTryOn:
+    image: np.ndarray  # (H, W, 3) uint8: photo.png
+    painted: np.ndarray  # (H, W) bool: the new garment, from the dressed body
+    refilled: np.ndarray  # (H, W) bool: the old garment's pixels the new one does not cover, filled
+    record: dict[str, object] = field(default_factory=dict)
+    guessed: tuple[str, ...] = ()  # what the compositing had to guess, for the quality flags
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2Lab).astype(np.float32)
+
+
+def skin_delta(photo: np.ndarray, tone: np.ndarray) -> np.ndarray:
+    """(H, W) float: each pixel's Lab distance from the skin tone, lightness weighted down (shading varies it)."""
+    lab = _lab(photo)
+    ref = _lab(np.asarray(tone, np.float64).reshape(1, 1, 3).clip(0, 255).astype(np.uint8))[0, 0]
+    return np.sqrt(0.25 * (lab[..., 0] - ref[0]) ** 2 + (lab[..., 1] - ref[1]) ** 2 + (lab[..., 2] - ref[2]) ** 2)
+
+
+def parse_photo(photo: np.ndarray, person_mask: np.ndarray, body: BodyMesh, vertex_part: np.ndarray,
+                raster: Raster, skin_tone: np.ndarray) -> Parsing:
+    """The photo's parts and skin (see the module docstring), from the fitted body as the photo's camera sees it
+    (`raster`)."""
+    import cv2
+
+    face_part = np.asarray(vertex_part)[np.asarray(body.faces)[:, 0]]
+    rendered = raster.mask
+    part = np.where(rendered, face_part[np.maximum(raster.triangle, 0)], -1)
+    person = person_mask > 0.5
+    # the person past the body (loose clothes, hair): the nearest body pixel's part
+    if rendered.any():
+        _, labels = cv2.distanceTransformWithLabels((~rendered).astype(np.uint8), cv2.DIST_L2, 5,
+                                                    labelType=cv2.DIST_LABEL_PIXEL)
+        rows, cols = np.nonzero(rendered)
+        lookup = np.zeros(labels.max() + 1, dtype=np.int64)
+        lookup[labels[rows, cols]] = part[rows, cols]
+        nearest = lookup[labels]
+        part = np.where(person & ~rendered, nearest, np.where(rendered, part, -1))
+    union = person | rendered
+    iou = float((person & rendered).sum() / union.sum()) if union.any() else 0.0
+    delta = skin_delta(photo, skin_tone)
+    return Parsing(part=part, rendered=rendered, skin=(delta < SKIN_DELTA) & person,
+                   clothes=(delta > CLOTHES_DELTA) & person, person=person, body_iou=iou)
+
+
+BODY_LIGHT = Lighting(ambient=0.62, diffuse=0.45)  # the fills' shading: lit from the camera's side, as a photo is
+
+
+def body_shading(raster: Raster, surface: Surface, camera: Camera, region: np.ndarray) -> np.ndarray:
+    """(H, W) float: the fitted body's own light (its roundness) over `region`, 1 on average there."""
+    out = np.ones(raster.triangle.shape, dtype=np.float32)
+    pixels = np.flatnonzero(raster.mask)
+    if len(pixels):
+        out.reshape(-1)[pixels] = lambert(raster, surface, camera, BODY_LIGHT, pixels)
+    mean = float(out[region & raster.mask].mean()) if (region & raster.mask).any() else 1.0
+    return np.clip(out / max(mean, 1e-6), 0.7, 1.25)
+
+
+def _fill(out: np.ndarray, region: np.ndarray, colour: np.ndarray, shade: np.ndarray) -> None:
+    out[region] = np.clip(colour[None, :] * shade[region][:, None], 0, 255)
+
+
+def old_garment(parsing: Parsing, category: str, hip_y: float | None) -> np.ndarray:
+    """(H, W) bool: the person's clothes of the kind the new garment replaces (not skin, head, hands, feet)."""
+    clothes = parsing.clothes & ~np.isin(parsing.part, KEEP) & (parsing.part >= 0)
+    rows = np.arange(parsing.part.shape[0])[:, None]
+    below_hip = rows > hip_y if hip_y is not None else np.zeros_like(clothes)
+    upper = np.isin(parsing.part, UPPER) & ~(below_hip & (parsing.part == PART["torso"]))
+    lower = np.isin(parsing.part, LOWER) | (below_hip & (parsing.part == PART["torso"]))
+    zone = {"upper": upper, "lower": lower, "full": upper | lower}[category]
+    return clothes & zone
+
+
+def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dressed_mesh: BodyMesh, atlas: np.ndarray,
+                garment_vertices: np.ndarray, vertex_part: np.ndarray, skin_tone: np.ndarray | None, category: str,
+                lighting: Lighting, hip_y: float | None = None, shoulder_y: float | None = None) -> PhotoTryOn:
+    """The photo with the new garment on (see the module docstring)."""
+    import cv2
+
+    from pipeline.render.raster import rasterize
+    from pipeline.render.shade import shade
+
+    height, width = photo.shape[:2]
+    if camera.image_size != (width, height):
+        raise ValueError(f"the camera sees {camera.image_size}, the photo is {width}x{height}")
+    guessed = []
+    if skin_tone is None:
+        skin_tone = DEFAULT_SKIN
+        guessed.append("no skin was seen in the photo: bared skin took a default tone")
+    raster = rasterize(dressed_mesh.vertices, dressed_mesh.faces, camera)
+    parsing = parse_photo(photo, person_mask, dressed_mesh, vertex_part, raster, skin_tone)
+    if parsing.body_iou < MIN_BODY_IOU:
+        guessed.append(f"the fitted body covers the person's outline poorly (IoU {parsing.body_iou:.2f}): the "
+                       "garment's region in the photo is a guess")
+    surface = Surface(dressed_mesh.vertices, dressed_mesh.faces, atlas, dressed_mesh.uvs, dressed_mesh.face_uvs)
+    render = shade(raster, surface, camera, lighting)
+    on_garment = np.asarray(garment_vertices)[np.asarray(dressed_mesh.faces)].mean(axis=1) > 0.5
+    garment = raster.mask & on_garment[np.maximum(raster.triangle, 0)]
+    keep = np.isin(parsing.part, KEEP) & parsing.person
+    if shoulder_y is not None:  # hair (and hats, hoods) past the body above the shoulders stay the photo's
+        rows = np.arange(height)[:, None]
+        keep |= parsing.person & ~parsing.rendered & (rows < shoulder_y)
+    painted = garment & ~keep
+    old = old_garment(parsing, category, hip_y) & ~keep
+    exposed = old & ~painted
+    out = photo.astype(np.float32)
+    shading = body_shading(raster, surface, camera, exposed)
+    bare = parsing.skin & np.isin(parsing.part, (*UPPER, *LOWER))
+    if bare.sum() > 200:  # the body's own skin in this light is a better match than the face's tone
+        skin_tone = np.median(photo[bare], axis=0)
+    arms = exposed & np.isin(parsing.part, ARMS)
+    _fill(out, arms, np.asarray(skin_tone, np.float32), shading)
+    torso = exposed & ~arms & parsing.rendered
+    lower_clothes = parsing.clothes & np.isin(parsing.part, LOWER)
+    if category == "upper" and lower_clothes.sum() > 50:
+        below = np.asarray(np.median(photo[lower_clothes], axis=0), np.float32)
+        _fill(out, torso, below, shading)
+    else:
+        _fill(out, torso, np.asarray(skin_tone, np.float32), shading)
+    outside = exposed & ~parsing.rendered  # the old garment reached past the body: the background behind it
+    if outside.any():
+        hole = cv2.dilate(outside.astype(np.uint8), np.ones((3, 3), np.uint8))
+        background = cv2.inpaint(np.clip(out, 0, 255).astype(np.uint8), hole, 5, cv2.INPAINT_TELEA)
+        out[outside] = background[outside]
+    alpha = cv2.GaussianBlur(painted.astype(np.float32), (0, 0), sigmaX=FEATHER_PX) * (~keep)
+    alpha = np.maximum(alpha, painted.astype(np.float32) * 0.999)[..., None]
+    out = out * (1 - alpha) + render.astype(np.float32) * alpha
+    image = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    image[keep] = photo[keep]
+    record: dict[str, object] = {
+        "painted_share": round(float(painted.mean()), 4), "refilled_share": round(float(exposed.mean()), 4),
+        "old_garment_share": round(float(old.mean()), 4), "body_iou": round(parsing.body_iou, 4),
+        "coverage": round(float(painted.sum() / max(garment.sum(), 1)), 4), "guessed": guessed,
+    }
+    return PhotoTryOn(image=image, painted=painted, refilled=exposed, record=record, guessed=tuple(guessed))
