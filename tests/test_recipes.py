@@ -66,6 +66,8 @@ def test_a_new_try_on_backend_serves_the_profile_its_row_names(extended_job) -> 
     assert fitting is not None
     tryon = fitting.data["dressing"]["tryon"]
     assert tryon["status"] == "repainted" and tryon["painter"] == "test-tint-painter 1"
+    photo = fitting.data["dressing"]["photo"]  # photo.png too: the painter on the person's own photo
+    assert photo["painter"] == "test-tint-painter 1" and photo["tries"] >= 1 and photo["identity"] < 0.1
     assert BACKENDS.plan("commercial-safe")["TryOnPainter"] is None  # declared only in the test's table
 
 

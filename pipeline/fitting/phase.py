@@ -25,7 +25,7 @@ from pipeline.fitting.fit_report import fit_report
 from pipeline.fitting.identity import AngleIdentity, identity_per_angle
 from pipeline.fitting.photo import PhotoTryOn, photo_tryon
 from pipeline.fitting.sleeves import SleeveReach, sleeve_reach
-from pipeline.fitting.tryon import garment_on_white, repaint_with_identity, tryon_requests
+from pipeline.fitting.tryon import face_box, garment_on_white, repaint_with_identity, tryon_request, tryon_requests
 from pipeline.geometry import BodyMesh, Camera, PosedBody, views_json
 from pipeline.phase_api import PhaseIO, PhaseResult, PhaseTask
 from pipeline.render.shade import Lighting, Surface
@@ -95,9 +95,11 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     look = GarmentLook(cutout, garment.category.value, given.texture,
                        print_box=printed.box if printed.kind == "placed" else None,
                        sleeve_reach=sleeves.reach if sleeves is not None else None)
-    ease = {r.region: r.effective_ease_cm for r in report.regions}
+    ease: dict[str, float] = {r.region: r.effective_ease_cm for r in report.regions}
     first = dress_body(body, given.photo, look, ease)
     tried_on = try_on_photo(given, first, look)
+    if backends.painter is not None:  # the try-on model where it is strongest: on the person's own photo
+        tried_on = repaint_photo(backends, bank, given, tried_on, cutout, report)
     # the 8 views take their colours from photo.png (the person already wearing the garment), not the old photo
     dressed = dress_body(body, replace(given.photo, rgb=tried_on.image,
                                        mask=np.maximum(given.photo.mask, tried_on.painted.astype(np.float32))),
@@ -130,6 +132,22 @@ def try_on_photo(given: FittingInputs, dressed: DressedBody, look: GarmentLook) 
     assert dressed.vertex_part is not None
     return photo_tryon(photo.rgb, photo.mask, photo.camera, mesh, dressed.atlas, dressed.garment_vertices,
                        dressed.vertex_part, dressed.skin, look.category, PHOTO_LIGHT, hip_y=hips, shoulder_y=shoulders)
+
+
+def repaint_photo(backends: FittingBackends, bank: FaceBank, given: FittingInputs, tried_on: PhotoTryOn,
+                  cutout: np.ndarray, report: FitReport) -> PhotoTryOn:
+    """photo.png on the GPU profile: the try-on painter on the real photo at its resolution, inside the agnostic
+    mask of the garment region (the parsing's old and new garment and the limbs it bares), the face kept; retried
+    with new seeds while the face drifts. The CPU composite is what the mask was made from."""
+    assert backends.painter is not None and tried_on.agnostic is not None
+    photo = given.photo
+    view = View(0, photo.camera, photo.rgb, photo.mask > 0.5, 0.0)
+    request = tryon_request(view, tried_on.agnostic.astype(np.float32), garment_on_white(cutout), report.prompt_cues,
+                            face_box(backends.faces, photo.rgb), seed=0)
+    done = repaint_with_identity(backends.painter, backends.faces, bank, [view], [request], MAX_TRIES)
+    record = tried_on.record | {"painter": f"{backends.painter.name} {backends.painter.version}",
+                                "tries": done.tries[0], "seed": done.seeds[0]}
+    return replace(tried_on, image=done.images[0], painted=tried_on.agnostic, record=record)
 
 
 def photo_identity(faces: FaceEmbedder, bank: FaceBank, image: np.ndarray, camera: Camera) -> float | None:

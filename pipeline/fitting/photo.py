@@ -59,6 +59,8 @@ class PhotoTryOn:
     image: np.ndarray  # (H, W, 3) uint8: photo.png
     painted: np.ndarray  # (H, W) bool: the new garment, from the dressed body
     refilled: np.ndarray  # (H, W) bool: the old garment's pixels the new one does not cover, filled
+    agnostic: np.ndarray | None = None  # (H, W) bool: where a try-on model may paint (old and new garment, bared
+    # limbs), never the head or hands: the mask the GPU profile's painter repaints the real photo in
     record: dict[str, object] = field(default_factory=dict)
     guessed: tuple[str, ...] = ()  # what the compositing had to guess, for the quality flags
 
@@ -191,4 +193,8 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
         "old_garment_share": round(float(old.mean()), 4), "body_iou": round(parsing.body_iou, 4),
         "coverage": round(float(painted.sum() / max(garment.sum(), 1)), 4), "guessed": guessed,
     }
-    return PhotoTryOn(image=image, painted=painted, refilled=exposed, record=record, guessed=tuple(guessed))
+    limbs = parsing.person & np.isin(parsing.part, ARMS if category == "upper" else (*ARMS, *LOWER)
+                                     if category == "full" else LOWER)
+    agnostic = (old | garment | limbs) & ~keep
+    return PhotoTryOn(image=image, painted=painted, refilled=exposed, record=record, guessed=tuple(guessed),
+                      agnostic=agnostic)
