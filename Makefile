@@ -35,6 +35,7 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check functions pipeline events infra tests bench modal_deploy.py
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: setup
@@ -44,6 +45,7 @@ bench: setup
 
 lint: setup
 	$(BIN)/ruff check functions pipeline events infra tests bench modal_deploy.py
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) dropfit-demo dropfit-bucket bench/out

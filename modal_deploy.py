@@ -142,12 +142,12 @@ class _Phase:  # no `from __future__ import annotations` here: Modal reads param
         return self.runner.run(self.phase, run_key, bucket)
 
 
-cpu_phase = {"image": cpu_model_image, "secrets": secrets, "volumes": {MODELS_DIR: weights.with_mount_options(
-             read_only=True)}, "cpu": 2.0, "memory": 4096, "retries": task_retries, "timeout": 900,
-             "max_containers": 20, "scaledown_window": 300}
+cpu_phase: dict[str, Any] = {  # App.cls's keyword arguments
+    "image": cpu_model_image, "secrets": secrets, "volumes": {MODELS_DIR: weights.with_mount_options(read_only=True)},
+    "cpu": 2.0, "memory": 4096, "retries": task_retries, "timeout": 900, "max_containers": 20, "scaledown_window": 300}
 # GPU memory: the try-on batch holds ~42 GB resident before activations, so the fallbacks are 80 GB cards.
-gpu_phase = {**cpu_phase, "image": gpu_image, "gpu": GPU_FALLBACKS, "cpu": 4.0, "memory": 65536, "timeout": 1800,
-             "max_containers": 10}
+gpu_phase: dict[str, Any] = {**cpu_phase, "image": gpu_image, "gpu": GPU_FALLBACKS, "cpu": 4.0, "memory": 65536,
+                              "timeout": 1800, "max_containers": 10}
 
 
 @app.cls(**cpu_phase)

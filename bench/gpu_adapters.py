@@ -112,6 +112,7 @@ def main() -> None:
     rows = []
     if "insightface" in pulled:
         faces = backends.serving("FaceEmbedder")
+        assert faces is not None
         rows.append(measure("insightface (1 photo)", getattr(faces, "load", lambda: None),
                             lambda: faces.faces(photo), args.repeat))
     if "sam" in pulled:
@@ -124,7 +125,7 @@ def main() -> None:
         assert painter is not None
         requests = tryon_requests(photo, garment)
         rows.append(measure(f"flux-fill try-on (8 views, {args.steps} steps, {args.side} px)",
-                            painter.load, lambda: painter.repaint(requests), args.repeat))  # type: ignore[attr-defined]
+                            painter.load, lambda: painter.repaint(requests), args.repeat))
     if "multiview" in pulled and not torchvision_imports():
         print("hunyuan3d-2mv skipped: hy3dgen needs torchvision, which does not import here (docs/gpu.md)")
     elif "multiview" in pulled:
@@ -133,7 +134,7 @@ def main() -> None:
         view = subject_rgba(photo)
         request = MeshRequest(views={tag: view for tag in ("front", "left", "back", "right")}, seed=0)
         rows.append(measure(f"hunyuan3d-2mv (4 views, {args.steps} steps, grid {config.mesh_resolution})",
-                            builder.load, lambda: builder.build_mesh(request), args.repeat))  # type: ignore[attr-defined]
+                            builder.load, lambda: builder.build_mesh(request), args.repeat))
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"

@@ -99,8 +99,8 @@ def main() -> None:
                     args.sheets.mkdir(parents=True, exist_ok=True)
                     shutil.copy(Path(tmp) / f"bucket/results/{job}/contact_sheet.jpg",
                                 args.sheets / f"{job}-{person.stem}-{garment.stem}.jpg")
-    report = {"warmup": warm, "summary": summarise(rows), "rows": rows,
-              "targets": {"job_s": 10.0, "peak_rss_mb": 2560}}
+    report: dict[str, Any] = {"warmup": warm, "summary": summarise(rows), "rows": rows,
+                              "targets": {"job_s": 10.0, "peak_rss_mb": 2560}}
     s = report["summary"]
     print(f"\n{s['succeeded']}/{s['jobs']} jobs; median wall {s['median_wall_s']} s (target < 10); "
           f"median phase s {s['median_phase_s']}; identity median {s['identity_median']} "

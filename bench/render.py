@@ -57,9 +57,12 @@ def load_surface(avatar: Path) -> tuple[Surface, Camera]:
     return surface, camera
 
 
-def time_views(surface: Surface, cameras: list[Camera], threads: int, repeat: int) -> tuple[list[View], dict]:
+def time_views(surface: Surface, cameras: list[Camera], threads: int, repeat: int
+               ) -> tuple[list[View], dict[str, float]]:
     """Render every camera `repeat` times; the last round's views and the per-view seconds."""
-    raster_s, shade_s, views = [], [], []
+    raster_s: list[float] = []
+    shade_s: list[float] = []
+    views: list[View] = []
     lighting = Lighting()
     for _ in range(repeat):
         views = []

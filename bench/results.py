@@ -12,6 +12,7 @@ import statistics
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -139,13 +140,14 @@ def machine(tmp: Path, put_costs_s: list[float]) -> dict[str, Any]:
 
 def run_all(params: Params, tmp: Path) -> dict[str, Any]:
     timeout = 60 + params.jobs * 8 * params.phase_ms / 1000
-    options = {"phase_s": params.phase_ms / 1000, "workers": params.workers, "idle_timeout_s": timeout}
-    seq_bench = scenarios.open_bench(tmp / "sequential", **options)
+    open_bench = partial(scenarios.open_bench, phase_s=params.phase_ms / 1000, workers=params.workers,
+                         idle_timeout_s=timeout)
+    seq_bench = open_bench(tmp / "sequential")
     with seq_bench.app.runtime:
         seq = scenarios.sequential(seq_bench, params.jobs, params.warmup_jobs)
         shared = _shared_runs(seq_bench.phase_runs(), params.jobs + params.warmup_jobs)
         dup = scenarios.duplicates(seq_bench, seq.job_ids[: params.dup_jobs], params.repeats)
-    tp_bench = scenarios.open_bench(tmp / "throughput", **options)
+    tp_bench = open_bench(tmp / "throughput")
     with tp_bench.app.runtime:
         tp = scenarios.throughput(tp_bench, params.jobs, first_index=params.jobs + params.warmup_jobs)
     extra = _extra_runs(seq_bench.timeline)

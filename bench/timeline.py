@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from events.contracts import ObjectEvent
@@ -45,7 +45,8 @@ class Timeline:
         self.calls: dict[tuple[str, str], tuple[float, float]] = {}
         self.start_count = 0
         self.outcomes: Counter[tuple[str, str]] = Counter()
-        self.outcome_s: Counter[tuple[str, str]] = Counter()  # handler seconds spent per (step, outcome)
+        # handler seconds spent per (step, outcome)
+        self.outcome_s: defaultdict[tuple[str, str], float] = defaultdict(float)
         self._lock = threading.Lock()
 
     def on_event(self, event: ObjectEvent) -> None:

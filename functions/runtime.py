@@ -25,7 +25,11 @@ from pipeline.backoff import backoff_s
 
 log = structlog.get_logger("dropfit.runtime")
 
-_STOP = object()
+class _Stop:
+    """The dispatcher's last item: it returns on taking it."""
+
+
+_STOP = _Stop()
 
 
 class LocalRuntime:
@@ -39,7 +43,7 @@ class LocalRuntime:
         self.retry_cap_s = retry_cap_s
         self._on_outcome = on_outcome
         self._on_start = on_start
-        self._queue: queue.Queue[object] = queue.Queue()
+        self._queue: queue.Queue[ObjectEvent | Task | _Stop] = queue.Queue()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dropfit-worker")
         self._cond = threading.Condition()
         self._pending = 0
@@ -105,11 +109,11 @@ class LocalRuntime:
     def _dispatch_loop(self) -> None:
         while True:
             item = self._queue.get()
-            if item is _STOP:
+            if isinstance(item, _Stop):
                 return
             try:
                 tasks = route(item, self.store) if isinstance(item, ObjectEvent) else [item]
-                for task in tasks:  # type: ignore[union-attr]
+                for task in tasks:
                     self._schedule(task)
             except Exception:  # noqa: BLE001 - a bad event must not stop the runtime; the sweeper covers it
                 log.exception("route.failed", item=str(item)[:300])

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import structlog
 
@@ -73,7 +72,8 @@ class Outbox:
             return None
         return key, record, info.etag
 
-    def deliver(self, key: str, record: DeliveryRecord, etag: str, channel: Channel, budget_s: float) -> DeliveryRecord:
+    def deliver(self, key: str, record: DeliveryRecord, etag: str, channel: Channel, *,
+                budget_s: float) -> DeliveryRecord:
         """Attempt until final, or until the next retry is beyond `budget_s` from now (then it is scheduled)."""
         spent = 0.0
         while True:
@@ -175,7 +175,7 @@ class FanOutNotifier:
 
     def notify(self, event: JobEvent) -> None:
         event = with_links(event, self._link, self._expires_s)
-        opened: list[tuple[Any, ...]] = []
+        opened: list[tuple[str, DeliveryRecord, str, Channel]] = []
         for channel, per_job in self._channels(event):
             new = self._outbox.open(event, channel, per_job)
             if new is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -112,7 +112,7 @@ class BodyMesh:
         return _npz(self.arrays())
 
     @classmethod
-    def from_npz(cls, data: bytes) -> BodyMesh:
+    def from_npz(cls, data: bytes) -> Self:
         arrays = _load_npz(data)
         return cls(**{f.name: arrays[f.name] for f in fields(cls)})
 

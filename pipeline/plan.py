@@ -70,7 +70,7 @@ class JobPlan(BaseModel):
 
 
 def _spec_part(spec: JobSpec, phase: Phase, backends: dict[str, str | None]) -> str:
-    part: object = {"person": spec.person, "garment": spec.garment, "none": None}[phase.spec]
+    part: BaseModel | None = {"person": spec.person, "garment": spec.garment, "none": None}[phase.spec]
     payload = {"part": part.model_dump(mode="json") if part is not None else None,
                "backends": {p: backends[p] for p in phase.protocols if p in backends}}
     return json.dumps(payload, sort_keys=True)

@@ -22,7 +22,7 @@ from pipeline.phase_api import PhaseFn, PhaseIO, PhaseRegistry, PhaseResult, Pha
 from pipeline.phases import PHASES, Phase, PhaseTable
 
 # The product's phases (names, inputs, spec parts, versions, backends) with the test phases' own files.
-FAKE_FILES = {
+FAKE_FILES: dict[str, dict[str, tuple[str, ...]]] = {
     "avatar": {"writes": ("body.json", "mask.bin")},
     "wardrobe": {"writes": ("garment.json",)},
     "fitting": {"reads": ("avatar/body.json", "wardrobe/garment.json"), "writes": ("angles/*.json",),

@@ -27,7 +27,7 @@ def resolve(path: str) -> Callable[..., Any]:
     fn = getattr(importlib.import_module(module), name, None)
     if not callable(fn):
         raise ImportError(f"{path!r} names nothing callable")
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 class _Context:

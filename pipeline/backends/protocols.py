@@ -22,8 +22,12 @@ from pipeline.geometry import BodyFit
 
 
 class Backend(Protocol):
-    name: str  # e.g. "mediapipe-pose"
-    version: str  # the package / model version, recorded in each run's manifest
+    # Read-only: adapters may serve them as plain attributes or as properties.
+    @property
+    def name(self) -> str: ...  # e.g. "mediapipe-pose"
+
+    @property
+    def version(self) -> str: ...  # the package / model version, recorded in each run's manifest
 
 
 # ---- person: landmarks and mask ---------------------------------------------------------------------

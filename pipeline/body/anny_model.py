@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.backends import config
 
@@ -45,7 +45,7 @@ def prepare(cache_dir: Path | None = None) -> float:
     return time.perf_counter() - start
 
 
-def build_anny(cache_dir: Path):  # -> anny.Anny (kept untyped: anny is imported only here)
+def build_anny(cache_dir: Path) -> Any:  # an anny.Anny (Any: anny is untyped and imported only here)
     """A float32 anny with LBS skinning, its data read from (or first built into) `cache_dir`."""
     folder = Path(cache_dir).resolve()
     folder.mkdir(parents=True, exist_ok=True)

@@ -90,11 +90,11 @@ def _ramp(x: np.ndarray, low: float, high: float) -> np.ndarray:
 def paint_head(colour: np.ndarray, known: np.ndarray, seen: np.ndarray, facing: np.ndarray, part: np.ndarray,
                height: np.ndarray, eye_level: float | None, found: Tones) -> None:
     """In place: the head's texels turned from the camera take hair (above the ears' lower edge) or skin."""
-    if found.skin is None and found.hair is None:
-        return
-    head = part == HEAD
     skin = found.skin if found.skin is not None else found.hair
     hair = found.hair if found.hair is not None else skin
+    if skin is None or hair is None:  # neither tone was found
+        return
+    head = part == HEAD
     eye = eye_level if eye_level is not None else float(np.percentile(height[head], 60))
     below_nape = _ramp(height, eye - HAIR_BELOW_EYES_M - HAIR_EDGE_M / 2, eye - HAIR_BELOW_EYES_M + HAIR_EDGE_M / 2)
     crown = _ramp(height, eye + 0.03, eye + 0.03 + HAIR_EDGE_M)

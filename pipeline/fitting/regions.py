@@ -90,12 +90,12 @@ def body_parts(rest: np.ndarray, rest_kp: np.ndarray | None) -> BodyParts:
     position = np.clip(along[best, np.arange(len(rest))], 0.0, 1.0)
     arm = np.select([label == 1, label == 2, label == 3], [position, 1.0 + position, 2.0 + position], 0.0)
     bone = np.linalg.norm
-    levels = {"shoulder": (rest_kp[5, 2] + rest_kp[6, 2]) / 2, "hip": (rest_kp[11, 2] + rest_kp[12, 2]) / 2,
-              "knee": (rest_kp[13, 2] + rest_kp[14, 2]) / 2, "ankle": (rest_kp[15, 2] + rest_kp[16, 2]) / 2,
-              "eye": (rest_kp[1, 2] + rest_kp[2, 2]) / 2,
-              "upper_arm_m": (bone(rest_kp[5] - rest_kp[7]) + bone(rest_kp[6] - rest_kp[8])) / 2,
-              "forearm_m": (bone(rest_kp[7] - rest_kp[9]) + bone(rest_kp[8] - rest_kp[10])) / 2}
-    return BodyParts(label, z, arm, {k: float(v) for k, v in levels.items()})
+    raw_levels = {"shoulder": (rest_kp[5, 2] + rest_kp[6, 2]) / 2, "hip": (rest_kp[11, 2] + rest_kp[12, 2]) / 2,
+                  "knee": (rest_kp[13, 2] + rest_kp[14, 2]) / 2, "ankle": (rest_kp[15, 2] + rest_kp[16, 2]) / 2,
+                  "eye": (rest_kp[1, 2] + rest_kp[2, 2]) / 2,
+                  "upper_arm_m": (bone(rest_kp[5] - rest_kp[7]) + bone(rest_kp[6] - rest_kp[8])) / 2,
+                  "forearm_m": (bone(rest_kp[7] - rest_kp[9]) + bone(rest_kp[8] - rest_kp[10])) / 2}
+    return BodyParts(label, z, arm, {k: float(v) for k, v in raw_levels.items()})
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:

@@ -60,8 +60,8 @@ def sleeve_reach(alpha: np.ndarray) -> SleeveReach | None:
     top, bottom = int(rows[0]), int(rows[-1])
     height = bottom - top + 1
     centre = int(round(np.flatnonzero(mask.any(axis=0)).mean()))
-    runs = [_central_run(mask[r], centre) for r in range(bottom - max(1, int(HEM_BAND * height)), bottom + 1)]
-    runs = [r for r in runs if r is not None]
+    band = [_central_run(mask[r], centre) for r in range(bottom - max(1, int(HEM_BAND * height)), bottom + 1)]
+    runs = [r for r in band if r is not None]
     left, right = int(np.median([r[0] for r in runs])), int(np.median([r[1] for r in runs]))
     margin = max(1, int(MARGIN * (right - left + 1)))
     ys, xs = np.nonzero(mask)

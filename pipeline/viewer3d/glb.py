@@ -53,7 +53,7 @@ def textured_glb(
     normals = _vertex_normals(np.asarray(vertices, np.float64), np.asarray(faces, np.int64))[source]
     positions = (np.asarray(vertices, np.float64)[source] @ ANNY_TO_GLTF.T).astype(np.float32)
     normals = (normals @ ANNY_TO_GLTF.T).astype(np.float32)
-    texcoords = np.asarray(uvs, np.float32)[corner_uv] * np.float32([1, -1]) + np.float32([0, 1])
+    texcoords = np.asarray(uvs, np.float32)[corner_uv] * np.array([1, -1], np.float32) + np.array([0, 1], np.float32)
     image, mime = encode_texture(texture_rgb, image_format, jpeg_quality)
     builder = _BinaryBuilder()
     attributes = {

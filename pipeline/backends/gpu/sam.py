@@ -85,7 +85,8 @@ class SamSegmenter:
         model, processor, device = self._load()
         inputs = processor(images=rgb, return_tensors="pt")
         resized = (int(inputs["reshaped_input_sizes"][0][0]), int(inputs["reshaped_input_sizes"][0][1]))
-        prompt = torch.as_tensor(scaled_boxes(boxes, rgb.shape[:2], resized)[None], dtype=model.dtype, device=device)
+        boxed = scaled_boxes(boxes, (rgb.shape[0], rgb.shape[1]), resized)
+        prompt = torch.as_tensor(boxed[None], dtype=model.dtype, device=device)
         pixels = inputs["pixel_values"].to(device=device, dtype=model.dtype)
         with torch.inference_mode():
             out = model(pixel_values=pixels, input_boxes=prompt, multimask_output=True)
