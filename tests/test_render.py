@@ -181,3 +181,30 @@ def test_render_views_gives_eight_angles_at_the_input_resolution() -> None:
         assert view.image.shape == (80, 60, 3) and view.image.dtype == np.uint8
         assert view.mask[40, 30] and not view.mask[0, 0]
     assert views[0].mask.sum() < views[1].mask.sum()  # at 045 two sides of the cube show
+
+
+def test_the_turntable_frames_a_small_off_centre_figure_whole_and_alike_at_every_angle() -> None:
+    """A person small and off to one side in the photo, seen from above: every view holds the whole figure at one
+    scale, inside the margins, whatever the angle (the cameras share one distance and look-at point)."""
+    from pipeline.render.views import FRAME_MARGIN, turntable
+
+    vertices, faces = box(0.2)
+    vertices = vertices * np.array([1.0, 0.6, 4.5]) + np.array([0.5, 0.0, 0.9])  # a tall slab, 1.8 m, off-axis
+    looking_down = np.array([[1.0, 0, 0], [0, -0.2588, -0.9659], [0, 0.9659, -0.2588]])  # 15 degrees down
+    photo = Camera(focal_px=500.0, cx=200.0, cy=300.0, rotation=looking_down,
+                   translation=-looking_down @ np.array([-1.0, -9.0, 2.5]), image_size=(400, 600))
+    table = turntable(photo, vertices)
+    surface = Surface(vertices, faces, np.full((2, 2, 3), 200, np.uint8), np.zeros((8, 2)), faces)
+    heights, tops = [], []
+    for view in render_views(surface, table.camera, table.centre, lighting=FLAT):
+        rows, cols = np.nonzero(view.mask)
+        assert cols.min() >= FRAME_MARGIN * 400 - 2 and cols.max() <= (1 - FRAME_MARGIN) * 400 + 2, view.angle_deg
+        assert rows.min() >= FRAME_MARGIN * 600 - 2 and rows.max() <= (1 - FRAME_MARGIN) * 600 + 2, view.angle_deg
+        heights.append(rows.max() - rows.min())
+        tops.append(rows.min())
+    assert max(heights) - min(heights) <= 0.05 * np.mean(heights)  # one scale
+    assert np.mean(heights) > 0.6 * 600  # and a large one, though the figure was small in the photo
+    assert max(tops) - min(tops) <= 0.05 * np.mean(heights)
+    positions = [camera_position(c) for c in orbit_cameras(table.camera, table.centre)]
+    assert np.ptp([np.linalg.norm((p - table.centre)[:2]) for p in positions]) < 1e-9  # one distance
+    assert abs(table.camera.rotation[1] @ np.array([0, 0, 1.0]) + 1) < 1e-9  # level: image down is world down

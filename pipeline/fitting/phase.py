@@ -29,7 +29,7 @@ from pipeline.fitting.tryon import face_box, garment_on_white, repaint_with_iden
 from pipeline.geometry import BodyMesh, Camera, PosedBody, views_json
 from pipeline.phase_api import PhaseIO, PhaseResult, PhaseTask
 from pipeline.render.shade import Lighting, Surface
-from pipeline.render.views import View, contact_sheet, render_views
+from pipeline.render.views import View, contact_sheet, render_views, turntable
 from pipeline.wardrobe.contracts import GarmentAnalysis
 
 # The atlas already carries the photo's own light and shade, so the render adds none where the photo shows the
@@ -104,8 +104,9 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     dressed = dress_body(body, replace(given.photo, rgb=tried_on.image,
                                        mask=np.maximum(given.photo.mask, tried_on.painted.astype(np.float32))),
                          look, ease)
+    table = turntable(camera, dressed.vertices)  # one framing for all 8 angles, the visible figure whole
     views = render_views(Surface(dressed.vertices, body.faces, dressed.atlas, body.uvs, body.face_uvs),
-                         camera, lighting=PHOTO_LIGHT)
+                         table.camera, table.centre, lighting=PHOTO_LIGHT)
     tryon: dict[str, object] = {"status": "not configured"}
     if backends.painter is None:
         identity = identity_per_angle(backends.faces, bank, views)

@@ -61,6 +61,60 @@ def orbit_cameras(camera: Camera, centre: np.ndarray, angles_deg: tuple[int, ...
     return [orbit_camera(camera, centre, angle) for angle in angles_deg]
 
 
+FRAME_MARGIN = 0.06  # of the image's height and width, kept free round the figure on every side
+TURNTABLE_DISTANCE = 5.0  # camera distance in half-heights of the figure (a ~4.5 m lens-to-person for 1.8 m)
+
+
+def level_rotation(camera: Camera) -> np.ndarray:
+    """(3, 3) world -> camera of a level camera looking the way `camera` looks, seen from above (no tilt, no roll):
+    the 000 view keeps the photo's direction."""
+    forward = np.asarray(camera.rotation, dtype=np.float64)[2].copy()
+    forward[2] = 0.0
+    norm = float(np.linalg.norm(forward))
+    forward = forward / norm if norm > 1e-6 else np.array([0.0, 1.0, 0.0])
+    up = np.array([0.0, 0.0, 1.0])
+    right = np.cross(forward, up)
+    return np.stack([right, -up, forward])
+
+
+@dataclass(frozen=True)
+class Turntable:
+    """One camera and one turning centre for all 8 angles: the same distance and look-at point at every angle."""
+
+    camera: Camera  # the 000 view's camera: level, in front of the person
+    centre: np.ndarray  # (3,) the vertical the body turns about passes through it
+
+
+def visible_vertices(vertices: np.ndarray, camera: Camera, slack: float = 0.02) -> np.ndarray:
+    """(V,) bool: the vertices the photo's frame holds (a photo cut at the hip shows no legs to frame)."""
+    xy = camera.project(np.asarray(vertices, dtype=np.float64))
+    width, height = camera.image_size
+    sx, sy = slack * width, slack * height
+    inside = (xy[:, 0] >= -sx) & (xy[:, 0] <= width + sx) & (xy[:, 1] >= -sy) & (xy[:, 1] <= height + sy)
+    return inside if inside.sum() >= 50 else np.ones(len(vertices), dtype=bool)
+
+
+def turntable(photo_camera: Camera, vertices: np.ndarray, margin: float = FRAME_MARGIN) -> Turntable:
+    """The turntable that frames the visible figure whole at every angle, at one scale whatever the person's size
+    in the photo: a level camera at the photo's image size, looking at the middle of the visible body from a fixed
+    distance in figure heights, with the focal length that fits the body's full turning radius and height inside
+    the margins."""
+    v = np.asarray(vertices, dtype=np.float64)[visible_vertices(vertices, photo_camera)]
+    low, high = v.min(axis=0), v.max(axis=0)
+    centre = (low + high) / 2
+    radius = float(np.sqrt(((v[:, :2] - centre[:2]) ** 2).sum(axis=1)).max())
+    half_height = float(high[2] - low[2]) / 2
+    width, height = photo_camera.image_size
+    usable_h, usable_w = (0.5 - margin) * height, (0.5 - margin) * width
+    distance = radius + TURNTABLE_DISTANCE * max(half_height, radius)  # far enough that turning barely rescales
+    f = min(usable_h * (distance - radius) / max(half_height, 1e-6), usable_w * (distance - radius) / max(radius, 1e-6))
+    rotation = level_rotation(photo_camera)
+    position = centre - rotation[2] * distance
+    camera = Camera(focal_px=f, cx=width / 2, cy=height / 2, rotation=rotation, translation=-rotation @ position,
+                    image_size=(width, height))
+    return Turntable(camera, centre)
+
+
 def camera_position(camera: Camera) -> np.ndarray:
     """(3,) the camera's centre in the world frame."""
     return -np.asarray(camera.rotation).T @ np.asarray(camera.translation)
