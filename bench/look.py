@@ -1,0 +1,310 @@
+"""How the output looks, measured: framing, the old garment, flat patches and hair, per job and in total.
+
+    .venv/bin/python -m bench.look [--set hard|dev|all] [--limit N] [--garment NAME] [--out bench/out/look.json]
+                                   [--sheets DIR]
+
+Runs whole jobs (a catalog batch: the chosen person photos x one garment) on the CPU default through the local
+runtime, then measures each job's published files (photo.png, angles/000..315.png) against its own inputs:
+
+- framing: per view the figure's mask (pixels off the plain render background); the share of views whose
+  figure touches the frame's top or sides; the spread of the figure's height and of its centre across the 8 views
+  (as a share of the mean height); whether the head is inside every frame (the figure never touches the top).
+- old garment: the photo's old garment region (the same classical parsing photo.png is built from: the fitted
+  body's part map in the photo, not skin-coloured, in the parts the new garment replaces), its two dominant
+  colours (k-means in Lab); then the share of the figure in photo.png and in the 000 view, outside the new
+  garment's colours, within 10 Lab units of an old colour.
+- flat patches: per view, the figure minus the new garment's colours; pixels whose blurred Lab gradient is under
+  1.5 units are "flat"; the largest connected flat region as a share of the figure.
+- hair: for photos whose person reaches past the fitted head above the shoulders (hair beyond the head), the
+  area and mean colour of the non-skin, non-background pixels above the figure's shoulders at 000 and 180,
+  against the photo's (area as a share of the photo's, colour as a Lab distance).
+
+Targets (README): 0 views with a cut head, figure height spread under 5 %, old-garment share under 1 %, no flat
+patch over 2 % of the figure. Exit code 0 even when missed. `--sheets DIR` writes photo | garment | photo.png |
+000 | 090 | 180 | 270 per job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.devdata import DEV_DATA, dev_photos
+from functions.app import build_local
+from infra.settings import Settings
+from pipeline import layout
+from pipeline.codec import decode_rgb
+from pipeline.manifests import BatchReport
+from pipeline.render.shade import BACKGROUND
+from pipeline.state import read_model
+
+ROOT = Path(__file__).resolve().parents[1]
+ANGLES = ("000", "045", "090", "135", "180", "225", "270", "315")
+TARGETS = {"cut_heads": 0, "height_spread": 0.05, "old_garment_share": 0.01, "flat_patch_share": 0.02}
+
+
+def lab(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2Lab).astype(np.float32)
+
+
+def figure(view: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels off the renderer's plain background."""
+    return np.abs(view.astype(np.int16) - np.asarray(BACKGROUND, np.int16)).max(axis=2) > 8
+
+
+def framing(views: list[np.ndarray]) -> dict[str, Any]:
+    heights, centres, touching, cut = [], [], 0, 0
+    for view in views:
+        mask = figure(view)
+        rows, cols = np.nonzero(mask)
+        if not len(rows):
+            continue
+        heights.append(rows.max() - rows.min() + 1)
+        centres.append(((cols.min() + cols.max()) / 2, (rows.min() + rows.max()) / 2))
+        top = rows.min() <= 0
+        touching += int(top or cols.min() <= 0 or cols.max() >= mask.shape[1] - 1)
+        cut += int(top)
+    mean_h = float(np.mean(heights)) if heights else 1.0
+    spread_c = float(np.ptp(np.asarray(centres), axis=0).max() / mean_h) if centres else 0.0
+    return {"touching_share": round(touching / len(views), 3), "cut_heads": cut,
+            "height_spread": round(float(np.ptp(heights)) / mean_h, 4) if heights else None,
+            "centre_spread": round(spread_c, 4)}
+
+
+def near_colours(image_lab: np.ndarray, colours_lab: np.ndarray, within: float) -> np.ndarray:
+    if not len(colours_lab):
+        return np.zeros(image_lab.shape[:2], dtype=bool)
+    d = np.linalg.norm(image_lab[:, :, None, :] - colours_lab[None, None, :, :], axis=3)
+    return d.min(axis=2) < within
+
+
+def dominant(pixels_rgb: np.ndarray, k: int = 2) -> np.ndarray:
+    """(k, 3) Lab centres of the pixels (fewer when there are few)."""
+    from pipeline.wardrobe.appearance import kmeans
+
+    samples = lab(pixels_rgb.reshape(-1, 1, 3)).reshape(-1, 3)
+    if len(samples) < 50:
+        return np.zeros((0, 3), np.float32)
+    samples = samples[:: max(1, len(samples) // 20000)]
+    _, centres = kmeans(samples.astype(np.float32), min(k, len(samples)), np.random.default_rng(0), attempts=2,
+                        max_iter=20, eps=0.5)
+    return np.asarray(centres, np.float32)
+
+
+def flat_patch(view: np.ndarray, garment_lab: np.ndarray) -> float:
+    import cv2
+
+    mask = figure(view)
+    body = mask & ~near_colours(lab(view), garment_lab, 14.0)
+    if mask.sum() == 0:
+        return 0.0
+    blurred = cv2.GaussianBlur(lab(view), (0, 0), 1.5)
+    grad = np.zeros(mask.shape, np.float32)
+    for c in range(3):
+        gx = cv2.Sobel(blurred[..., c], cv2.CV_32F, 1, 0, ksize=3) / 8
+        gy = cv2.Sobel(blurred[..., c], cv2.CV_32F, 0, 1, ksize=3) / 8
+        grad = np.maximum(grad, np.hypot(gx, gy))
+    flat = (body & (grad < 1.5)).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=4)
+    largest = int(stats[1:, cv2.CC_STAT_AREA].max()) if count > 1 else 0
+    return largest / float(mask.sum())
+
+
+def photo_parsing(store_root: Path, job: str) -> tuple[np.ndarray, Any, np.ndarray] | None:
+    """(upright photo, parsing, old-garment mask) from the job's avatar and wardrobe runs."""
+    from infra.folder_store import FolderStore
+    from pipeline.fitting import regions
+    from pipeline.fitting.photo import old_garment, parse_photo
+    from pipeline.geometry import Camera, PosedBody
+    from pipeline.render.raster import rasterize
+    from pipeline.state import load_plan
+    from pipeline.wardrobe.contracts import GarmentAnalysis
+
+    store = FolderStore(store_root)
+    plan = load_plan(store, job)
+    if plan is None:
+        return None
+    avatar = store_root / layout.run_prefix("avatar", plan.run("avatar").key)
+    wardrobe = store_root / layout.run_prefix("wardrobe", plan.run("wardrobe").key)
+    photo = decode_rgb((avatar / "upright.png").read_bytes())
+    mask = decode_rgb((avatar / "mask.png").read_bytes())[..., 0].astype(np.float32) / 255.0
+    camera = Camera.from_json((avatar / "camera.json").read_bytes())
+    body = PosedBody.from_npz((avatar / "body.npz").read_bytes())
+    rest = np.asarray(body.rest_vertices, np.float64)
+    parts = regions.body_parts(rest, regions.rest_keypoints(np.asarray(body.vertices, np.float64), rest,
+                                                            body.keypoints_3d))
+    category = GarmentAnalysis.model_validate_json((wardrobe / "garment.json").read_bytes()).category.value
+    skin = np.median(photo[mask > 0.5], axis=0)  # replaced below by the face's tone when there is one
+    raster = rasterize(body.vertices, body.faces, camera)
+    parsing = parse_photo(photo, mask, body, parts.label, raster, skin)
+    face = parsing.person & (parsing.part == regions.PARTS.index("head"))
+    if face.sum() > 100:
+        parsing = parse_photo(photo, mask, body, parts.label, raster, np.median(photo[face], axis=0))
+    hip = float(np.mean(body.keypoints_2d[[11, 12], 1]))
+    return photo, parsing, old_garment(parsing, category, hip)
+
+
+def hair(photo: np.ndarray, parsing: Any, shoulder_rows: float | None, views: dict[str, np.ndarray]
+         ) -> dict[str, Any] | None:
+    """Hair past the head in the photo, and the hair-like pixels above the figure's shoulders at 000 and 180."""
+    if shoulder_rows is None:
+        return None
+    rows = np.arange(photo.shape[0])[:, None]
+    beyond = parsing.person & ~parsing.rendered & (rows < shoulder_rows) & ~parsing.skin
+    if beyond.sum() < 0.002 * beyond.size:
+        return None
+    head = parsing.person & (rows < shoulder_rows) & ~parsing.skin
+    ref = lab(photo)[head].mean(axis=0)
+    out: dict[str, Any] = {"photo_area": int(head.sum())}
+    for angle in ("000", "180"):
+        view = views[angle]
+        mask = figure(view)
+        r, _ = np.nonzero(mask)
+        if not len(r):
+            continue
+        top, bottom = r.min(), r.max()
+        above = mask & (np.arange(view.shape[0])[:, None] < top + 0.2 * (bottom - top))
+        skinish = near_colours(lab(view), lab(photo[parsing.skin].reshape(-1, 1, 3)).reshape(-1, 3)[::500], 12.0)
+        found = above & ~skinish
+        scale = (photo.shape[0] / max(bottom - top, 1)) ** 2  # compare areas at the photo's scale, roughly
+        out[angle] = {"area_vs_photo": round(float(found.sum() * scale / max(head.sum(), 1)), 3),
+                      "colour_delta": round(float(np.linalg.norm(lab(view)[found].mean(axis=0) - ref)), 1)
+                      if found.any() else None}
+    return out
+
+
+def measure_job(root: Path, job: str, garment_colours_lab: np.ndarray) -> dict[str, Any]:
+    res = root / layout.result_prefix(job)
+    views = {a: decode_rgb((res / f"angles/{a}.png").read_bytes()) for a in ANGLES}
+    row: dict[str, Any] = {"job": job, "framing": framing(list(views.values()))}
+    patches = [flat_patch(v, garment_colours_lab) for v in views.values()]
+    row["flat_patch_share"] = round(max(patches), 4)
+    parsed = photo_parsing(root, job)
+    if parsed is not None:
+        photo, parsing, old = parsed
+        old_lab = dominant(photo[old])
+        for name, image in (("photo", decode_rgb((res / "photo.png").read_bytes())), ("000", views["000"])):
+            base = parsing.person if name == "photo" else figure(image)
+            if image.shape[:2] != base.shape:
+                continue
+            image_lab = lab(image)
+            body = base & ~near_colours(image_lab, garment_colours_lab, 14.0)
+            shows_old = body & near_colours(image_lab, old_lab, 10.0)
+            row[f"old_garment_share_{name}"] = round(float(shows_old.sum() / max(base.sum(), 1)), 4)
+        from infra.folder_store import FolderStore
+        from pipeline.geometry import PosedBody
+        from pipeline.state import load_plan
+
+        plan = load_plan(FolderStore(root), job)
+        assert plan is not None
+        body_npz = root / layout.run_prefix("avatar", plan.run("avatar").key) / "body.npz"
+        shoulders = float(np.mean(PosedBody.from_npz(body_npz.read_bytes()).keypoints_2d[[5, 6], 1]))
+        row["hair"] = hair(photo, parsing, shoulders, views)
+    return row
+
+
+def run_batch(root: Path, people: list[Path], garment: Path) -> BatchReport | None:
+    app = build_local(root, Settings(workers=2, log_level="warning"))
+    with app.runtime:
+        for person in people:
+            app.store.put(f"{layout.catalog_people_prefix('look')}{person.name}", person.read_bytes())
+        app.store.put(f"{layout.catalog_garments_prefix('look')}{garment.name}", garment.read_bytes())
+        app.store.put(layout.batch_marker_key("look"), b"{}")
+        app.runtime.run_until(lambda: app.store.head(layout.batch_report_key("look")) is not None, timeout=3600)
+    return read_model(app.store, layout.batch_report_key("look"), BatchReport)
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [r for r in rows if "framing" in r]
+
+    def median(key: str) -> float | None:
+        values = [r[key] for r in ok if r.get(key) is not None]
+        return round(statistics.median(values), 4) if values else None
+
+    return {
+        "jobs": len(rows), "measured": len(ok),
+        "views_touching_share": round(statistics.mean(r["framing"]["touching_share"] for r in ok), 3) if ok else None,
+        "cut_heads": sum(r["framing"]["cut_heads"] for r in ok),
+        "height_spread_max": max((r["framing"]["height_spread"] or 0) for r in ok) if ok else None,
+        "old_garment_share_photo_median": median("old_garment_share_photo"),
+        "old_garment_share_000_median": median("old_garment_share_000"),
+        "flat_patch_share_median": median("flat_patch_share"),
+        "flat_patch_share_max": max((r["flat_patch_share"] for r in ok), default=None),
+        "targets": TARGETS,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", choices=("hard", "dev", "all"), default="hard")
+    parser.add_argument("--limit", type=int, default=0, help="at most this many person photos (0: all)")
+    parser.add_argument("--garment", default="00055_00.jpg", help="a garment photo of the dev set")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/out/look.json")
+    parser.add_argument("--sheets", type=Path, default=None)
+    args = parser.parse_args()
+    hard = sorted(p for p in (DEV_DATA / "hard/people").glob("*") if p.suffix.lower() in (".jpg", ".png"))
+    dev = dev_photos("people")[:8]
+    people = {"hard": hard, "dev": dev, "all": dev + hard}[args.set]
+    people = people[: args.limit] if args.limit else people
+    garment = DEV_DATA / "garments" / args.garment
+    if not people or not garment.is_file():
+        raise SystemExit(f"no photos under {DEV_DATA}: set DROPFIT_DEV_DATA")
+    tmp = Path(tempfile.mkdtemp(prefix="dropfit-look-"))
+    try:
+        report = run_batch(tmp / "bucket", people, garment)
+        assert report is not None, "the batch did not finish"
+        from pipeline.wardrobe.contracts import GarmentAnalysis
+
+        rows: list[dict[str, Any]] = []
+        garment_lab = np.zeros((0, 3), np.float32)
+        for entry in report.jobs:
+            if entry.status != "succeeded":
+                rows.append({"job": entry.job_id, "failed": entry.error})
+                continue
+            if not len(garment_lab):
+                manifest = json.loads((tmp / "bucket" / layout.result_manifest_key(entry.job_id)).read_text())
+                key = manifest["phases"]["wardrobe"]["run_key"]
+                analysis = GarmentAnalysis.model_validate_json(
+                    (tmp / "bucket" / layout.run_prefix("wardrobe", key) / "garment.json").read_bytes())
+                rgb = np.asarray([[int(c.hex[i:i + 2], 16) for i in (1, 3, 5)] for c in analysis.appearance.colours],
+                                 np.uint8).reshape(-1, 1, 3)
+                garment_lab = lab(rgb).reshape(-1, 3)
+            rows.append(measure_job(tmp / "bucket", entry.job_id, garment_lab))
+            print(json.dumps(rows[-1]), flush=True)
+            if args.sheets is not None:
+                args.sheets.mkdir(parents=True, exist_ok=True)
+                write_sheet(tmp / "bucket", entry.job_id, args.sheets)
+        summary = summarise(rows)
+        print(json.dumps(summary, indent=2))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"summary": summary, "jobs": rows}, indent=2))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_sheet(root: Path, job: str, folder: Path) -> None:
+    from PIL import Image
+
+    res = root / layout.result_prefix(job)
+    manifest = json.loads((res / "manifest.json").read_text())
+    tiles = [root / manifest["inputs"]["person"], root / manifest["inputs"]["garment"], res / "photo.png"]
+    tiles += [res / f"angles/{a}.png" for a in ("000", "090", "180", "270")]
+    images = []
+    for path in tiles:
+        with Image.open(path) as im:
+            rgb = im.convert("RGB")
+            images.append(np.asarray(rgb.resize((round(rgb.width * 360 / rgb.height), 360))))
+    Image.fromarray(np.concatenate(images, axis=1)).save(folder / f"{job}.jpg", quality=85)
+
+
+if __name__ == "__main__":
+    main()
