@@ -61,7 +61,7 @@ def project_table(name: str) -> Any:
 
 
 def pin(extra: str, package: str) -> str:
-    """The requirement of `package` in a pyproject extra, e.g. "onnxruntime-gpu==1.31.1"."""
+    """The requirement of `package` in a pyproject extra, as pinned there (e.g. onnxruntime-gpu==1.31.1)."""
     found = [r for r in project_table("project.optional-dependencies")[extra]
              if r.split("==")[0].split(">")[0].split("<")[0].strip() == package]
     if len(found) != 1:
