@@ -64,7 +64,7 @@ def build_painter(ctx: BuildContext) -> TintPainter:
 
 TINT_PAINTER = BackendSpec("test-tint-painter", "a tint of the garment's mean colour", ("TryOnPainter",),
                            "test code", True, "written for the tests", "none (no learned weights)",
-                           build="recipes:build_painter", profiles=("commercial-safe",))
+                           build="recipes:build_painter", profiles=("cpu",))
 
 
 # ---- recipe 3: a subscriber kind -------------------------------------------------------------------------

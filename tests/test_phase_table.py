@@ -59,7 +59,9 @@ def test_the_gpu_phases_follow_from_the_backends_the_profile_plans() -> None:
     from pipeline.backends.table import BACKENDS
 
     assert phases_on_gpu(BACKENDS.plan("cpu")) == ()
-    assert phases_on_gpu(BACKENDS.plan("commercial-safe")) == ()
+    safe = BACKENDS.plan("commercial-safe")
+    assert phases_on_gpu(safe) == tuple(name for name, protocol in (("fitting", "TryOnPainter"),
+                                                                    ("viewer3d", "MeshBuilder")) if safe[protocol])
     assert phases_on_gpu(BACKENDS.plan("gpu")) == ("avatar", "fitting", "viewer3d")
     assert phases_on_gpu(BACKENDS.plan("gpu", {"PersonLandmarker": "mediapipe-pose",
                                                "FaceEmbedder": "dlib-resnet"})) == ("fitting", "viewer3d")

@@ -29,10 +29,10 @@ from pipeline.state import load_plan, read_model, run_manifest
 
 @pytest.fixture(scope="module")
 def extended_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ResultManifest]:
-    """One job under commercial-safe on a phase table with the thumbnail phase and a backend table with the tint
-    painter: both declared once, here."""
+    """One job on a phase table with the thumbnail phase and a backend table with the tint painter (planned under
+    the cpu profile, which has no painter of its own): both declared once, here."""
     root = tmp_path_factory.mktemp("bucket")
-    settings = Settings(profile="commercial-safe", workers=2)
+    settings = Settings(profile="cpu", workers=2)
     registry = product_registry(settings.models(), table=PHASES.with_phase(THUMBNAIL),
                                 backends=BACKENDS.with_row(TINT_PAINTER))
     app = build_local(root, settings, registry=registry)
@@ -68,7 +68,7 @@ def test_a_new_try_on_backend_serves_the_profile_its_row_names(extended_job) -> 
     assert tryon["status"] == "repainted" and tryon["painter"] == "test-tint-painter 1"
     photo = fitting.data["dressing"]["photo"]  # photo.png too: the painter on the person's own photo
     assert photo["painter"] == "test-tint-painter 1" and photo["tries"] >= 1 and photo["identity"] < 0.1
-    assert BACKENDS.plan("commercial-safe")["TryOnPainter"] is None  # declared only in the test's table
+    assert BACKENDS.plan("cpu")["TryOnPainter"] is None  # declared only in the test's table
 
 
 def test_a_new_subscriber_kind_is_told_of_every_job(tmp_path: Path) -> None:

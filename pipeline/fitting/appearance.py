@@ -37,6 +37,16 @@ HAIR_SEED = 0  # the hair clusters' k-means++ starts: a fixed seed, so the same 
 
 
 @dataclass(frozen=True)
+class Hair:
+    """The hair the photo shows (`pipeline.fitting.photo.measure_hair`): its colour and how far below the eyes it
+    falls and how wide it is, both in eye-to-shoulder lengths."""
+
+    colour: np.ndarray  # (3,) float RGB
+    drop: float  # 0: at the eyes, 1: down to the shoulders, 2: twice as far
+    half_width: float
+
+
+@dataclass(frozen=True)
 class Tones:
     skin: np.ndarray | None  # (3,) float RGB
     hair: np.ndarray | None  # (3,) float RGB; None when no hair is seen (then the head takes skin)
@@ -88,15 +98,17 @@ def _ramp(x: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def paint_head(colour: np.ndarray, known: np.ndarray, seen: np.ndarray, facing: np.ndarray, part: np.ndarray,
-               height: np.ndarray, eye_level: float | None, found: Tones) -> None:
-    """In place: the head's texels turned from the camera take hair (above the ears' lower edge) or skin."""
+               height: np.ndarray, eye_level: float | None, found: Tones, drop_m: float | None = None) -> None:
+    """In place: the head's texels turned from the camera take hair (above the ears' lower edge, or as far down
+    as the photo's hair falls, `drop_m` below the eyes) or skin."""
     skin = found.skin if found.skin is not None else found.hair
     hair = found.hair if found.hair is not None else skin
     if skin is None or hair is None:  # neither tone was found
         return
     head = part == HEAD
     eye = eye_level if eye_level is not None else float(np.percentile(height[head], 60))
-    below_nape = _ramp(height, eye - HAIR_BELOW_EYES_M - HAIR_EDGE_M / 2, eye - HAIR_BELOW_EYES_M + HAIR_EDGE_M / 2)
+    reach = max(HAIR_BELOW_EYES_M, drop_m or 0.0)
+    below_nape = _ramp(height, eye - reach - HAIR_EDGE_M / 2, eye - reach + HAIR_EDGE_M / 2)
     crown = _ramp(height, eye + 0.03, eye + 0.03 + HAIR_EDGE_M)
     back = 1.0 - _ramp(facing, *HAIR_BACK_FACING)
     share = np.clip(np.maximum(crown, back * below_nape), 0.0, 1.0)[:, None]
@@ -104,6 +116,37 @@ def paint_head(colour: np.ndarray, known: np.ndarray, seen: np.ndarray, facing: 
     keep = np.where(seen, _ramp(facing, *HEAD_PHOTO_FACING), 0.0)[:, None]
     colour[head] = keep[head] * colour[head] + (1 - keep[head]) * made[head]
     known[head] = True
+
+
+LONG_HAIR_FROM = 0.5  # hair seen falling this far (in eye-to-shoulder lengths) in front is long ...
+LONG_HAIR_BEHIND = 0.7  # ... and falls this much further behind the shoulders, where the photo cannot see it
+
+
+def back_drop(drop: float) -> float:
+    """How far below the eyes the hair falls on the back, from how far the photo shows it falling in front."""
+    return drop + LONG_HAIR_BEHIND if drop >= LONG_HAIR_FROM else drop
+
+
+LONG_HAIR_FACING = (-0.1, 0.25)  # long hair covers the back where the surface faces away from the photo (cosine)
+
+
+def paint_long_hair(colour: np.ndarray, known: np.ndarray, seen: np.ndarray, facing: np.ndarray, part: np.ndarray,
+                    height: np.ndarray, x: np.ndarray, eye_level: float, hair: np.ndarray, drop_m: float,
+                    half_width_m: float) -> None:
+    """In place: hair that falls below the head in the photo covers the back of the neck and torso the photo does
+    not see, as far down as it falls and as wide as it is there, blended at its edges (a shell on the body, not
+    volume: the views show long hair at 180 instead of a crop)."""
+    if drop_m <= HAIR_BELOW_EYES_M:
+        return
+    head = part == HEAD
+    centre = float(np.median(x[head])) if head.any() else float(np.median(x))
+    torso = np.isin(part, (HEAD, regions.PARTS.index("torso")))
+    vertical = _ramp(height, eye_level - drop_m, eye_level - drop_m + HAIR_EDGE_M)
+    across = 1.0 - _ramp(np.abs(x - centre), half_width_m, half_width_m + HAIR_EDGE_M)
+    back = 1.0 - _ramp(facing, *LONG_HAIR_FACING)
+    share = np.where(torso & ~seen, vertical * across * back, 0.0)[:, None]
+    colour[:] = (1 - share) * colour + share * np.asarray(hair, np.float32)[None, :]
+    known |= share[:, 0] > 0.5
 
 
 def bare_limbs(colour: np.ndarray, known: np.ndarray, part: np.ndarray, on_garment: np.ndarray, category: str,

@@ -332,6 +332,7 @@ class PersonPhoto:
     rgb: np.ndarray  # (H, W, 3) uint8
     mask: np.ndarray  # (H, W) float32 in [0, 1]
     camera: Camera
+    hair: appearance.Hair | None = None  # the hair measured on the photo (colour, length): carried round the head
 
 
 @dataclass(frozen=True)
@@ -368,7 +369,12 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     colour, known, seen, facing = person_colours(tex, camera, rgb, mask, body_raster, face_part)
     eye = parts.levels.get("eye")
     found = appearance.tones(colour, seen, facing, tex.part, tex.height, eye)
-    appearance.paint_head(colour, known, seen, facing, tex.part, tex.height, eye, found)
+    drop_m = None
+    if photo.hair is not None:  # the photo's own hair colour beats the texels' cluster (blonde hair on a blonde wall)
+        found = appearance.Tones(found.skin, photo.hair.colour.astype(np.float64))
+        unit = parts.levels.get("eye", 0.0) - parts.levels["shoulder"]
+        drop_m = appearance.back_drop(photo.hair.drop) * unit if unit > 0 else None
+    appearance.paint_head(colour, known, seen, facing, tex.part, tex.height, eye, found, drop_m)
     on_garment = tex.garment > 0.5
     bared = appearance.bare_limbs(colour, known, tex.part, on_garment, category, found)
     cutout = np.asarray(garment.cutout)
@@ -377,6 +383,10 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
                                      garment.print_box)
     colour[on_garment] = g_colour[on_garment]
     known |= on_garment
+    if photo.hair is not None and eye is not None and drop_m is not None:  # long hair falls over the back
+        unit = eye - parts.levels["shoulder"]
+        appearance.paint_long_hair(colour, known, seen, facing, tex.part, tex.height, tex.points[:, 0], eye,
+                                   photo.hair.colour, drop_m, photo.hair.half_width * unit)
     atlas, known_grid, garment_grid = _assemble(tex, colour, known, on_garment, atlas_size)
     offsets = ease_offsets(parts, weight, ease_cm_by_region)
     dressed = vertices + vertex_normals(vertices, faces) * offsets[:, None]

@@ -38,7 +38,7 @@ from pipeline.wardrobe.contracts import GarmentAnalysis
 # little, giving the back and the garment's flat texture some shape. A light from the camera's side put a second
 # shading over the photo's and pushed the identity distance at 000 from 0.17 to 0.31 (median, dev pairs).
 PHOTO_LIGHT = Lighting(ambient=0.95, diffuse=0.25, direction=(-0.35, -0.45, -1.0))
-COCO_SHOULDERS, COCO_HIPS = (5, 6), (11, 12)  # in the body's keypoints (anny's COCO-23 order)
+COCO_EYES, COCO_SHOULDERS, COCO_HIPS = (1, 2), (5, 6), (11, 12)  # in the body's keypoints (anny's COCO-23 order)
 MAX_TRIES = 3  # try-on attempts per angle while its face does not match the person's
 MIN_COVERAGE = 0.25  # below this share of the garment region's front showing the garment photo, flag the job
 
@@ -101,7 +101,7 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     if backends.painter is not None:  # the try-on model where it is strongest: on the person's own photo
         tried_on = repaint_photo(backends, bank, given, tried_on, cutout, report)
     # the 8 views take their colours from photo.png (the person already wearing the garment), not the old photo
-    dressed = dress_body(body, replace(given.photo, rgb=tried_on.image,
+    dressed = dress_body(body, replace(given.photo, rgb=tried_on.image, hair=tried_on.hair,
                                        mask=np.maximum(given.photo.mask, tried_on.painted.astype(np.float32))),
                          look, ease)
     table = turntable(camera, dressed.vertices)  # one framing for all 8 angles, the visible figure whole
@@ -129,10 +129,12 @@ def try_on_photo(given: FittingInputs, dressed: DressedBody, look: GarmentLook) 
     """photo.png on the CPU path: the dressed body, seen by the photo's camera, composited onto the photo."""
     body, photo = given.body, given.photo
     mesh = BodyMesh(dressed.vertices, body.faces, body.uvs, body.face_uvs)
-    hips, shoulders = (float(np.mean(body.keypoints_2d[list(pair), 1])) for pair in (COCO_HIPS, COCO_SHOULDERS))
+    hips, shoulders, eyes = (float(np.mean(body.keypoints_2d[list(pair), 1]))
+                             for pair in (COCO_HIPS, COCO_SHOULDERS, COCO_EYES))
     assert dressed.vertex_part is not None
     return photo_tryon(photo.rgb, photo.mask, photo.camera, mesh, dressed.atlas, dressed.garment_vertices,
-                       dressed.vertex_part, dressed.skin, look.category, PHOTO_LIGHT, hip_y=hips, shoulder_y=shoulders)
+                       dressed.vertex_part, dressed.skin, look.category, PHOTO_LIGHT, hip_y=hips, shoulder_y=shoulders,
+                       eye_y=eyes)
 
 
 def repaint_photo(backends: FittingBackends, bank: FaceBank, given: FittingInputs, tried_on: PhotoTryOn,

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.fitting import regions
+from pipeline.fitting.appearance import Hair
 from pipeline.geometry import BodyMesh, Camera
 from pipeline.render.shade import Lighting, Surface, lambert
 
@@ -54,6 +55,40 @@ class Parsing:
     body_iou: float  # the fitted body's silhouette against the person mask
 
 
+def measure_hair(photo: np.ndarray, parsing: Parsing, eye_y: float, shoulder_y: float) -> Hair | None:
+    """The hair is what of the person stands past the fitted skull above the shoulders (else the non-skin pixels
+    of the head above the eyes); its colour is their median, and it reaches as far down as the pixels of that
+    colour joined to them (long hair over the shoulders)."""
+    import cv2
+
+    unit = shoulder_y - eye_y
+    if unit <= 2:
+        return None
+    rows = np.arange(photo.shape[0])[:, None]
+    outside = parsing.person & ~parsing.rendered & (rows < shoulder_y)  # past the skull: hair (or a hat)
+    top = parsing.person & ~parsing.skin & (rows < eye_y) & (parsing.part == PART["head"])
+    if outside.sum() >= 200:  # voluminous or long hair: its colour is what stands past the head, skin-like or not
+        top = outside
+    if top.sum() < 30:
+        return None
+    colour = np.median(photo[top], axis=0).astype(np.float32)
+    lab = _lab(photo)
+    ref = _lab(colour.reshape(1, 1, 3).clip(0, 255).astype(np.uint8))[0, 0]
+    distance = np.linalg.norm(lab - ref, axis=2)
+    skin_like = bool(parsing.skin[top].mean() > 0.5)  # blonde hair on fair skin: the skin map cannot tell them
+    face = parsing.rendered & (parsing.part == PART["head"])
+    alike = parsing.person & ~face & ((distance < 12) if skin_like else (~parsing.skin & (distance < 18)))
+    count, labels = cv2.connectedComponents(alike.astype(np.uint8), connectivity=8)
+    joined = np.isin(labels, np.unique(labels[top & alike])[1:] if count > 1 else [])
+    if not joined.any():
+        return Hair(colour, 0.0, 0.5)
+    ys, xs = np.nonzero(joined)
+    centre = float(np.median(xs[ys < eye_y])) if (ys < eye_y).any() else float(np.median(xs))
+    drop = float(np.percentile(ys, 98) - eye_y) / unit
+    half_width = float(np.percentile(np.abs(xs - centre), 95)) / unit
+    return Hair(colour, max(0.0, min(drop, 4.0)), max(0.3, min(half_width, 2.0)))
+
+
 @dataclass(frozen=True)
 class PhotoTryOn:
     image: np.ndarray  # (H, W, 3) uint8: photo.png
@@ -63,6 +98,7 @@ class PhotoTryOn:
     # limbs), never the head or hands: the mask the GPU profile's painter repaints the real photo in
     record: dict[str, object] = field(default_factory=dict)
     guessed: tuple[str, ...] = ()  # what the compositing had to guess, for the quality flags
+    hair: Hair | None = None  # the hair the photo shows, for the views' head and back
 
 
 def _lab(rgb: np.ndarray) -> np.ndarray:
@@ -134,7 +170,8 @@ def old_garment(parsing: Parsing, category: str, hip_y: float | None) -> np.ndar
 
 def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dressed_mesh: BodyMesh, atlas: np.ndarray,
                 garment_vertices: np.ndarray, vertex_part: np.ndarray, skin_tone: np.ndarray | None, category: str,
-                lighting: Lighting, hip_y: float | None = None, shoulder_y: float | None = None) -> PhotoTryOn:
+                lighting: Lighting, hip_y: float | None = None, shoulder_y: float | None = None,
+                eye_y: float | None = None) -> PhotoTryOn:
     """The photo with the new garment on (see the module docstring)."""
     import cv2
 
@@ -196,5 +233,9 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
     limbs = parsing.person & np.isin(parsing.part, ARMS if category == "upper" else (*ARMS, *LOWER)
                                      if category == "full" else LOWER)
     agnostic = (old | garment | limbs) & ~keep
+    hair = measure_hair(photo, parsing, eye_y, shoulder_y) if eye_y is not None and shoulder_y is not None else None
+    if hair is not None:
+        record["hair"] = {"rgb": [round(float(c)) for c in hair.colour], "drop": round(hair.drop, 2),
+                          "half_width": round(hair.half_width, 2)}
     return PhotoTryOn(image=image, painted=painted, refilled=exposed, record=record, guessed=tuple(guessed),
-                      agnostic=agnostic)
+                      agnostic=agnostic, hair=hair)
