@@ -314,7 +314,9 @@ BACKENDS = BackendTable((
                 build="pipeline.backends.gpu.insightface_face:build", profiles=("gpu",), gpu=True),
     BackendSpec("flux-fill-tryon", "FLUX.1-Fill-dev + CatVTON-FLUX try-on LoRA", ("TryOnPainter",),
                 "FLUX.1 [dev] Non-Commercial; CatVTON LoRA CC BY-NC-SA", False,
-                "both the base model and the LoRA are non-commercial",
+                "both the base model and the LoRA are non-commercial; the FLUX.1 [dev] licence also restricts using "
+                "its outputs for biometric processing, which the face-identity check on the painted views may fall "
+                "under",
                 Weights("tryon", (
                     Source("black-forest-labs/FLUX.1-Fill-dev", "main", FLUX_FILL_PARTS, subdir="flux-fill"),  # gated
                     Source("xiaozaa/catvton-flux-lora-alpha", "main", ("pytorch_lora_weights.safetensors",),
@@ -334,4 +336,31 @@ BACKENDS = BackendTable((
                 ("PersonLandmarker",), "AGPL-3.0 (via ultralytics-yolo)", False, "runs YOLO11n", "",
                 build="pipeline.backends.gpu.person:build", profiles=("gpu",),
                 uses=("ultralytics-yolo", "mediapipe-pose", "sam")),
+    # ---- GPU, commercial use allowed (docs/gpu.md, "Commercial-safe photoreal stack") ---------------------
+    BackendSpec("fashn-vton-1.5", "FASHN VTON v1.5 (maskless, 576x864) + DWPose-l pose", ("TryOnPainter",),
+                "Apache-2.0 (FASHN VTON v1.5 weights and code; DWPose and its YOLOX-L detector)", True,
+                "permissive; FASHN's human parser (research-only NVIDIA licence) is not used",
+                Weights("fashn", (
+                    Source("fashn-ai/fashn-vton-1.5", "main", ("model.safetensors",)),
+                    Source("yzd-v/DWPose", "f7c16a3d45ad3783db41471848c80fbc281cabac",
+                           ("yolox_l.onnx", "dw-ll_ucoco_384.onnx"), subdir="dwpose"),
+                ), approx_gb=2.3),
+                build="pipeline.backends.gpu.fashn_tryon:build", profiles=("commercial-safe",), gpu=True),
+    BackendSpec("trellis2-4b", "TRELLIS.2-4B (shape, from the front view) + DINOv3 ViT-L/16", ("MeshBuilder",),
+                "MIT (TRELLIS.2 code and weights, TRELLIS-image-large decoder); DINOv3 License (the image encoder: "
+                "commercial use allowed, no military, ITAR or sanctioned end uses)", True,
+                "commercial use allowed; DINOv3's weights are gated behind Meta's licence, so a deployment opts in "
+                "with DROPFIT_BACKENDS",
+                Weights("trellis2", (
+                    Source("microsoft/TRELLIS.2-4B", "main", ("pipeline.json", "ckpts/ss_flow_img_dit_1_3B_64_bf16.*",
+                                                             "ckpts/slat_flow_img2shape_dit_1_3B_512_bf16.*",
+                                                             "ckpts/slat_flow_img2shape_dit_1_3B_1024_bf16.*",
+                                                             "ckpts/shape_dec_next_dc_f16c32_fp16.*")),  # no texture
+                    Source("microsoft/TRELLIS-image-large", "main", ("ckpts/ss_dec_conv3d_16l8_fp16.json",
+                                                                     "ckpts/ss_dec_conv3d_16l8_fp16.safetensors"),
+                           subdir="microsoft/TRELLIS-image-large"),  # where pipeline.json's relative path points
+                    Source("facebook/dinov3-vitl16-pretrain-lvd1689m", "main",  # gated: accept Meta's licence
+                           ("config.json", "model.safetensors", "preprocessor_config.json"), subdir="dinov3"),
+                ), approx_gb=10.1),
+                build="pipeline.backends.gpu.trellis_mesh:build", gpu=True),
 ))
