@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_fashn import CROP_KEYPOINTS, PERSON_BOX, POSE_INPUT, tiny_shape, write_tiny_fashn
 
 from pipeline.backends.gpu.dwpose import (
     DWPose,
@@ -47,6 +46,7 @@ from pipeline.backends.gpu.fashn_tryon import (
 )
 from pipeline.backends.protocols import TryOnPainter, TryOnRequest
 from pipeline.backends.table import BACKENDS
+from tiny_fashn import CROP_KEYPOINTS, PERSON_BOX, POSE_INPUT, tiny_shape, write_tiny_fashn
 
 Box = tuple[int, int, int, int]
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from recipes import THUMBNAIL, TINT_PAINTER, FolderChannel
 
 from conftest import job_finished
 from fakes import RunLog, make_fake_registry, photo
@@ -25,6 +24,7 @@ from pipeline.phases import PHASES
 from pipeline.registry import product_registry
 from pipeline.sample import sample_garment, sample_person
 from pipeline.state import load_plan, read_model, run_manifest
+from recipes import THUMBNAIL, TINT_PAINTER, FolderChannel
 
 
 @pytest.fixture(scope="module")
