@@ -1,7 +1,7 @@
 """Benchmark of the GPU adapters on whatever weights folder you give: time to load, time per call, peak memory.
 
     .venv/bin/python tests/tiny_weights.py /tmp/tiny-weights          # tiny random-weight models (any machine)
-    .venv/bin/python -m bench.gpu_adapters --weights /tmp/tiny-weights [--device cuda] [--repeat 3]
+    .venv/bin/python -m bench.gpu_adapters --weights /tmp/tiny-weights [--repeat 3] [--json out.json]
     .venv/bin/python -m bench.gpu_adapters --weights /models/weights  # the real ones, on a GPU machine
 
 Each adapter is built through `PlannedBackends` (profile gpu, the folder verified against its manifest) and run
@@ -9,7 +9,9 @@ on the built-in sample person, the way the phases call it: the face embedder on 
 try-on painter on a batch of 8 requests (one per angle) and the multi-view model on 4 views. Models not in the
 folder are skipped. Prints, per adapter: load seconds, median and worst seconds per call over `--repeat` calls
 (after one warm-up), and the peak CUDA memory torch allocated during its calls (the ONNX face models allocate
-outside torch, so theirs reads 0), and the process's peak RSS at the end.
+outside torch, so theirs reads 0), and the process's peak RSS at the end. The adapters run on CUDA where torch
+sees a GPU, else on the CPU. `--json` also writes the rows, the device and the peak RSS to a file (tools/gpu-check
+reads it).
 
 `--steps` and `--side` set the painter's steps and image side and the multi-view model's steps and grid (the
 production defaults are slow on a CPU).
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import resource
 import statistics
 import time
@@ -103,6 +106,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--steps", type=int, default=2, help="painter and multi-view steps (production: 28, 50)")
     parser.add_argument("--side", type=int, default=64, help="painter side, px; the multi-view grid is side / 2")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args()
     pulled = set(read_manifest(args.weights).models)
     config = ModelConfig(profile="gpu", weights_dir=args.weights, tryon_steps=args.steps, tryon_max_side=args.side,
@@ -138,11 +142,16 @@ def main() -> None:
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    rss_gb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     print(f"device: {device}; weights: {args.weights} ({', '.join(sorted(pulled))})")
     for row in rows:
         print(f"{row['adapter']}: load {row['load_s']} s, call median {row['median_s']} s "
               f"(worst {row['worst_s']} s), CUDA peak {row['cuda_peak_mb']} MB")
-    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
+    print(f"peak RSS {rss_gb:.2f} GB")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"device": device, "torch": torch.__version__, "weights": str(args.weights),
+                                         "repeat": args.repeat, "steps": args.steps, "side": args.side,
+                                         "rows": rows, "peak_rss_gb": rss_gb}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Annotated
 
@@ -110,10 +111,11 @@ def upload_command(
     remote: Annotated[str, typer.Option("--remote-path", help="where in the volume; the phases mount it as the "
                                         "model cache, so /weights is <cache>/weights")] = "/weights",
 ) -> None:
-    """Verify the local weights, then upload them to a Modal volume.
+    """Verify the local weights (hashing every file), then upload them to a Modal volume.
 
-    Uploads every file the manifest lists, then the manifest, under --remote-path (needs Modal credentials:
-    `modal token new`). Existing files there are overwritten."""
+    Uploads every file the manifest lists, an upload stamp per model (so the phases' containers, which mount the
+    volume read-only, do not hash ~40 GB again at each cold start), then the manifest, under --remote-path (needs
+    Modal credentials: `modal token new`). Existing files there are overwritten."""
     import modal
 
     folder = (source or _default_dir()).resolve()
@@ -125,7 +127,7 @@ def upload_command(
     target = modal.Volume.from_name(volume, create_if_missing=True)
     with target.batch_upload(force=True) as batch:
         for local, relative in files:
-            batch.put_file(local, f"{remote.rstrip('/')}/{relative}")
+            batch.put_file(local if isinstance(local, Path) else io.BytesIO(local), f"{remote.rstrip('/')}/{relative}")
     console.print(f"[green]uploaded[/] {len(files)} files from {folder} to volume {volume} at {remote}")
 
 

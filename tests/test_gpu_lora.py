@@ -1,8 +1,10 @@
-"""The try-on LoRA path on CPU: a tiny random LoRA saved as the CatVTON-FLUX LoRA is (diffusers'
+"""The try-on LoRA path: a tiny random LoRA saved as the CatVTON-FLUX LoRA is (diffusers'
 `pytorch_lora_weights.safetensors`, keys `transformer.<module>.lora_A.weight`) loaded by `load_flux_fill` into a
-tiny random FLUX Fill, from a file, from its folder, and from a verified weights folder through `PlannedBackends`.
-LoRAs that do not fit the transformer fail with a ValueError naming the file, including the two kinds diffusers
-itself would load silently (no `transformer.` key at all; some module names unknown)."""
+tiny random FLUX Fill, from a file, from its folder, and from a verified weights folder through `PlannedBackends`,
+then fused into the transformer (no adapter layer is left for inference to pay). LoRAs that do not fit the
+transformer fail with a ValueError naming the file, including the two kinds diffusers itself would load silently
+(no `transformer.` key at all; some module names unknown). On the CPU, or on CUDA in bfloat16 under
+DROPFIT_TEST_DEVICE=cuda (tests/tiny_weights.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from pipeline.backends.planned import PlannedBackends
 from pipeline.backends.protocols import TryOnRequest
 from pipeline.backends.weights import write_manifest
 from tiny_diffusers import tiny_flux_fill, tiny_flux_lora
+from tiny_weights import adapter_device
 
 if TYPE_CHECKING:
     import torch
@@ -27,6 +30,8 @@ for package in ("diffusers", "transformers", "peft"):
     pytest.importorskip(package, reason="the gpu extra (diffusers, transformers, peft) is not installed")
 
 Tensors = dict[str, "torch.Tensor"]
+DEVICE = adapter_device()
+SIDE = 64
 
 
 def request(seed: int = 0) -> TryOnRequest:
@@ -69,7 +74,8 @@ def tiny_lora(tiny_flux: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 @pytest.fixture(scope="module")
 def with_lora(tiny_flux: Path, tiny_lora: Path) -> np.ndarray:
     """request(0) repainted with the LoRA given as its file."""
-    return DiffusersTryOnPainter(tiny_flux, device="cpu", steps=2, lora=tiny_lora).repaint([request(0)])[0]
+    painter = DiffusersTryOnPainter(tiny_flux, device=DEVICE, steps=2, max_side=SIDE, lora=tiny_lora)
+    return painter.repaint([request(0)])[0]
 
 
 def test_the_tiny_lora_has_the_diffusers_key_layout_and_non_zero_weights(tiny_lora: Path) -> None:
@@ -83,27 +89,36 @@ def test_the_tiny_lora_has_the_diffusers_key_layout_and_non_zero_weights(tiny_lo
     assert all(weights[key].abs().max() > 0 for key in weights if ".lora_B." in key)  # peft's default would be 0
 
 
-def test_the_lora_loads_into_the_transformer_and_changes_only_the_repainted_region(
+def test_the_lora_is_fused_into_the_transformer_and_changes_only_the_repainted_region(
         tiny_flux: Path, tiny_lora: Path, with_lora: np.ndarray) -> None:
-    painter = DiffusersTryOnPainter(tiny_flux, device="cpu", steps=2, lora=tiny_lora)
+    painter = DiffusersTryOnPainter(tiny_flux, device=DEVICE, steps=2, max_side=SIDE, lora=tiny_lora)
     pipe = painter.load()
-    assert pipe.get_list_adapters() == {"transformer": pipe.get_active_adapters()}
-    assert len(pipe.get_active_adapters()) == 1
-    assert wrapped_modules(pipe) == lora_modules(tiny_lora) and len(lora_modules(tiny_lora)) == 15
+    assert painter.lora_modules == lora_modules(tiny_lora) and len(painter.lora_modules) == 15
+    assert wrapped_modules(pipe) == set() and pipe.get_list_adapters() == {}  # fused: no adapter layer left
     assert painter.version.startswith(f"{tiny_flux.name} + lora pytorch_lora_weights.safetensors (diffusers ")
     req = request(0)
     assert np.array_equal(painter.repaint([req])[0], with_lora)  # deterministic: the difference below is the LoRA's
-    (without,) = DiffusersTryOnPainter(tiny_flux, device="cpu", steps=2).repaint([req])  # same seed, no LoRA
+    (without,) = DiffusersTryOnPainter(tiny_flux, device=DEVICE, steps=2, max_side=SIDE).repaint([req])
     inside = (req.paint_mask > 0) & (req.keep_mask == 0)
     assert (with_lora[inside] != without[inside]).any(axis=1).mean() > 0.5
     assert np.array_equal(with_lora[req.paint_mask == 0], req.render[req.paint_mask == 0])
     assert np.array_equal(with_lora[req.keep_mask > 0], req.render[req.keep_mask > 0])
 
 
+def test_the_fused_lora_paints_as_the_lora_kept_as_adapter_layers(
+        tiny_flux: Path, tiny_lora: Path, with_lora: np.ndarray) -> None:
+    unfused = DiffusersTryOnPainter(tiny_flux, device=DEVICE, steps=2, max_side=SIDE, lora=tiny_lora, fuse_lora=False)
+    assert wrapped_modules(unfused.load()) == lora_modules(tiny_lora) == unfused.lora_modules
+    (kept,) = unfused.repaint([request(0)])
+    tolerance = 8 if DEVICE == "cuda" else 2  # bfloat16 rounds the fused weights
+    assert np.abs(kept.astype(int) - with_lora.astype(int)).max() <= tolerance
+
+
 def test_the_lora_given_as_its_folder_paints_as_the_lora_given_as_its_file(
         tiny_flux: Path, tiny_lora: Path, with_lora: np.ndarray) -> None:
-    painter = DiffusersTryOnPainter(tiny_flux, device="cpu", steps=2, lora=tiny_lora.parent)
-    assert wrapped_modules(painter.load()) == lora_modules(tiny_lora)
+    painter = DiffusersTryOnPainter(tiny_flux, device=DEVICE, steps=2, max_side=SIDE, lora=tiny_lora.parent)
+    painter.load()
+    assert painter.lora_modules == lora_modules(tiny_lora)
     assert np.array_equal(painter.repaint([request(0)])[0], with_lora)
 
 
@@ -145,15 +160,15 @@ def test_a_lora_that_does_not_fit_the_transformer_fails_naming_the_file(
     file = tmp_path / "pytorch_lora_weights.safetensors"
     save_file(broken(load_file(tiny_lora)), file)
     with pytest.raises(ValueError) as raised:
-        DiffusersTryOnPainter(tiny_flux, device="cpu", steps=2, lora=file).load()
+        DiffusersTryOnPainter(tiny_flux, device=DEVICE, steps=2, lora=file).load()
     assert f"the try-on LoRA {file} " in str(raised.value) and says in str(raised.value)
 
 
 def test_a_missing_lora_fails_clearly_without_asking_the_hub(tiny_flux: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no try-on LoRA at .*pytorch_lora_weights.safetensors"):
-        DiffusersTryOnPainter(tiny_flux, device="cpu", lora=tmp_path).load()  # a folder without the file
+        DiffusersTryOnPainter(tiny_flux, device=DEVICE, lora=tmp_path).load()  # a folder without the file
     with pytest.raises(FileNotFoundError, match="no try-on LoRA at .*gone.safetensors"):
-        DiffusersTryOnPainter(tiny_flux, device="cpu", lora=tmp_path / "gone.safetensors").load()
+        DiffusersTryOnPainter(tiny_flux, device=DEVICE, lora=tmp_path / "gone.safetensors").load()
 
 
 @pytest.mark.parametrize("has_lora", [True, False])
@@ -169,5 +184,5 @@ def test_the_gpu_profile_builds_the_painter_with_the_lora_only_when_the_weights_
     assert painter.path == flux and painter.lora == lora and painter.steps == 2
     assert ("+ lora pytorch_lora_weights.safetensors" in painter.version) is has_lora
     pipe = painter.load()
-    assert bool(pipe.get_list_adapters()) is has_lora
-    assert wrapped_modules(pipe) == (lora_modules(lora) if lora is not None else set())
+    assert painter.lora_modules == (lora_modules(lora) if lora is not None else set())
+    assert wrapped_modules(pipe) == set()  # fused when there is one

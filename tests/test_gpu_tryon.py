@@ -1,8 +1,10 @@
 """The try-on adapter (FLUX.1 Fill, in-context diptych) and phase 3's repaint-with-identity loop.
 
-Pre- and post-processing are plain numpy, tested on their own. The adapter runs end to end at 64x64 on CPU on a
-tiny random-weight FluxFillPipeline that `tiny_diffusers.tiny_flux_fill` saves to disk and the adapter loads
-with `local_files_only=True`, as it loads real weights. The identity loop runs against hand-written fakes.
+Pre- and post-processing are plain numpy, tested on their own (the 3:4 framing and CatVTON's mask growth in
+tryon_framing too). The adapter runs end to end with 48x64 halves on a tiny random-weight FluxFillPipeline that
+`tiny_diffusers.tiny_flux_fill` saves to disk and the adapter loads with `local_files_only=True`, as it loads real
+weights: on the CPU in float32, or on CUDA in bfloat16 under DROPFIT_TEST_DEVICE=cuda (tests/tiny_weights.py).
+The identity loop runs against hand-written fakes.
 """
 
 from __future__ import annotations
@@ -16,19 +18,22 @@ import pytest
 from fakes_person import FakeFaceEmbedder, fake_face
 from pipeline.avatar.contracts import FaceBank, FaceReference
 from pipeline.backends.gpu.tryon import (
-    PROMPT_TEMPLATE,
+    TRAINING_CAPTION,
     DiffusersTryOnPainter,
     composite,
     diptych,
     diptychs,
     feather,
+    half_size,
     letterbox,
-    repaint_mask,
+    product_shot,
+    request_frame,
     tryon_output,
     tryon_prompt,
-    work_size,
 )
+from pipeline.backends.gpu.tryon_framing import agnostic_mask, agnostic_region, crop, frame_box, paste, product_box
 from pipeline.backends.protocols import Face, FaceEmbedder, TryOnPainter, TryOnRequest
+from pipeline.errors import RetryableError
 from pipeline.fitting.tryon import (
     RETRY_SEED_STEP,
     face_keep_mask,
@@ -36,10 +41,15 @@ from pipeline.fitting.tryon import (
     repaint_with_identity,
     tryon_request,
     tryon_requests,
+    view_cue,
 )
 from pipeline.geometry import Camera
 from pipeline.render.views import ANGLES_DEG, View
 from tiny_diffusers import tiny_flux_fill
+from tiny_weights import adapter_device
+
+DEVICE = adapter_device()
+SIDE = 64  # the tiny painter's half height: 48 x 64 halves
 
 Box = tuple[int, int, int, int]
 
@@ -71,12 +81,11 @@ def request(seed: int = 0, size: tuple[int, int] = (64, 64), prompt: str = "snug
 # ---- preprocess --------------------------------------------------------------------------------------------------
 
 
-def test_work_size_rounds_to_the_pipeline_multiple_and_caps_the_longer_side() -> None:
-    assert work_size(768, 1024, 16) == (768, 1024)
-    assert work_size(3000, 4000, 16, max_side=1024) == (768, 1024)
-    assert work_size(44, 60, 16) == (48, 64)
-    assert work_size(64, 64, 4) == (64, 64)
-    assert work_size(5, 10, 16) == (16, 16)  # never below one multiple
+def test_each_half_is_3_by_4_in_multiples_of_the_pipeline() -> None:
+    assert half_size(16) == (768, 1024)  # CatVTON-FLUX's serving size, FLUX's multiple of 16
+    assert half_size(16, max_side=800) == (576, 768)  # its training size
+    assert half_size(4, max_side=64) == (48, 64)
+    assert half_size(16, max_side=10) == (48, 64)  # never below one step
 
 
 def test_letterbox_fits_the_garment_on_white_keeping_its_aspect() -> None:
@@ -88,38 +97,83 @@ def test_letterbox_fits_the_garment_on_white_keeping_its_aspect() -> None:
     assert (boxed[:, :20] == 255).all() and (boxed[:, 40:] == 255).all()
 
 
-def test_repaint_mask_grows_the_paint_mask_and_leaves_out_the_keep_mask() -> None:
-    paint = box_mask(40, 40, (10, 10, 30, 30))
-    keep = box_mask(40, 40, (0, 0, 40, 12))
-    mask = repaint_mask(paint, keep, grow_px=2)
+def test_the_garment_half_is_a_product_shot_of_the_garment_alone() -> None:
+    photo = np.full((300, 400, 3), 255, np.uint8)
+    photo[100:200, 150:250] = (200, 30, 30)  # a small garment in a big white photo
+    assert product_box(photo) == (144, 94, 256, 206)  # grown by 6 % of its side
+    shot = product_shot(photo, (48, 64))
+    red = (shot[..., 0] > 150) & (shot[..., 1] < 100)
+    assert red.any(axis=0).sum() >= 40  # it fills the half's width, not a quarter of it
+    assert product_box(np.full((5, 5, 3), 255, np.uint8)) == (0, 0, 5, 5)
+
+
+def test_the_frame_is_3_by_4_around_the_garment_and_face_and_inside_the_render() -> None:
+    paint = box_mask(200, 300, (100, 80, 180, 160))
+    keep = box_mask(200, 300, (120, 40, 160, 70))
+    x0, y0, x1, y1 = frame_box(paint, keep)
+    assert (x1 - x0) * 4 == (y1 - y0) * 3 or abs((x1 - x0) / (y1 - y0) - 0.75) < 0.01
+    assert x0 <= 100 and x1 >= 180 and y0 <= 40 and y1 >= 160  # holds both masks, with a margin
+    assert 0 <= x0 and x1 <= 300 and 0 <= y0 and y1 <= 200  # moved inside where it fits
+    wide = box_mask(100, 400, (20, 10, 380, 90))  # wider than 3:4: the frame is taller than the render
+    wx0, wy0, wx1, wy1 = frame_box(wide, np.zeros_like(wide))
+    assert wy0 < 0 and wy1 > 100 and abs((wy0 + wy1) / 2 - 50) <= 1  # centred, padded when cropped
+    assert frame_box(np.zeros((40, 30)), np.zeros((40, 30))) == (0, 0, 30, 40)  # nothing: the whole render
+
+
+def test_crop_pads_past_the_render_and_paste_puts_it_back() -> None:
+    image = rng_image(4, 20, 30)
+    box = (-5, 10, 25, 50)
+    part = crop(image, box, 255)
+    assert part.shape == (40, 30, 3) and (part[:, :5] == 255).all() and (part[10:] == 255).all()
+    assert np.array_equal(part[:10, 5:], image[10:20, 0:25])
+    assert np.array_equal(paste(np.zeros_like(image), part, box)[10:20, 0:25], image[10:20, 0:25])
+
+
+def test_the_repainted_region_grows_as_catvtons_agnostic_mask() -> None:
+    region = np.zeros((400, 300), bool)
+    region[100:300, 60:120] = True  # two arms of a U: the hull fills the gap between them
+    region[100:300, 180:240] = True
+    region[260:300, 60:240] = True
+    grown = agnostic_mask(region, side=400)  # blur kernel 17, cut at 25/255; dilation 1 (400 // 250, odd)
+    assert grown[150, 150] and region[150, 150] == 0  # inside the hull
+    assert grown[200, 56] and not grown[200, 40]  # grown by about 1 % of the side, not more
+    assert grown[region].all()
+    assert not agnostic_mask(np.zeros((10, 10)), side=10).any()
+    paint = box_mask(200, 150, (40, 60, 110, 180))
+    keep = box_mask(200, 150, (50, 20, 100, 64))
+    mask = agnostic_region(paint, keep)  # at the scale of the 3:4 frame (about 190 px tall): grown by ~2 px
     assert mask.dtype == np.float32 and set(np.unique(mask)) == {0.0, 1.0}
-    assert mask[12:30, 10:30].all() and mask[20, 8] == 1 and mask[20, 31] == 1  # grown by 2 px
-    assert mask[20, 5] == 0 and not mask[:12].any()  # not beyond the growth; never in the keep mask
+    assert mask[100, 38] == 1 and mask[100, 30] == 0 and not mask[keep > 0].any()
 
 
-def test_diptych_puts_the_garment_left_and_the_render_right_with_the_mask_on_the_right_only() -> None:
+def test_diptych_puts_the_garment_left_and_the_frame_right_with_the_mask_on_the_right_only() -> None:
     req = request(size=(44, 60), paint=(10, 20, 34, 50), keep=(14, 0, 30, 16))
-    (dip,) = diptychs([req], multiple=16)
+    (dip,) = diptychs([req], multiple=4, max_side=64)
     assert dip.image.shape == (64, 96, 3) and dip.mask.shape == (64, 96) and dip.size == (96, 64)
-    assert np.array_equal(dip.image[:, :48], letterbox(req.garment, (48, 64)))
+    assert np.array_equal(dip.image[:, :48], product_shot(req.garment, (48, 64)))
     assert not dip.mask[:, :48].any()  # the garment half is never repainted
+    box, model_mask = request_frame(req)
+    assert model_mask[req.paint_mask > 0][~(req.keep_mask[req.paint_mask > 0] > 0)].all()  # the paint mask, grown
     right = dip.mask[:, 48:]
     assert set(np.unique(right)) == {0.0, 1.0}
-    assert right[40, 24] == 1  # inside the (resized) paint mask
-    assert right[5, 24] == 0 and right[60, 2] == 0  # the keep mask; far outside the paint mask
-    assert dip.prompt == f"{PROMPT_TEMPLATE}; snug across the chest." and dip.seed == req.seed
+    scale = 64 / (box[3] - box[1])
+    assert right[int((35 - box[1]) * scale), int((22 - box[0]) * scale)] == 1  # inside the paint mask
+    assert right[int((5 - box[1]) * scale), int((22 - box[0]) * scale)] == 0  # the keep mask
+    assert dip.prompt == f"{TRAINING_CAPTION} Snug across the chest." and dip.seed == req.seed
 
 
-def test_prompt_is_the_template_and_the_cues() -> None:
-    assert tryon_prompt("loose at the waist, regular fit.") == f"{PROMPT_TEMPLATE}; loose at the waist, regular fit."
-    assert tryon_prompt("  ") == f"{PROMPT_TEMPLATE}."
+def test_the_prompt_is_catvtons_training_caption_then_the_cues() -> None:
+    assert TRAINING_CAPTION.startswith("The pair of images highlights a clothing and its styling on a model")
+    assert "[IMAGE1] Detailed product shot of a clothing[IMAGE2] The same cloth is worn by a model" in TRAINING_CAPTION
+    assert tryon_prompt("loose at the waist, regular fit.") == f"{TRAINING_CAPTION} Loose at the waist, regular fit."
+    assert tryon_prompt("  ") == TRAINING_CAPTION
 
 
 def test_a_request_whose_masks_do_not_match_its_render_is_refused() -> None:
     req = request()
     bad = TryOnRequest(req.render, req.paint_mask[:10], req.keep_mask, req.garment, req.prompt, req.seed)
     with pytest.raises(ValueError, match="paint_mask"):
-        diptych(bad, (64, 64))
+        diptych(bad, (48, 64))
 
 
 # ---- postprocess -------------------------------------------------------------------------------------------------
@@ -138,12 +192,12 @@ def test_composite_keeps_the_render_exactly_in_the_keep_mask_and_outside_the_pai
     assert 0 < edge[20, 5] < 1 and edge[20, 20] == 1 and edge[20, 4] == 0
 
 
-def test_output_is_the_right_half_at_the_render_size() -> None:
+def test_output_is_the_right_half_pasted_over_the_frame() -> None:
     req = request(size=(44, 60), paint=(10, 20, 34, 50), keep=(14, 0, 30, 16))
     generated = np.concatenate([np.zeros((64, 48, 3), np.uint8), np.full((64, 48, 3), 7, np.uint8)], axis=1)
     out = tryon_output(req, generated)
     assert out.shape == req.render.shape
-    assert (out[30:40, 15:30] == 7).all()  # from the right half, not the garment half
+    assert (out[30:40, 15:30] == 7).all()  # from the right half (pasted over the frame), not the garment half
     assert np.array_equal(out[req.keep_mask > 0], req.render[req.keep_mask > 0])
     assert np.array_equal(out[req.paint_mask == 0], req.render[req.paint_mask == 0])
 
@@ -166,7 +220,7 @@ def tiny_flux_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def painter(tiny_flux_path: Path) -> DiffusersTryOnPainter:
-    return DiffusersTryOnPainter(tiny_flux_path, device="cpu", steps=2)
+    return DiffusersTryOnPainter(tiny_flux_path, device=DEVICE, steps=2, max_side=SIDE)
 
 
 def test_the_adapter_is_a_try_on_painter_that_loads_once_from_local_files(painter: DiffusersTryOnPainter) -> None:
@@ -177,14 +231,22 @@ def test_the_adapter_is_a_try_on_painter_that_loads_once_from_local_files(painte
     assert painter.name == "flux-fill-tryon" and "diffusers" in painter.version
     pipe = painter.load()
     assert pipe is painter.load()
-    assert pipe.transformer.dtype == torch.float32 and pipe.device.type == "cpu"
+    assert pipe.transformer.dtype == (torch.bfloat16 if DEVICE == "cuda" else torch.float32)
+    assert pipe.device.type == DEVICE and pipe.transformer.device.type == DEVICE
+
+
+def test_the_pipeline_loads_onto_its_device_directly_with_vae_slicing(painter: DiffusersTryOnPainter) -> None:
+    pipe = painter.load()
+    assert pipe.hf_device_map == DEVICE  # diffusers' device_map: the weights go straight to the device
+    assert pipe.vae.use_slicing and not pipe.vae.use_tiling
 
 
 def test_a_prebuilt_pipeline_paints_as_the_loaded_one_and_takes_a_strength(painter: DiffusersTryOnPainter) -> None:
-    prebuilt = DiffusersTryOnPainter.from_pipeline(painter.load(), steps=2)
+    prebuilt = DiffusersTryOnPainter.from_pipeline(painter.load(), steps=2, max_side=SIDE)
     (loaded,) = painter.repaint([request(3)])
     assert np.array_equal(prebuilt.repaint([request(3)])[0], loaded)
-    (partial,) = DiffusersTryOnPainter.from_pipeline(painter.load(), steps=2, strength=0.5).repaint([request(3)])
+    (partial,) = DiffusersTryOnPainter.from_pipeline(painter.load(), steps=2, max_side=SIDE,
+                                                     strength=0.5).repaint([request(3)])
     assert partial.shape == loaded.shape and not np.array_equal(partial, loaded)  # starts from the noised render
     with pytest.raises(ValueError, match="strength"):
         DiffusersTryOnPainter(Path("unused"), strength=0.0)
@@ -192,7 +254,7 @@ def test_a_prebuilt_pipeline_paints_as_the_loaded_one_and_takes_a_strength(paint
 
 def test_a_missing_weights_folder_fails_clearly_without_downloading(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="model_index.json"):
-        DiffusersTryOnPainter(tmp_path / "nothing", device="cpu").load()
+        DiffusersTryOnPainter(tmp_path / "nothing", device=DEVICE).load()
 
 
 def test_the_adapter_repaints_a_batch_end_to_end(painter: DiffusersTryOnPainter) -> None:
@@ -201,7 +263,7 @@ def test_the_adapter_repaints_a_batch_end_to_end(painter: DiffusersTryOnPainter)
     outputs = painter.repaint(requests)
     seconds = time.perf_counter() - start
     assert seconds < 20, f"3 requests at 64x64 took {seconds:.1f} s"
-    assert len(outputs) == 3
+    assert len(outputs) == 3 and painter.batches[-1] == 3  # one pipeline call for the batch
     for req, out in zip(requests, outputs, strict=True):
         assert out.shape == req.render.shape and out.dtype == np.uint8
         inside = (req.paint_mask > 0) & (req.keep_mask == 0)
@@ -221,6 +283,34 @@ def test_the_same_seed_gives_the_same_output_and_another_seed_another(painter: D
     assert not np.array_equal(other, first[0])
     (alone,) = painter.repaint([request(1)])  # a request's result does not depend on its batch (to rounding)
     assert np.abs(alone.astype(int) - first[1].astype(int)).max() <= 1
+
+
+class OutOfMemoryAbove:
+    """A pipeline that runs out of GPU memory on batches larger than `most` (as torch raises it), else paints."""
+
+    def __init__(self, pipe: object, most: int) -> None:
+        self.pipe, self.most = pipe, most
+        self.device = pipe.device  # type: ignore[attr-defined]
+        self.vae_scale_factor = pipe.vae_scale_factor  # type: ignore[attr-defined]
+
+    def __call__(self, **kwargs: object) -> object:
+        import torch
+
+        if len(kwargs["prompt"]) > self.most:  # type: ignore[arg-type]
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return self.pipe(**kwargs)  # type: ignore[operator]
+
+
+def test_a_batch_the_gpu_cannot_hold_is_split_in_halves_until_it_fits(painter: DiffusersTryOnPainter) -> None:
+    requests = [request(i) for i in range(5)]
+    whole = painter.repaint(requests)
+    split = DiffusersTryOnPainter.from_pipeline(OutOfMemoryAbove(painter.load(), most=2), steps=2, max_side=SIDE)
+    parts = split.repaint(requests)
+    assert split.batches == [5, 2, 3, 1, 2]  # 5 does not fit: 2 runs, 3 does not fit: 1 and 2 run
+    assert all(np.abs(a.astype(int) - b.astype(int)).max() <= 1 for a, b in zip(whole, parts, strict=True))
+    hopeless = DiffusersTryOnPainter.from_pipeline(OutOfMemoryAbove(painter.load(), most=0), steps=2, max_side=SIDE)
+    with pytest.raises(RetryableError, match="out of memory on a single view"):
+        hopeless.repaint(requests[:2])
 
 
 # ---- requests from the rendered views ----------------------------------------------------------------------------
@@ -255,6 +345,19 @@ def test_the_garment_cutout_goes_on_white() -> None:
     rgba[0, 0] = (200, 30, 30, 255)
     rgba[0, 1] = (0, 0, 0, 128)
     assert garment_on_white(rgba).tolist() == [[[200, 30, 30], [127, 127, 127]], [[255, 255, 255]] * 2]
+
+
+def test_the_views_garment_regions_are_grown_as_catvtons_masks_and_the_photos_is_not() -> None:
+    region = np.zeros((64, 64), np.float32)
+    region[24:56, 14:22] = 1.0  # a U: two sleeves and a hem, the gap between them the body
+    region[24:56, 42:50] = 1.0
+    region[48:56, 14:50] = 1.0
+    faces: FaceEmbedder = FakeFaceEmbedder([fake_face((26, 4, 38, 16), identity=1)])
+    (req,) = tryon_requests(faces, views(1), [region], np.full((30, 20, 3), 255, np.uint8), [])
+    assert req.paint_mask[30, 32] == 1  # the hull: the outline no longer shows the garment's shape
+    assert np.array_equal(req.paint_mask, agnostic_region(region, req.keep_mask))
+    photo = tryon_request(views(1)[0], region, np.full((30, 20, 3), 255, np.uint8), [], face_box=None, seed=0)
+    assert photo.paint_mask[30, 32] == 0  # a region given as it is (the photo's agnostic mask): only dilated
 
 
 def test_requests_for_the_turntable_find_each_face_and_number_the_seeds() -> None:
@@ -364,3 +467,16 @@ def test_the_identity_loop_runs_on_the_real_adapter(painter: DiffusersTryOnPaint
     result = repaint_with_identity(painter, faces, BANK, shown, reqs, max_tries=2)
     assert result.tries == [2, 2, 2] and result.seeds == [0, 1, 2]  # ties keep the first attempt
     assert all(image.shape == (64, 64, 3) for image in result.images)
+
+
+def test_side_and_back_views_say_so_and_that_the_photo_is_the_front() -> None:
+    assert [view_cue(a) for a in (0, 45, 315)] == [None] * 3
+    assert view_cue(90) == view_cue(270) and "side" in (view_cue(90) or "")
+    back = view_cue(180) or ""
+    assert view_cue(135) == view_cue(225) == back and "back" in back and "shows the garment's front" in back
+    assert "back photo" not in back  # the wardrobe has no photo of the back: nothing claims one
+    region = box_mask(64, 64, (20, 24, 44, 56))
+    garment = np.full((30, 20, 3), 255, np.uint8)
+    behind = View(angle_deg=180, camera=CAMERA, image=rng_image(1, 64, 64), mask=np.ones((64, 64), bool), seconds=0.0)
+    req = tryon_request(behind, region, garment, ["snug across the chest"], face_box=None, seed=0)
+    assert req.prompt == f"{back}; snug across the chest" and req.garment is garment

@@ -37,6 +37,9 @@ from pipeline.backends.protocols import (
 )
 from tiny_onnx import write_face_pack
 from tiny_transformers import tiny_sam
+from tiny_weights import adapter_device
+
+DEVICE = adapter_device()
 
 Box = tuple[int, int, int, int]
 
@@ -150,6 +153,29 @@ def test_providers_are_cuda_then_cpu_where_the_runtime_has_them() -> None:
         iface.chosen_providers(["TensorrtExecutionProvider"], ["CPUExecutionProvider"])
 
 
+def test_cuda_is_expected_when_asked_for_or_when_a_gpu_has_the_gpu_runtime() -> None:
+    cuda, cpu = iface.CUDA, "CPUExecutionProvider"
+    assert iface.cuda_expected([cuda, cpu], gpu=False, gpu_runtime=False)
+    assert not iface.cuda_expected([cpu], gpu=True, gpu_runtime=True)  # the CPU, asked for: meant
+    assert iface.cuda_expected(None, gpu=True, gpu_runtime=True)
+    assert not iface.cuda_expected(None, gpu=True, gpu_runtime=False) and not iface.cuda_expected(None, False, True)
+
+
+def test_a_gpu_container_whose_sessions_fell_back_to_the_cpu_fails_loudly() -> None:
+    cuda, cpu = iface.CUDA, "CPUExecutionProvider"
+    with pytest.raises(RuntimeError, match="a GPU is present and onnxruntime-gpu is installed: its sessions use"):
+        iface.check_providers(None, [cpu], [cpu], gpu=True, gpu_installed=True, runtime_version="1.31.1")  # shadowed
+    with pytest.raises(RuntimeError, match="CUDA or cuDNN libraries are missing"):
+        iface.check_providers(None, [cpu], [cuda, cpu], gpu=True, gpu_installed=True, runtime_version="1.31.1")
+    with pytest.raises(RuntimeError, match="CUDA was asked for"):
+        iface.check_providers([cuda, cpu], [cpu], [cpu], gpu=False, gpu_installed=False, runtime_version="1.31.1")
+    iface.check_providers(None, [cuda, cpu], [cuda, cpu], gpu=True, gpu_installed=True, runtime_version="1.31.1")
+    iface.check_providers([cpu], [cpu], [cuda, cpu], gpu=True, gpu_installed=True, runtime_version="1.31.1")
+    iface.check_providers(None, [cpu], [cpu], gpu=False, gpu_installed=False, runtime_version="1.31.1")  # a CPU box
+    with pytest.warns(RuntimeWarning, match="CPU build"):
+        iface.check_providers(None, [cpu], [cpu], gpu=True, gpu_installed=False, runtime_version="1.31.1")
+
+
 def test_faces_are_kept_largest_first_and_small_ones_dropped() -> None:
     boxes = np.array([[0, 0, 40, 40, 0.9], [0, 0, 20, 80, 0.99], [10, 10, 110, 110, 0.6], [0, 0, 50, 60, 0.7]])
     assert iface.largest_first(boxes, max_faces=6).tolist() == [2, 3, 0]  # the 20 px wide one is too small
@@ -232,6 +258,30 @@ def test_the_insightface_adapter_finds_and_embeds_a_face(face_pack: Path) -> Non
     again = embedder.faces(rgb.copy())[0]
     assert float(np.linalg.norm(again.embedding - face.embedding)) < 1e-6 < embedder.threshold
     assert embedder.faces(np.full((128, 128, 3), 40, dtype=np.uint8)) == []
+    assert embedder.providers_used == ("CPUExecutionProvider",)
+
+
+def test_asking_for_cuda_where_onnx_runtime_has_only_the_cpu_fails_at_load(face_pack: Path) -> None:
+    import onnxruntime
+
+    if iface.CUDA in onnxruntime.get_available_providers():
+        pytest.skip("this ONNX Runtime has the CUDA provider")
+    embedder = InsightFaceEmbedder(face_pack, providers=[iface.CUDA, "CPUExecutionProvider"], det_size=(128, 128))
+    with pytest.raises(RuntimeError, match="would run on the CPU although CUDA was asked for"):
+        embedder.load()
+
+
+def test_the_insightface_adapter_runs_on_cuda(face_pack: Path) -> None:
+    import onnxruntime
+
+    if DEVICE != "cuda":
+        pytest.skip("DROPFIT_TEST_DEVICE is not cuda")
+    if iface.CUDA not in onnxruntime.get_available_providers():
+        pytest.skip(f"ONNX Runtime {onnxruntime.__version__} here has no CUDA provider (onnxruntime-gpu is not "
+                    "installed): InsightFace runs on the CPU on this machine")
+    embedder = InsightFaceEmbedder(face_pack, providers=[iface.CUDA], det_size=(128, 128))
+    faces = embedder.faces(face_photo(128, [(2, 1)]))
+    assert embedder.providers_used[0] == iface.CUDA and len(faces) == 1
 
 
 def test_faces_of_one_photo_are_embedded_in_one_batch_as_if_alone(face_pack: Path) -> None:
@@ -314,7 +364,8 @@ def test_the_yolo_adapter_detects_in_one_batch(tmp_path: Path, monkeypatch: pyte
 
     weights = tmp_path / "yolo11n.pt"
     YOLO("yolo11n.yaml").save(str(weights))  # random weights, built offline from the model yaml
-    detector = YoloPersonDetector(weights, device="cpu", conf=0.01, config_dir=tmp_path / "ultralytics")
+    detector = YoloPersonDetector(weights, device="cuda:0" if DEVICE == "cuda" else "cpu", conf=0.01,
+                                  config_dir=tmp_path / "ultralytics")
     assert isinstance(detector, PersonDetector) and "yolo11n.pt" in detector.version
     photos = [np.full((240, 320, 3), 128, dtype=np.uint8), np.zeros((200, 150, 3), dtype=np.uint8)]
     batches = detector.detect_batch(photos)
@@ -407,7 +458,7 @@ def garment_photo() -> np.ndarray:
 
 
 def test_the_sam_adapter_segments_boxes_in_one_batch(sam_dir: Path) -> None:
-    segmenter = SamSegmenter(sam_dir, device="cpu")
+    segmenter = SamSegmenter(sam_dir, device=DEVICE)
     assert isinstance(segmenter, PromptSegmenter) and isinstance(segmenter, GarmentSegmenter)
     assert segmenter.version.startswith("transformers 5.") and "tiny_sam" in segmenter.version
     rgb = garment_photo()
@@ -425,10 +476,10 @@ def test_the_sam_adapter_refines_a_first_guess_of_the_garment(sam_dir: Path) -> 
     rgb = garment_photo()
     alpha = np.zeros((120, 90), dtype=np.float32)
     alpha[20:100, 20:70] = 1.0
-    segmenter = SamSegmenter(sam_dir, device="cpu", first_guess=FakeGarmentSegmenter(alpha))
+    segmenter = SamSegmenter(sam_dir, device=DEVICE, first_guess=FakeGarmentSegmenter(alpha))
     mask = segmenter.segment(rgb)
     np.testing.assert_array_equal(mask, segmenter.segment_boxes(rgb, [(20, 20, 70, 100)])[0])
-    classical = SamSegmenter(sam_dir, device="cpu").segment(rgb)  # the default first guess: the classical mask
+    classical = SamSegmenter(sam_dir, device=DEVICE).segment(rgb)  # the default first guess: the classical mask
     assert classical.shape == (120, 90) and set(np.unique(classical)) <= {0.0, 1.0}
 
 

@@ -17,6 +17,7 @@ from pipeline.backends.weights import (
     MODELS,
     STAMP_DIR,
     WeightsError,
+    default_stamp_dir,
     pull,
     read_manifest,
     sha256_file,
@@ -152,6 +153,60 @@ def test_a_stamp_skips_rehashing_while_size_and_mtime_hold(tmp_path: Path) -> No
         verify(tmp_path, "sam")
 
 
+def flip_a_byte_keeping_size_and_mtime(target: Path) -> None:
+    """A change `verify` sees only by hashing."""
+    before = target.stat()
+    data = bytearray(target.read_bytes())
+    data[0] ^= 0xFF
+    target.write_bytes(bytes(data))
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_a_read_only_weights_folder_is_hashed_once_not_at_every_load(tmp_path: Path) -> None:
+    """As on Modal, where the volume is mounted read-only: nothing can be written under the weights folder (here
+    `.verified` is a file), so the stamp goes to the default stamp folder and the second verify does not hash."""
+    import shutil
+
+    weights = tmp_path / "weights"
+    folder = sam_folder(weights)
+    write_manifest(weights)
+    (weights / STAMP_DIR).write_text("")  # mkdir .verified fails, as on a read-only mount
+    try:
+        assert verify(weights, "sam") == folder
+        assert (default_stamp_dir(weights) / "sam.json").is_file()
+        flip_a_byte_keeping_size_and_mtime(folder / "model.safetensors")
+        assert verify(weights, "sam") == folder  # stamped: not hashed again
+        with pytest.raises(WeightsError, match="sha256"):
+            verify(weights, "sam", rehash=True)
+    finally:
+        shutil.rmtree(default_stamp_dir(weights), ignore_errors=True)
+
+
+def test_the_upload_stamp_spares_the_volume_a_rehash_of_what_upload_hashed(tmp_path: Path) -> None:
+    """`dropfit weights upload` ships an upload stamp: the volume's copy (new mtimes, read-only) is not hashed
+    at load while the manifest entry and every size are as stamped; a size or manifest change is still caught."""
+    local, volume = tmp_path / "local", tmp_path / "volume"
+    pull(local, ["sam"], download=FakeHub())
+    for source, relative in upload_plan(local):  # what the upload puts into the volume, in its order
+        target = volume / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes() if isinstance(source, Path) else source)
+    assert (volume / STAMP_DIR / "sam.uploaded.json").is_file() and not (volume / STAMP_DIR / "sam.json").exists()
+    flip_a_byte_keeping_size_and_mtime(volume / "sam" / "model.safetensors")
+    stamps = tmp_path / "stamps"
+    assert verify(volume, "sam", stamp_dir=stamps) == volume / "sam"  # trusted: upload hashed these bytes
+    assert not stamps.exists()  # it did not hash, so it wrote no stamp of its own
+    (volume / "sam" / "config.json").write_text("{}")
+    with pytest.raises(WeightsError, match="config.json has 2 bytes"):
+        verify(volume, "sam", stamp_dir=stamps)
+    raw = json.loads((local / MANIFEST_NAME).read_text())
+    raw["models"]["sam"]["files"][0]["sha256"] = "0" * 64  # another manifest entry: the stamp is not its
+    (volume / MANIFEST_NAME).write_text(json.dumps(raw))
+    (volume / "sam" / "config.json").write_bytes((local / "sam" / "config.json").read_bytes())
+    with pytest.raises(WeightsError, match="sha256"):
+        verify(volume, "sam", stamp_dir=stamps)
+
+
 def test_verify_works_when_no_stamp_can_be_written(tmp_path: Path) -> None:
     folder = sam_folder(tmp_path)
     write_manifest(tmp_path)
@@ -198,7 +253,9 @@ def test_upload_plan_ships_verified_files_and_the_manifest_last(tmp_path: Path) 
     pull(tmp_path, ["yolo", "sam"], download=FakeHub())
     plan = upload_plan(tmp_path)
     assert plan[-1] == (tmp_path / MANIFEST_NAME, MANIFEST_NAME)
-    assert ("yolo/yolo11n.pt" in [remote for _, remote in plan]) and all(local.is_file() for local, _ in plan)
+    remotes = [remote for _, remote in plan]
+    assert "yolo/yolo11n.pt" in remotes and all(isinstance(local, bytes) or local.is_file() for local, _ in plan)
+    assert remotes[-3:-1] == [f"{STAMP_DIR}/sam.uploaded.json", f"{STAMP_DIR}/yolo.uploaded.json"]
     (tmp_path / "yolo" / "yolo11n.pt").unlink()
     with pytest.raises(WeightsError, match="yolo11n.pt is missing"):
         upload_plan(tmp_path)

@@ -3,9 +3,15 @@
 The real `tencent/Hunyuan3D-2mv` subfolder `hunyuan3d-dit-v2-mv` holds `config.yaml` (hy3dgen class paths and
 their parameters: the flow-matching DiT, the shape VAE, a DINOv2 multi-view image encoder, the multi-view image
 processor, the scheduler) and `model.fp16.safetensors` (every module's weights, keys prefixed `model.`, `vae.`,
-`conditioner.`). `write_tiny_hunyuan_mv` writes the same two files with every size shrunk, so that hy3dgen's own
-`from_single_file` loads them and its pipeline runs on CPU in a second. The geometry decoder's output bias is
-set to the median of its outputs over the grid, so marching cubes finds a surface (random weights give noise).
+`conditioner.`). `write_tiny_hunyuan_mv` writes the same two files with every size shrunk, so that the adapter
+loads them and hy3dgen's pipeline runs on CPU in a second. The geometry decoder's output bias is set to the
+median of its outputs over the grid, so marching cubes finds a surface (random weights give noise).
+
+The real checkpoint was saved with transformers 4: its DINOv2 image encoder has that version's parameter names
+(`attention.attention.query`, `attention.output.dense`, and for a SwiGLU DINOv2 `mlp.weights_in` / `weights_out`),
+which transformers 5 renamed. A model built here has the new names, so `legacy_dinov2_names` writes them back
+the old way; the test that transformers' own `from_pretrained` reads them (tests/test_gpu_mesh.py) holds the
+tiny file to the real file's layout.
 """
 
 from __future__ import annotations
@@ -57,10 +63,37 @@ def write_tiny_hunyuan_mv(folder: Path, seed: int = 0) -> Path:
     modules = {name: instantiate_from_config(config[name]) for name in ("model", "vae", "conditioner")}
     _centre_surface(modules["vae"])
     tensors = {f"{name}.{key}": value.detach().contiguous()
-               for name, module in modules.items() for key, value in module.state_dict().items()}
+               for name, module in modules.items()
+               for key, value in (legacy_dinov2_names(module.state_dict()) if name == "conditioner"
+                                  else module.state_dict()).items()}
     safetensors.torch.save_file(tensors, str(folder / MODEL_FILE))
     (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return folder
+
+
+def legacy_dinov2_names(state: dict[str, Any]) -> dict[str, Any]:
+    """transformers 5's DINOv2 parameter names -> transformers 4's, as the real checkpoint has them: q/k/v/o
+    projections back under `attention.attention` / `attention.output.dense`, SwiGLU's gate and up projections
+    fused into one `weights_in` (gate rows first), its down projection as `weights_out`."""
+    import torch
+
+    renames = ((".attention.q_proj.", ".attention.attention.query."),
+               (".attention.k_proj.", ".attention.attention.key."),
+               (".attention.v_proj.", ".attention.attention.value."),
+               (".attention.o_proj.", ".attention.output.dense."),
+               (".mlp.down_proj.", ".mlp.weights_out."))
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        if ".mlp.up_proj." in key:
+            continue  # fused into weights_in with its gate projection below
+        if ".mlp.gate_proj." in key:
+            up = state[key.replace(".mlp.gate_proj.", ".mlp.up_proj.")]
+            out[key.replace(".mlp.gate_proj.", ".mlp.weights_in.")] = torch.cat([value, up], dim=0).contiguous()
+            continue
+        for current, legacy in renames:
+            key = key.replace(current, legacy)
+        out[key] = value
+    return out
 
 
 def _centre_surface(vae: Any, resolution: int = 16) -> None:

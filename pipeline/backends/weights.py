@@ -7,10 +7,17 @@ writes the manifest; an adapter calls `verify(folder, key)` before it loads and 
 or a `WeightsError` that names the missing or changed file and the command that fixes it. Nothing here
 downloads at request time: only `pull` touches the network, and only when a person runs it.
 
-Hashing streams each file in chunks. A verified model leaves a stamp (each file's size and mtime) under
-`.verified/`; a later `verify` whose files still match the stamp skips re-hashing (tens of GB take
-tens of seconds). Pass `stamp_dir` where the weights folder is read-only (a Modal volume mounted read-only):
-the stamp goes there, or is skipped if that fails too (then every load re-hashes).
+Hashing streams each file in chunks (tens of GB take a minute or more). Two stamps spare it:
+- A verified model leaves a stamp (each file's size and mtime) under `.verified/`; a later `verify` whose files
+  still match it skips re-hashing. Where the weights folder cannot be written (a Modal volume mounted
+  read-only), the stamp goes to `stamp_dir`, by default a folder under the system's temporary directory keyed by
+  the weights folder's path (`default_stamp_dir`), so a container hashes its weights once, not at every load.
+- `dropfit weights upload` hashes every file before it ships it and ships an upload stamp with them
+  (`.verified/<key>.uploaded.json`: the manifest entry's hash and each file's size; a volume gives files new
+  mtimes, so sizes are what can be checked there). A container that finds the upload stamp of the manifest entry
+  it reads, with every size as stamped, does not hash: what the volume holds was hashed where it came from, and
+  Modal's upload checks each block it stores. The trade-off, as for the mtime stamp: a file changed in place with
+  its size kept is not seen; `dropfit weights verify` on a local copy still hashes everything it has not stamped.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +38,7 @@ from pipeline.backends.table import BACKENDS, Source, Weights
 
 MANIFEST_NAME = "weights-manifest.json"
 STAMP_DIR = ".verified"
+UPLOAD_STAMP = "{key}.uploaded.json"  # under STAMP_DIR, written into the volume by `dropfit weights upload`
 HUB_METADATA = ".cache"  # huggingface_hub's per-file download metadata inside a local_dir; never in the manifest
 CHUNK = 8 << 20
 
@@ -172,12 +181,16 @@ def write_manifest(weights_dir: Path, keys: Iterable[str] | None = None) -> Weig
 # ---- the check at load ----------------------------------------------------------------------------------
 
 
+def _record_hash(record: ModelRecord) -> str:
+    return hashlib.sha256(record.model_dump_json().encode()).hexdigest()
+
+
 def _stamp(record: ModelRecord, folder: Path) -> dict[str, Any]:
     files = {}
     for f in record.files:
         stat = (folder / f.path).stat()
         files[f.path] = [stat.st_size, stat.st_mtime_ns]
-    return {"record": hashlib.sha256(record.model_dump_json().encode()).hexdigest(), "files": files}
+    return {"record": _record_hash(record), "files": files}
 
 
 def _stamp_matches(stamp_path: Path, record: ModelRecord, folder: Path) -> bool:
@@ -187,12 +200,42 @@ def _stamp_matches(stamp_path: Path, record: ModelRecord, folder: Path) -> bool:
         return False
 
 
-def _write_stamp(stamp_path: Path, record: ModelRecord, folder: Path) -> None:
+def _write_stamp(stamp_paths: Iterable[Path], record: ModelRecord, folder: Path) -> Path | None:
+    """Write the stamp at the first of `stamp_paths` that can be written; None when none can (the next load
+    hashes again, which is slower but as safe)."""
+    stamp = json.dumps(_stamp(record, folder))
+    for stamp_path in stamp_paths:
+        try:
+            stamp_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = stamp_path.with_name(f"{stamp_path.name}.{os.getpid()}.tmp")
+            tmp.write_text(stamp)
+            os.replace(tmp, stamp_path)
+            return stamp_path
+        except OSError:
+            continue
+    return None
+
+
+def default_stamp_dir(weights_dir: Path) -> Path:
+    """Where stamps go when the weights folder cannot take them: the system's temporary directory (a container's
+    own disk on Modal), one folder per weights folder."""
+    digest = hashlib.sha256(str(weights_dir.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "dropfit-verified" / digest
+
+
+def upload_stamp(record: ModelRecord) -> bytes:
+    """The upload stamp of a model's manifest entry, hashed just before: the entry's hash and each file's size."""
+    return (json.dumps({"record": _record_hash(record), "sizes": {f.path: f.size for f in record.files}},
+                       indent=1) + "\n").encode()
+
+
+def _upload_stamp_matches(weights_dir: Path, key: str, record: ModelRecord) -> bool:
+    """Is there an upload stamp for exactly this manifest entry? (The sizes were checked by the caller.)"""
     try:
-        stamp_path.parent.mkdir(parents=True, exist_ok=True)
-        stamp_path.write_text(json.dumps(_stamp(record, folder)))
-    except OSError:
-        pass  # a read-only folder: the next load hashes again, which is slower but as safe
+        stamp = json.loads((weights_dir / STAMP_DIR / UPLOAD_STAMP.format(key=key)).read_text())
+    except (OSError, ValueError):
+        return False
+    return stamp == json.loads(upload_stamp(record))
 
 
 def _check_pins(weights_dir: Path, key: str, record: ModelRecord) -> None:
@@ -203,10 +246,15 @@ def _check_pins(weights_dir: Path, key: str, record: ModelRecord) -> None:
                            f"run `dropfit weights pull --to {weights_dir} --only {key}`")
 
 
-def verify(weights_dir: Path, key: str, *, stamp_dir: Path | None = None) -> Path:
+def verify(weights_dir: Path, key: str, *, stamp_dir: Path | None = None, rehash: bool = False) -> Path:
     """The model's folder (`weights_dir / key`) once every file the manifest lists is there with its size and
     sha256, and the manifest's repos and revisions are the ones MODELS pins; else a `WeightsError` saying what
-    is wrong and which command fixes it. Files the manifest does not list are ignored."""
+    is wrong and which command fixes it. Files the manifest does not list are ignored.
+
+    The sha256 check is skipped when a stamp says these files were hashed (module docstring): a stamp of this
+    folder's sizes and mtimes (in `stamp_dir` if given, else in the folder's `.verified/`, else in
+    `default_stamp_dir`), or the upload stamp `dropfit weights upload` shipped with them; `rehash` hashes
+    regardless."""
     spec(key)
     fix = f"run `dropfit weights pull --to {weights_dir} --only {key}`"
     record = read_manifest(weights_dir).models.get(key)
@@ -220,14 +268,17 @@ def verify(weights_dir: Path, key: str, *, stamp_dir: Path | None = None) -> Pat
             raise WeightsError(f"{key}: {path} is missing: {fix}")
         if path.stat().st_size != f.size:
             raise WeightsError(f"{key}: {path} has {path.stat().st_size} bytes, the manifest says {f.size}: {fix}")
-    stamp_path = (stamp_dir or weights_dir / STAMP_DIR) / f"{key}.json"
-    if _stamp_matches(stamp_path, record, folder):
+    stamp_paths = [d / f"{key}.json" for d in ([stamp_dir] if stamp_dir is not None
+                                               else [weights_dir / STAMP_DIR, default_stamp_dir(weights_dir)])]
+    stamped = _upload_stamp_matches(weights_dir, key, record) or any(_stamp_matches(p, record, folder)
+                                                                     for p in stamp_paths)
+    if stamped and not rehash:
         return folder
     for f in record.files:
         if sha256_file(folder / f.path) != f.sha256:
             raise WeightsError(f"{key}: {folder / f.path} does not match its sha256 in the manifest "
                                f"(changed or corrupt): {fix}")
-    _write_stamp(stamp_path, record, folder)
+    _write_stamp(stamp_paths, record, folder)
     return folder
 
 
@@ -273,13 +324,17 @@ def pull(weights_dir: Path, keys: Iterable[str] | None = None, *, download: Down
     return write_manifest(weights_dir, chosen)
 
 
-def upload_plan(weights_dir: Path) -> list[tuple[Path, str]]:
-    """(local file, path relative to the weights folder) for every file the manifest lists, manifest last,
-    after verifying each model: what `dropfit weights upload` puts into the volume."""
+def upload_plan(weights_dir: Path) -> list[tuple[Path | bytes, str]]:
+    """(local file or bytes, path relative to the weights folder) for every file the manifest lists, then each
+    model's upload stamp, then the manifest (last: it says the rest is there), after hashing every file (not
+    trusting local stamps: the upload stamp vouches for these bytes): what `dropfit weights upload` puts into the
+    volume."""
     manifest = read_manifest(weights_dir)
-    plan = []
+    plan: list[tuple[Path | bytes, str]] = []
+    stamps: list[tuple[Path | bytes, str]] = []
     for key, record in manifest.models.items():
         if key in MODELS:
-            verify(weights_dir, key)
+            verify(weights_dir, key, rehash=True)
+            stamps.append((upload_stamp(record), f"{STAMP_DIR}/{UPLOAD_STAMP.format(key=key)}"))
         plan += [(weights_dir / key / f.path, f"{key}/{f.path}") for f in record.files]
-    return [*plan, (weights_dir / MANIFEST_NAME, MANIFEST_NAME)]
+    return [*plan, *stamps, (weights_dir / MANIFEST_NAME, MANIFEST_NAME)]

@@ -1,7 +1,8 @@
 """The generative pass over phase 3's renders: repaint the garment on each angle, keep the face, check identity.
 
-`tryon_requests` turns the 8 rendered views into try-on requests (the garment region to paint, the face to keep,
-the garment photo, the fit cues as prompt); `repaint_with_identity` runs them as one batch through a
+`tryon_requests` turns the 8 rendered views into try-on requests (the garment region to paint, grown as
+CatVTON-FLUX's training masks were, so that its outline does not dictate the garment's shape; the face to keep;
+the garment photo; the view and the fit cues as prompt); `repaint_with_identity` runs them as one batch through a
 `TryOnPainter`, checks identity per angle against the job's face bank, and runs again only the angles whose face
 drifted from the person's, with a new seed each time, keeping each angle's best attempt.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from pipeline.avatar.contracts import FaceBank
+from pipeline.backends.gpu.tryon_framing import agnostic_region
 from pipeline.backends.protocols import FaceEmbedder, TryOnPainter, TryOnRequest
 from pipeline.fitting.identity import AngleIdentity, identity_per_angle
 from pipeline.render.views import View
@@ -23,6 +25,10 @@ Box = tuple[int, int, int, int]
 RETRY_SEED_STEP = 1000  # try k of an angle runs with seed + k * RETRY_SEED_STEP
 FACE_MARGIN = 0.35  # the kept face region: the detector's box grown by this fraction of its size on every side
 GROW_FRAC = 0.015  # the paint mask: the garment region grown by this fraction of the image height (looser fits)
+# The wardrobe phase has one garment photo, its front. Views that show the person's side or back say so, and say
+# that the photo is the front: the model should not copy a front print onto a back, nor take the photo for one.
+SIDE_CUE = "the model is seen from the side; the product shot shows the garment's front"
+BACK_CUE = "the model is seen from the back; the product shot shows the garment's front, not its back"
 
 
 @dataclass(frozen=True)
@@ -66,21 +72,44 @@ def garment_paint_mask(region: np.ndarray, grow_px: int) -> np.ndarray:
     return binary.astype(np.float32)
 
 
+def view_cue(angle_deg: int) -> str | None:
+    """What the prompt says about the view: nothing for the front and three-quarter front (the photo's side),
+    SIDE_CUE at 90 and 270 degrees, BACK_CUE past them (the back and three-quarter back)."""
+    turn = angle_deg % 360
+    away = min(turn, 360 - turn)  # 0 faces the camera, 180 shows the back
+    if away < 90:
+        return None
+    return SIDE_CUE if away == 90 else BACK_CUE
+
+
 def tryon_request(view: View, garment_region: np.ndarray, garment: np.ndarray, cues: Sequence[str],
-                  face_box: Box | None, seed: int, grow_frac: float = GROW_FRAC) -> TryOnRequest:
-    """One angle's request: paint the garment region (grown), keep the face (when one is visible)."""
+                  face_box: Box | None, seed: int, grow_frac: float = GROW_FRAC,
+                  agnostic: bool = False) -> TryOnRequest:
+    """One angle's request: paint the garment region (grown), keep the face (when one is visible); the prompt is
+    the view's cue (side, back) and the fit cues. `agnostic`: grow the region as CatVTON grows its agnostic masks
+    (convex hull, blur, dilation; `tryon_framing`) instead of by `grow_frac`, for a tight region (a render's
+    garment); a region that is generous already (the photo's agnostic mask) is grown only by `grow_frac`."""
     height, width = view.image.shape[:2]
     if garment_region.shape != (height, width):
         raise ValueError(f"the garment region is {garment_region.shape}, the {view.angle_deg:03d} view is "
                          f"{(height, width)}")
+    keep = face_keep_mask((width, height), face_box)
+    if agnostic:
+        paint = agnostic_region(garment_region, keep)
+    else:
+        paint = garment_paint_mask(garment_region, round(grow_frac * height))
     return TryOnRequest(
         render=view.image,
-        paint_mask=garment_paint_mask(garment_region, round(grow_frac * height)),
-        keep_mask=face_keep_mask((width, height), face_box),
+        paint_mask=paint,
+        keep_mask=keep,
         garment=garment,
-        prompt=", ".join(c.strip() for c in cues if c.strip()),
+        prompt="; ".join(part for part in (view_cue(view.angle_deg), fit_cues(cues)) if part),
         seed=seed,
     )
+
+
+def fit_cues(cues: Sequence[str]) -> str:
+    return ", ".join(c.strip() for c in cues if c.strip())
 
 
 def garment_on_white(rgba: np.ndarray) -> np.ndarray:
@@ -97,10 +126,11 @@ def face_box(faces: FaceEmbedder, image: np.ndarray) -> Box | None:
 
 def tryon_requests(faces: FaceEmbedder, views: Sequence[View], garment_regions: Sequence[np.ndarray],
                    garment: np.ndarray, cues: Sequence[str], seed: int = 0) -> list[TryOnRequest]:
-    """One request per view, seeds `seed`, `seed + 1`, ...; `cues` is `FitReport.prompt_cues`."""
+    """One request per view, seeds `seed`, `seed + 1`, ...; `cues` is `FitReport.prompt_cues`; each garment region
+    grown as CatVTON's agnostic masks (`tryon_request(agnostic=True)`)."""
     if len(garment_regions) != len(views):
         raise ValueError(f"{len(garment_regions)} garment regions for {len(views)} views")
-    return [tryon_request(view, region, garment, cues, face_box(faces, view.image), seed + i)
+    return [tryon_request(view, region, garment, cues, face_box(faces, view.image), seed + i, agnostic=True)
             for i, (view, region) in enumerate(zip(views, garment_regions, strict=True))]
 
 

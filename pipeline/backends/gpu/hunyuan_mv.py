@@ -9,9 +9,14 @@
   `max_faces`; no surface (a blank occupancy grid) gives an empty `ShapeMesh`, which the phase declines.
 
 It loads from a local folder only: `config.yaml` and `model.fp16.safetensors` (the `hunyuan3d-dit-v2-mv`
-subfolder of `tencent/Hunyuan3D-2mv`, `dropfit weights` key `multiview`) through hy3dgen's `from_single_file`;
-hy3dgen's `from_pretrained` is not used, since it downloads when a folder is missing. fp16 on CUDA (the
-checkpoint's own precision), fp32 on CPU. hy3dgen imports torchvision, so only an image with torchvision runs it.
+subfolder of `tencent/Hunyuan3D-2mv`, `dropfit weights` key `multiview`), the way hy3dgen's `from_single_file`
+does (the config's classes, then each module's part of the checkpoint with a strict `load_state_dict`), with one
+step more: the checkpoint's image encoder is a DINOv2 saved by transformers 4, whose parameter names transformers
+5 changed (`attention.attention.query` -> `attention.q_proj`, `mlp.weights_in` -> `mlp.gate_proj` + `up_proj`, ...)
+and converts only inside its own `from_pretrained`, which hy3dgen does not use; `current_dinov2_names` maps them
+as transformers' conversion table does. hy3dgen's `from_pretrained` is not used either: it downloads when a folder
+is missing. fp16 on CUDA (the checkpoint's own precision), fp32 on CPU. hy3dgen imports torchvision, so only an
+image with torchvision runs it.
 
 `import_native_libraries()` must run on the main thread before any worker thread imports hy3dgen: pymeshlab
 (which hy3dgen imports) aborts the process at exit ("malloc_consolidate(): unaligned fastbin chunk") when it and
@@ -41,6 +46,15 @@ OCTREE_RESOLUTION = 256  # marching-cubes grid: 256 keeps fingers; hy3dgen's 384
 NUM_CHUNKS = 20000  # query points per decoder call
 MAX_FACES = 60000  # after reduction: enough for a person, small enough to bake and ship
 MIN_ALPHA = 8  # a view's alpha above this counts as the subject
+MODULES = ("model", "vae", "conditioner")  # the checkpoint's key prefixes, each a module of config.yaml
+# transformers 4's DINOv2 names -> transformers 5's (transformers' conversion_mapping.py, "Dinov2Model"); the
+# SwiGLU variant's fused `weights_in` splits in two along its rows (gate first, as transformers' Chunk(dim=0))
+DINOV2_RENAMES = ((".attention.attention.query.", ".attention.q_proj."),
+                  (".attention.attention.key.", ".attention.k_proj."),
+                  (".attention.attention.value.", ".attention.v_proj."),
+                  (".attention.output.dense.", ".attention.o_proj."),
+                  (".mlp.weights_out.", ".mlp.down_proj."))
+DINOV2_SPLIT = (".mlp.weights_in.", (".mlp.gate_proj.", ".mlp.up_proj."))
 
 
 def import_native_libraries() -> None:
@@ -132,8 +146,11 @@ class HunyuanMultiViewBuilder:
 def load_hunyuan_mv(path: Path, device: str | None) -> Any:
     """hy3dgen's flow-matching pipeline from `path` (config.yaml + model.fp16.safetensors), on `device`."""
     import hy3dgen.shapegen.models.conditioner  # noqa: F401 - imports torchvision: fails here, and every time
+    import safetensors.torch
     import torch
+    import yaml
     from hy3dgen.shapegen import Hunyuan3DDiTFlowMatchingPipeline
+    from hy3dgen.shapegen.pipelines import instantiate_from_config
 
     missing = [name for name in (CONFIG_FILE, MODEL_FILE) if not (path / name).is_file()]
     if missing:
@@ -141,8 +158,50 @@ def load_hunyuan_mv(path: Path, device: str | None) -> Any:
                                 "pull the weights (dropfit weights pull --only multiview)")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
-    return Hunyuan3DDiTFlowMatchingPipeline.from_single_file(
-        str(path / MODEL_FILE), str(path / CONFIG_FILE), device=device, dtype=dtype, use_safetensors=True)
+    config = yaml.safe_load((path / CONFIG_FILE).read_text())
+    parts = checkpoint_parts(safetensors.torch.load_file(str(path / MODEL_FILE), device="cpu"), path / MODEL_FILE)
+    parts["conditioner"] = current_dinov2_names(parts["conditioner"])
+    modules = {name: instantiate_from_config(config[name]) for name in MODULES}
+    for name, module in modules.items():
+        try:
+            module.load_state_dict(parts[name])  # strict: a name that does not fit is an error, never random weights
+        except RuntimeError as error:
+            cause = " ".join(str(error).splitlines()[:2])[:300]
+            raise RuntimeError(f"{path / MODEL_FILE}: its {name} weights do not fit {config[name]['target']}: "
+                               f"{cause}") from error
+    return Hunyuan3DDiTFlowMatchingPipeline(
+        vae=modules["vae"], model=modules["model"], conditioner=modules["conditioner"],
+        scheduler=instantiate_from_config(config["scheduler"]),
+        image_processor=instantiate_from_config(config["image_processor"]), device=device, dtype=dtype)
+
+
+def checkpoint_parts(tensors: dict[str, Any], file: Path) -> dict[str, dict[str, Any]]:
+    """The checkpoint's tensors by module (`model.`, `vae.`, `conditioner.` prefixes), as hy3dgen splits them;
+    every module must have weights (a missing image encoder would run on random weights)."""
+    parts: dict[str, dict[str, Any]] = {name: {} for name in MODULES}
+    for key, value in tensors.items():
+        module, _, rest = key.partition(".")
+        parts.setdefault(module, {})[rest] = value
+    empty = [name for name in MODULES if not parts[name]]
+    if empty:
+        raise RuntimeError(f"{file} has no weights for {', '.join(empty)}: it is not a Hunyuan3D-2mv shape model")
+    return parts
+
+
+def current_dinov2_names(state: dict[str, Any]) -> dict[str, Any]:
+    """A state dict whose DINOv2 keys use transformers 4's names, with transformers 5's names instead (keys
+    already in the new names, and every other key, unchanged)."""
+    out: dict[str, Any] = {}
+    old, (gate, up) = DINOV2_SPLIT
+    for key, value in state.items():
+        if old in key:
+            first, second = value.chunk(2, dim=0)
+            out[key.replace(old, gate)], out[key.replace(old, up)] = first.contiguous(), second.contiguous()
+            continue
+        for legacy, current in DINOV2_RENAMES:
+            key = key.replace(legacy, current)
+        out[key] = value
+    return out
 
 
 def predict(pipe: Any, images: dict[str, Image.Image], seed: int, steps: int, octree_resolution: int,

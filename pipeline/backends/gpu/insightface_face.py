@@ -6,6 +6,12 @@ is checked before insightface sees it: a missing one would make insightface fetc
 ONNX Runtime runs on CUDA when it has it, else on the CPU; the models run in the precision stored in their
 files (fp32 for buffalo_l; on a GPU a face costs a few ms, so fp16 is not worth a converted copy).
 
+The CPU fall-back is never silent where CUDA is meant (`cuda_expected`): when CUDA was asked for, or a GPU is
+present and the GPU build of ONNX Runtime is installed (`onnxruntime-gpu`, which insightface's dependency on the
+CPU `onnxruntime` can shadow, both being the module `onnxruntime`), loading fails unless every session runs on
+the CUDA provider, naming what the runtime offers. A GPU next to only the CPU runtime (a machine set up without
+onnxruntime-gpu) runs on the CPU with a RuntimeWarning; asking for ["CPUExecutionProvider"] says it is meant.
+
 Per photo: the detector runs once (insightface's own pre- and post-processing: letterbox to `det_size`,
 anchors, NMS); the faces are cut out with the ArcFace 5-point alignment (a plain function here, the same
 similarity fit insightface uses) and embedded together in one batch. Embeddings are L2-normalised, so the
@@ -21,6 +27,8 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
+from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
@@ -40,6 +48,8 @@ ARCFACE_POINTS = np.array(  # where ArcFace expects the 5 points (eyes, nose tip
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
     dtype=np.float64)
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+CUDA = "CUDAExecutionProvider"
+GPU_RUNTIME = "onnxruntime-gpu"  # the distribution of ONNX Runtime's CUDA build
 Box = tuple[int, int, int, int]
 
 
@@ -56,6 +66,7 @@ class InsightFaceEmbedder:
         self.max_faces = max_faces
         self._lock = threading.Lock()
         self._models: tuple[Any, Any] | None = None
+        self.providers_used: tuple[str, ...] = ()  # what ONNX Runtime's sessions run on, once loaded
 
     @property
     def version(self) -> str:
@@ -90,14 +101,20 @@ class InsightFaceEmbedder:
             import onnxruntime
             from insightface.app import FaceAnalysis
 
-            providers = chosen_providers(self.providers, onnxruntime.get_available_providers())
+            available = onnxruntime.get_available_providers()
+            providers = chosen_providers(self.providers, available)
             app = FaceAnalysis(name=str(self.model_dir), root=str(self.model_dir), providers=providers,
                                allowed_modules=["detection", "recognition"])
             if "recognition" not in app.models:
                 raise RuntimeError(f"{self.model_dir} holds no recognition model (a square 112 input, one output)")
-            ctx_id = 0 if providers[0] == "CUDAExecutionProvider" else -1
+            ctx_id = 0 if providers[0] == CUDA else -1
             app.prepare(ctx_id=ctx_id, det_thresh=MIN_SCORE, det_size=self.det_size)
-            self._models = (app.models["detection"], app.models["recognition"])
+            models = (app.models["detection"], app.models["recognition"])
+            used = sorted({p for model in models for p in model.session.get_providers()})
+            check_providers(self.providers, used, available, gpu_present(), gpu_runtime_installed(),
+                            onnxruntime.__version__)
+            self.providers_used = tuple(used)
+            self._models = models
         return self._models
 
 
@@ -120,6 +137,50 @@ def chosen_providers(requested: list[str] | None, available: list[str]) -> list[
     if not chosen:
         raise RuntimeError(f"none of the providers {wanted} is available (ONNX Runtime has {available})")
     return chosen
+
+
+def cuda_expected(requested: list[str] | None, gpu: bool, gpu_runtime: bool) -> bool:
+    """Must the sessions run on CUDA? When it was asked for; else, when nothing was asked, where there is a GPU
+    and the GPU build of ONNX Runtime is installed (or is what imported)."""
+    if requested:
+        return CUDA in requested
+    return gpu and gpu_runtime
+
+
+def check_providers(requested: list[str] | None, used: list[str], available: list[str], gpu: bool,
+                    gpu_installed: bool, runtime_version: str) -> None:
+    """Fail when the sessions run without CUDA although it is expected (`cuda_expected`); warn when a GPU is
+    present but only the CPU runtime is installed and nothing was asked for."""
+    gpu_runtime = gpu_installed or CUDA in available
+    if CUDA in used or not cuda_expected(requested, gpu, gpu_runtime):
+        if gpu and not gpu_runtime and not requested:
+            warnings.warn(f"InsightFace runs on the CPU next to a GPU: ONNX Runtime {runtime_version} here is the "
+                          f"CPU build (providers {available}); install {GPU_RUNTIME} for CUDA, or ask for "
+                          "CPUExecutionProvider to say the CPU is meant", RuntimeWarning, stacklevel=3)
+        return
+    why = "CUDA was asked for" if requested else f"a GPU is present and {GPU_RUNTIME} is installed"
+    raise RuntimeError(f"InsightFace would run on the CPU although {why}: its sessions use {used}, ONNX Runtime "
+                       f"{runtime_version} offers {available}. If the CPU onnxruntime package shadows "
+                       f"{GPU_RUNTIME} (insightface requires the CPU one; both install the module onnxruntime), "
+                       f"`pip uninstall -y onnxruntime` and `pip install --force-reinstall --no-deps {GPU_RUNTIME}`; "
+                       "if CUDA is offered but unused, its CUDA or cuDNN libraries are missing")
+
+
+def gpu_present() -> bool:
+    """Does torch see a CUDA GPU here? (False where torch is not installed.)"""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def gpu_runtime_installed() -> bool:
+    try:
+        package_version(GPU_RUNTIME)
+    except PackageNotFoundError:
+        return False
+    return True
 
 
 def l2_threshold(cosine: float) -> float:

@@ -1,13 +1,19 @@
 """The try-on painter on FLUX.1 Fill: in-context garment transfer onto phase 3's renders (CatVTON-FLUX style).
 
-Each request becomes one diptych: the garment photo letterboxed on white on the left, the render on the right.
-The inpainting mask is empty on the garment half and covers the render's garment region (grown a little, less
-the keep region) on the right, so the model repaints the garment while it sees the garment itself in the same
-image. The right half comes back, is resized to the render's size and composited: the render stays exactly as it
-was outside the paint mask and inside the keep mask (the face), with an inward feather at the paint mask's edge.
+Each request becomes one diptych of two 3:4 halves, as CatVTON-FLUX was trained (`tryon_framing`): on the left
+the garment photo as a product shot (cropped to the garment, letterboxed on white), on the right the render's
+frame around the paint and keep masks. The inpainting mask is empty on the garment half and, on the right,
+covers the paint mask grown a little (less the keep region); phase 3 makes the paint mask as generous as
+CatVTON's agnostic masks (`tryon_framing.agnostic_region`). The prompt is CatVTON-FLUX's training caption with
+the request's cues after it. The right half comes back, is resized to the frame, pasted onto the render and
+composited: the render stays exactly as it was outside the paint mask and inside the keep mask (the face), with
+an inward feather at the paint mask's edge.
 
 preprocess (`diptychs`) and postprocess (`tryon_output`) are plain numpy and PIL; only `predict` touches torch.
-The pipeline loads from a local folder only (`local_files_only=True`), once per painter, on first use.
+The pipeline loads from a local folder only (`local_files_only=True`), once per painter, on first use, straight
+onto its device (`device_map`, no whole copy in host memory), with VAE slicing on; the try-on LoRA is fused into
+the transformer after its checks, so inference runs the plain model. A batch the GPU cannot hold is split in
+halves until it fits (one request that does not fit is a RetryableError).
 """
 
 from __future__ import annotations
@@ -21,25 +27,31 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from pipeline.backends.gpu.tryon_framing import ASPECT, Box, crop, frame_box, paste, product_box
+from pipeline.backends.gpu.tryon_lora import LORA_WEIGHT_NAME, load_lora
 from pipeline.backends.installed import installed_version
 from pipeline.backends.protocols import TryOnRequest
 from pipeline.backends.table import BuildContext
 from pipeline.errors import RetryableError
 
-PROMPT_TEMPLATE = "The pair of images shows a garment and the same garment worn by a person"
-MAX_SIDE = 1024  # each half's longer side at most this (FLUX.1 Fill's training resolution)
-GROW_FRAC = 0.01  # the model's mask grows past the paint mask by this fraction of the longer side
-FEATHER_FRAC = 0.006  # the composite fades in over this fraction of the longer side, inside the paint mask
+# CatVTON-FLUX's caption, verbatim from its training and inference scripts (github.com/nftblackmagic/catvton-flux,
+# train_flux_inpaint.py and tryon_inference_lora.py; the missing space before [IMAGE2] is theirs): the LoRA was
+# trained on this sentence only, so it comes first and unchanged; the fit and view cues follow it.
+TRAINING_CAPTION = ("The pair of images highlights a clothing and its styling on a model, high resolution, 4K, 8K; "
+                    "[IMAGE1] Detailed product shot of a clothing"
+                    "[IMAGE2] The same cloth is worn by a model in a lifestyle setting.")
+MAX_SIDE = 1024  # each half's height (3:4: 768 x 1024, CatVTON-FLUX's serving size)
+GROW_FRAC = 0.01  # the model's mask grows past the paint mask by this fraction of the frame's height
+FEATHER_FRAC = 0.006  # the composite fades in over this fraction of the frame's height, inside the paint mask
 MAX_SEQUENCE_LENGTH = 512  # T5 tokens, as FLUX.1-dev and its Fill variant were trained
-LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # diffusers' name for a pipeline's LoRA file
 
 
 @dataclass(frozen=True)
 class Diptych:
     """One request as the pipeline sees it."""
 
-    image: np.ndarray  # (h, 2w, 3) uint8: the garment letterboxed on white | the render resized to (w, h)
-    mask: np.ndarray  # (h, 2w) float32: 0 on the garment half, 1 where the render half is repainted
+    image: np.ndarray  # (h, 2w, 3) uint8: the garment as a product shot | the render's 3:4 frame, each (w, h)
+    mask: np.ndarray  # (h, 2w) float32: 0 on the garment half, 1 where the frame is repainted
     prompt: str
     seed: int
 
@@ -52,11 +64,11 @@ class Diptych:
 # ---- preprocess ------------------------------------------------------------------------------------------------
 
 
-def work_size(width: int, height: int, multiple: int, max_side: int = MAX_SIDE) -> tuple[int, int]:
-    """(w, h) of one half: scaled down to fit `max_side`, each side rounded to a multiple of `multiple`."""
-    scale = min(1.0, max_side / max(width, height))
-    w, h = (max(multiple, round(side * scale / multiple) * multiple) for side in (width, height))
-    return w, h
+def half_size(multiple: int, max_side: int = MAX_SIDE, aspect: tuple[int, int] = ASPECT) -> tuple[int, int]:
+    """(w, h) of one half: `aspect` exactly, `h` at most `max_side` (at least one step), both multiples of
+    `multiple` (the pipeline's)."""
+    step = max(1, max_side // (aspect[1] * multiple))
+    return aspect[0] * multiple * step, aspect[1] * multiple * step
 
 
 def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -68,6 +80,12 @@ def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     x0, y0 = (width - fit[0]) // 2, (height - fit[1]) // 2
     canvas[y0:y0 + fit[1], x0:x0 + fit[0]] = resize_rgb(image, fit)
     return canvas
+
+
+def product_shot(garment: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The garment half: the photo cropped to the garment (plus a margin) and letterboxed on white."""
+    x0, y0, x1, y1 = product_box(garment)
+    return letterbox(garment[y0:y1, x0:x1], size)
 
 
 def resize_rgb(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -94,30 +112,36 @@ def grow(mask: np.ndarray, px: int) -> np.ndarray:
     return cv2.dilate(binary, disc) > 0
 
 
-def repaint_mask(paint_mask: np.ndarray, keep_mask: np.ndarray, grow_px: int) -> np.ndarray:
-    """(H, W) float32 in {0, 1}: what the model may repaint, the paint mask grown by `grow_px`, less the keep mask."""
-    return (grow(paint_mask, grow_px) & ~(keep_mask > 0.5)).astype(np.float32)
-
-
 def tryon_prompt(cues: str) -> str:
+    """CatVTON-FLUX's training caption, then the request's cues (fit, view) as one more sentence."""
     cues = cues.strip().rstrip(".")
-    return f"{PROMPT_TEMPLATE}; {cues}." if cues else f"{PROMPT_TEMPLATE}."
+    return f"{TRAINING_CAPTION} {cues[0].upper()}{cues[1:]}." if cues else TRAINING_CAPTION
 
 
-def diptych(request: TryOnRequest, half: tuple[int, int], grow_frac: float = GROW_FRAC) -> Diptych:
-    """The request as one image of size (2w, h) for `half` = (w, h): garment left, render right."""
+def request_frame(request: TryOnRequest, grow_frac: float = GROW_FRAC) -> tuple[Box, np.ndarray]:
+    """The request's 3:4 frame (a box in the render, which may reach past it) and the model's mask in the render's
+    pixels, (H, W) float32 in {0, 1}: the paint mask grown by `grow_frac` of the frame's height, less the keep
+    mask."""
+    box = frame_box(request.paint_mask, request.keep_mask)
+    grown = grow(request.paint_mask, round(grow_frac * (box[3] - box[1])))
+    return box, (grown & ~(request.keep_mask > 0.5)).astype(np.float32)
+
+
+def diptych(request: TryOnRequest, half: tuple[int, int]) -> Diptych:
+    """The request as one image of size (2w, h) for `half` = (w, h): garment left, the render's frame right."""
     check_request(request)
-    height, width = request.render.shape[:2]
-    mask = repaint_mask(request.paint_mask, request.keep_mask, round(grow_frac * max(width, height)))
-    image = np.concatenate([letterbox(request.garment, half), resize_rgb(request.render, half)], axis=1)
-    right = (resize_mask(mask, half) > 0.5).astype(np.float32)
+    box, region = request_frame(request)
+    person = resize_rgb(crop(request.render, box, 255), half)
+    right = (resize_mask(crop(region, box, 0.0), half) > 0.5).astype(np.float32)
+    image = np.concatenate([product_shot(request.garment, half), person], axis=1)
     full_mask = np.concatenate([np.zeros_like(right), right], axis=1)
     return Diptych(image=image, mask=full_mask, prompt=tryon_prompt(request.prompt), seed=request.seed)
 
 
 def diptychs(requests: Sequence[TryOnRequest], multiple: int, max_side: int = MAX_SIDE) -> list[Diptych]:
-    """preprocess: one diptych per request; each half's sides are multiples of `multiple` (the pipeline's)."""
-    return [diptych(r, work_size(r.render.shape[1], r.render.shape[0], multiple, max_side)) for r in requests]
+    """preprocess: one diptych per request, every half the same 3:4 size (multiples of the pipeline's `multiple`)."""
+    half = half_size(multiple, max_side)
+    return [diptych(r, half) for r in requests]
 
 
 def check_request(request: TryOnRequest) -> None:
@@ -159,11 +183,11 @@ def composite(render: np.ndarray, generated: np.ndarray, paint_mask: np.ndarray,
 
 
 def tryon_output(request: TryOnRequest, generated: np.ndarray, feather_frac: float = FEATHER_FRAC) -> np.ndarray:
-    """postprocess: the diptych's right half, at the render's size, composited over the render."""
-    height, width = request.render.shape[:2]
-    painted = resize_rgb(right_half(generated), (width, height))
-    return composite(request.render, painted, request.paint_mask, request.keep_mask,
-                     round(feather_frac * max(width, height)))
+    """postprocess: the diptych's right half, resized to the request's frame, pasted onto the render and
+    composited inside the paint mask (feathered); the keep mask and everything else stay the render's own."""
+    x0, y0, x1, y1 = box = frame_box(request.paint_mask, request.keep_mask)
+    painted = paste(request.render, resize_rgb(right_half(generated), (x1 - x0, y1 - y0)), box)
+    return composite(request.render, painted, request.paint_mask, request.keep_mask, round(feather_frac * (y1 - y0)))
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -178,15 +202,18 @@ class DiffusersTryOnPainter:
     """`TryOnPainter` on a FLUX.1 Fill pipeline folder (diffusers layout), optionally with a try-on LoRA.
 
     Loads once, lazily, from local files only; bfloat16 on CUDA, float32 on CPU. Calls are serialized: the
-    scheduler keeps per-call state, so one pipeline runs one batch at a time.
+    scheduler keeps per-call state, so one pipeline runs one batch at a time. `batches` records the size of
+    every pipeline call, so a split after running out of GPU memory shows.
     """
 
     name = "flux-fill-tryon"
 
     def __init__(self, path: Path, device: str | None = None, steps: int = 28, guidance: float = 30.0,
-                 lora: Path | None = None, max_side: int = MAX_SIDE, strength: float = 1.0) -> None:
+                 lora: Path | None = None, max_side: int = MAX_SIDE, strength: float = 1.0,
+                 fuse_lora: bool = True) -> None:
         """`strength` < 1 starts from the noised render instead of pure noise, so the dressed body's folds and
-        shading carry into the result (1.0: only the unmasked context and the mask's outline guide it)."""
+        shading carry into the result (1.0: only the unmasked context and the mask's outline guide it).
+        `fuse_lora` False keeps the LoRA as adapter layers (to compare; inference then pays them)."""
         if not 0.0 < strength <= 1.0:
             raise ValueError(f"strength must be in (0, 1], got {strength}")
         self.path = Path(path)
@@ -196,6 +223,9 @@ class DiffusersTryOnPainter:
         self.guidance = guidance
         self.max_side = max_side
         self.strength = strength
+        self.fuse_lora = fuse_lora
+        self.lora_modules: frozenset[str] = frozenset()  # the transformer modules the LoRA changed, once loaded
+        self.batches: list[int] = []
         lora_note = f" + lora {self.lora.name}" if self.lora is not None else ""
         self.version = f"{self.path.name}{lora_note} (diffusers {installed_version('diffusers')})"
         self._pipe: Any = None
@@ -230,7 +260,7 @@ class DiffusersTryOnPainter:
 
     def _pipeline(self) -> Any:
         if self._pipe is None:
-            self._pipe = load_flux_fill(self.path, self.device, self.lora)
+            self._pipe, self.lora_modules = load_flux_fill(self.path, self.device, self.lora, fuse=self.fuse_lora)
         return self._pipe
 
     def _predict(self, pipe: Any, batch: list[Diptych]) -> list[np.ndarray]:
@@ -238,14 +268,23 @@ class DiffusersTryOnPainter:
         out: list[np.ndarray | None] = [None] * len(batch)
         for size in dict.fromkeys(d.size for d in batch):
             index = [i for i, d in enumerate(batch) if d.size == size]
-            images = predict(pipe, [batch[i] for i in index], self.steps, self.guidance, self.strength)
+            images = predict_in_parts(pipe, [batch[i] for i in index], self.steps, self.guidance, self.strength,
+                                      self.batches)
             for i, image in zip(index, images, strict=True):
                 out[i] = image
         return out  # type: ignore[return-value]
 
 
-def load_flux_fill(path: Path, device: str | None, lora: Path | None) -> Any:
-    """The FluxFillPipeline in `path` (and the LoRA in `lora`), from local files only, on `device`."""
+def load_flux_fill(path: Path, device: str | None, lora: Path | None, fuse: bool = True
+                   ) -> tuple[Any, frozenset[str]]:
+    """The FluxFillPipeline in `path` (and the LoRA in `lora`, fused unless `fuse` is False), from local files
+    only, on `device`; and the transformer modules the LoRA changed (empty without one).
+
+    `device_map` loads each component's weights straight onto the device (a plain "cuda" or "cpu"; other devices
+    load on the host and move), so the host never holds the whole 34 GB. VAE slicing decodes (and encodes) a
+    batch one image at a time: the same images, a fraction of the activation memory at 8 x 1024 x 2048. VAE
+    tiling stays off: it blends overlapping tiles, which shows as seams on flat colours, and one 1024 x 2048
+    decode fits any of the deployment's GPUs."""
     import torch
     from diffusers import FluxFillPipeline
 
@@ -253,46 +292,48 @@ def load_flux_fill(path: Path, device: str | None, lora: Path | None) -> Any:
         raise FileNotFoundError(f"no diffusers pipeline in {path} (model_index.json is missing): pull the weights")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    pipe = FluxFillPipeline.from_pretrained(str(path), dtype=dtype, local_files_only=True)
-    if lora is not None:
-        load_lora(pipe, lora)
+    mapped = device in ("cuda", "cpu")
+    pipe = FluxFillPipeline.from_pretrained(str(path), dtype=dtype, local_files_only=True, low_cpu_mem_usage=True,
+                                            device_map=device if mapped else None)
+    if not mapped:
+        pipe = pipe.to(device)
+    modules = load_lora(pipe, lora, fuse=fuse) if lora is not None else frozenset()
+    pipe.vae.enable_slicing()
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
+    return pipe, modules
 
 
-def lora_file(lora: Path) -> Path:
-    """The LoRA's safetensors file: `lora` itself, or `pytorch_lora_weights.safetensors` in the folder `lora`."""
-    file = lora / LORA_WEIGHT_NAME if lora.is_dir() else lora
-    if not file.is_file():
-        raise FileNotFoundError(f"no try-on LoRA at {file}: pull the weights")
-    return file
+def is_out_of_memory(error: BaseException) -> bool:
+    import torch
+
+    return isinstance(error, torch.cuda.OutOfMemoryError)
 
 
-def load_lora(pipe: Any, lora: Path) -> None:
-    """Load the try-on LoRA (diffusers format: keys `transformer.<module>.lora_A.weight`) into the transformer.
-
-    diffusers raises on wrong shapes or unknown module names, but with no `transformer.` key it loads nothing
-    (and only logs), and with some unknown names it wraps the rest: both would leave the painter without its
-    LoRA while its version names one, so both raise here too. Every failure is a ValueError naming the file."""
-    from peft.tuners.tuners_utils import BaseTunerLayer
-    from safetensors import safe_open
-
-    file = lora_file(lora)
+def predict_in_parts(pipe: Any, batch: list[Diptych], steps: int, guidance: float, strength: float,
+                     calls: list[int] | None = None) -> list[np.ndarray]:
+    """`predict` on the whole batch; when the GPU runs out of memory, on each half of it in turn (recursively),
+    after freeing the cached blocks. Each diptych has its own seeded generator, so a split changes no result
+    beyond rounding. One diptych that does not fit is a RetryableError (another container may have more memory)."""
     try:
-        pipe.load_lora_weights(str(file.parent), weight_name=file.name, local_files_only=True)
-    except (ValueError, RuntimeError) as error:  # peft's NoMatchingPeftModuleError is a ValueError
-        cause = " ".join(str(error).splitlines()[:2])
-        raise ValueError(f"the try-on LoRA {file} does not fit the FLUX Fill transformer: {cause}") from error
-    with safe_open(str(file), framework="pt") as weights:
-        named = {key.removeprefix("transformer.").split(".lora_A.")[0] for key in weights.keys()
-                 if key.startswith("transformer.") and ".lora_A." in key}
-    wrapped = {name for name, module in pipe.transformer.named_modules() if isinstance(module, BaseTunerLayer)}
-    if not wrapped:
-        raise ValueError(f"the try-on LoRA {file} loaded nothing into the FLUX Fill transformer: it has no "
-                         "diffusers-format transformer keys ('transformer.<module>.lora_A.weight')")
-    if named - wrapped:
-        raise ValueError(f"the try-on LoRA {file} names {len(named - wrapped)} modules the FLUX Fill transformer "
-                         f"does not have, e.g. {sorted(named - wrapped)[0]!r}")
+        if calls is not None:
+            calls.append(len(batch))
+        return predict(pipe, batch, steps, guidance, strength)
+    except Exception as error:
+        if not is_out_of_memory(error):
+            raise
+        release_cached_memory()
+        if len(batch) == 1:
+            raise RetryableError("try-on: the GPU ran out of memory on a single view") from error
+    middle = len(batch) // 2
+    return [*predict_in_parts(pipe, batch[:middle], steps, guidance, strength, calls),
+            *predict_in_parts(pipe, batch[middle:], steps, guidance, strength, calls)]
+
+
+def release_cached_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def predict(pipe: Any, batch: list[Diptych], steps: int, guidance: float, strength: float = 1.0) -> list[np.ndarray]:
@@ -301,16 +342,13 @@ def predict(pipe: Any, batch: list[Diptych], steps: int, guidance: float, streng
 
     width, height = batch[0].size
     generators = [torch.Generator("cpu").manual_seed(d.seed) for d in batch]
-    try:
-        result = pipe(
-            prompt=[d.prompt for d in batch],
-            image=[Image.fromarray(d.image) for d in batch],
-            mask_image=[Image.fromarray((d.mask * 255).astype(np.uint8)) for d in batch],
-            height=height, width=width, num_inference_steps=steps, guidance_scale=guidance, strength=strength,
-            generator=generators, max_sequence_length=MAX_SEQUENCE_LENGTH, output_type="np",
-        )
-    except torch.cuda.OutOfMemoryError as error:
-        raise RetryableError(f"try-on: the GPU ran out of memory on a batch of {len(batch)}") from error
+    result = pipe(
+        prompt=[d.prompt for d in batch],
+        image=[Image.fromarray(d.image) for d in batch],
+        mask_image=[Image.fromarray((d.mask * 255).astype(np.uint8)) for d in batch],
+        height=height, width=width, num_inference_steps=steps, guidance_scale=guidance, strength=strength,
+        generator=generators, max_sequence_length=MAX_SEQUENCE_LENGTH, output_type="np",
+    )
     return list(to_uint8(result.images))
 
 
