@@ -73,7 +73,9 @@ def contains(polygon: np.ndarray, point: np.ndarray) -> bool:
     if len(polygon) < 3:
         return False
     edge = np.roll(polygon, -1, axis=0) - polygon
-    return bool((np.cross(edge, point - polygon) >= 0).all())
+    towards = point - polygon
+    cross = edge[:, 0] * towards[:, 1] - edge[:, 1] * towards[:, 0]  # 2-D cross product (NumPy 2 refuses np.cross)
+    return bool((cross >= 0).all())
 
 
 def loop_around(vertices: np.ndarray, faces: np.ndarray, height: float, centre: np.ndarray) -> np.ndarray | None:
