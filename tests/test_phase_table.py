@@ -88,3 +88,19 @@ def test_the_architecture_page_shows_the_phase_table_exactly() -> None:
 
     page = (Path(__file__).resolve().parents[1] / "docs/architecture.md").read_text()
     assert PHASES.markdown() in page, "docs/architecture.md's phase table drifted: paste PHASES.markdown() into it"
+
+
+def test_a_container_loads_only_its_phases_models(tmp_path) -> None:
+    """Under gpu, the wardrobe container must not load YOLO, SAM, InsightFace, FLUX or Hunyuan: with no weights at
+    all its warm-up still works, while the fitting container's fails on the missing weights, naming the fix."""
+    from pipeline.backends.config import ModelConfig
+    from pipeline.backends.weights import WeightsError
+    from pipeline.registry import product_registry
+
+    config = ModelConfig(profile="gpu", weights_dir=tmp_path / "no-weights")
+    registry = product_registry(config)
+    registry.warm_up("wardrobe")
+    with pytest.raises(WeightsError, match="dropfit weights pull"):
+        registry.warm_up("fitting")
+    with pytest.raises(KeyError, match="unknown phase 'fiting'"):
+        registry.warm_up("fiting")
