@@ -4,14 +4,15 @@ A claim is `work/{step}/{subject}/_claim.json`, created with if_none_match. A li
 worker means "someone is on it": the duplicate skips (the holder's done marker will wake what follows).
 An expired claim is taken over with a compare-and-swap on its etag, so exactly one taker wins. The
 holder renews its lease from a heartbeat thread; a holder whose renewal fails has lost the claim and
-must not commit.
+must not commit. A write whose answer was lost (the store retried it and found the key changed) is
+recognised as ours by its record (same owner, same times), not mistaken for another worker's claim.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -76,6 +77,8 @@ class Claims:
             if current is None:
                 continue  # released between our create and our read: try again
             existing, etag = current
+            if existing == record:  # our own create, whose answer was lost and whose retry then found it
+                return Held(key, record, etag)
             if existing is not None and existing.expires_at.timestamp() > self._clock():
                 return None
             takeovers = existing.takeovers + 1 if existing else 1
@@ -114,6 +117,28 @@ class Claims:
         if info is not None and info.etag == held.etag:
             self._store.delete(held.key)
 
+    def clear_leftovers(self, steps: Iterable[str], done: Callable[[Task], bool]) -> list[str]:
+        """Delete the expired claims of orchestration steps that are done (a worker killed after the step's
+        effect, before its release, leaves one that nobody would ever take again); returns their keys.
+        Only `steps` whose folders under work/ hold nothing but claims: listing them is cheap."""
+        cleared = []
+        for step in steps:
+            for info in list(self._store.list(f"{layout.WORK}{step}/")):
+                subject, _, name = info.key[len(layout.WORK) + len(step) + 1:].rpartition("/")
+                if name != "_claim.json" or not subject:
+                    continue
+                current = self._read(info.key)
+                if current is None or current[1] != info.etag:
+                    continue
+                record = current[0]
+                if record is not None and record.expires_at.timestamp() > self._clock():
+                    continue
+                head = self._store.head(info.key)
+                if head is not None and head.etag == info.etag and done(Task(step=step, subject=subject)):
+                    self._store.delete(info.key)
+                    cleared.append(info.key)
+        return cleared
+
 
 class Lease:
     """Holds a claim for the duration of a `with` block, renewing it every lease/3 seconds."""
@@ -122,6 +147,8 @@ class Lease:
         self._claims = claims
         self.held = held
         self._lost: LeaseLost | None = None
+        self._ended = False
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"lease:{held.key}", daemon=True)
 
@@ -130,10 +157,24 @@ class Lease:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._end(None)
+
+    def abandon(self, reason: str) -> None:
+        """Give the claim up now, from another thread, while its holder may still be running: the claim is
+        released (another worker may take the step at once) and the holder's next `check()` raises."""
+        self._end(LeaseLost(f"claim {self.held.key} was given up: {reason}"))
+
+    def _end(self, lost: LeaseLost | None) -> None:
         self._stop.set()
-        self._thread.join()
-        if self._lost is None:
-            self._claims.release(self.held)
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+            if self._lost is None:
+                self._claims.release(self.held)
+                self._lost = lost
 
     def _beat(self) -> None:
         while not self._stop.wait(self._claims.lease_s / 3):
@@ -144,6 +185,6 @@ class Lease:
                 return
 
     def check(self) -> None:
-        """Raise LeaseLost if another worker took the claim: call before committing."""
+        """Raise LeaseLost if another worker took the claim, or it was given up: call before committing."""
         if self._lost is not None:
             raise self._lost

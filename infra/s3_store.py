@@ -2,7 +2,11 @@
 
 Conditional writes map to S3's own: `IfNoneMatch="*"` creates once, `IfMatch=<etag>` is compare-and-swap.
 A lost condition is HTTP 412, or 404 for `IfMatch` on a missing key: both become `PreconditionFailed`. AWS may
-answer 409 `ConditionalRequestConflict` to concurrent conditional writes: retried a few times, then raised.
+answer 409 `ConditionalRequestConflict` to concurrent conditional writes: retried a few times, then raised. A
+conditional write whose answer was lost (a timeout, a reset) is retried by botocore, and the retry finds the
+condition broken by the first attempt's own write: a 412 after a retry is checked against what the key holds,
+and when those are our bytes the write succeeded (no claim mistaken for another worker's, no delivery record
+left for the sweeper).
 Etags are returned without quotes; `IfMatch` is sent quoted, as HTTP entity tags are (moto accepts both).
 """
 
@@ -159,6 +163,9 @@ class S3Store:
             except ClientError as exc:
                 code, status = _error(exc)
                 if status == 412 or code == "PreconditionFailed":
+                    ours = self._own_write(key, request, exc)
+                    if ours is not None:
+                        return ours
                     condition = "the key exists" if "IfNoneMatch" in request else "the etag changed"
                     raise PreconditionFailed(key, condition) from exc
                 if "IfMatch" in request and _is_not_found(exc):
@@ -167,3 +174,17 @@ class S3Store:
                     raise
             time.sleep(_CONFLICT_BACKOFF_S * 2**attempt * (1 + random.random()))
         raise AssertionError("unreachable")
+
+    def _own_write(self, key: str, request: dict[str, Any], exc: ClientError) -> dict[str, Any] | None:
+        """After a retried conditional put failed its condition: the put's reply (its etag) when the key holds
+        exactly the bytes we sent (the first attempt landed, its answer was lost); None otherwise."""
+        if not exc.response.get("ResponseMetadata", {}).get("RetryAttempts"):
+            return None
+        try:
+            response = self._client.get_object(Bucket=self._bucket, Key=key)
+        except ClientError:
+            return None
+        with response["Body"] as body:
+            if body.read() != request["Body"]:
+                return None
+        return {"ETag": response["ETag"]}

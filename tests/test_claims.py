@@ -187,3 +187,80 @@ def test_lease_that_was_taken_over_reports_it_and_keeps_the_new_claim(
         with pytest.raises(LeaseLost):
             lease.check()
     assert on_disk(store) == new.record  # the loser's exit does not release the winner's claim
+
+
+def test_an_abandoned_lease_releases_the_claim_at_once_and_its_holder_cannot_commit(
+    store: FolderStore, clock: FakeClock
+) -> None:
+    w1 = Claims(store, "w1", LEASE_S, clock)
+    held = w1.acquire(TASK)
+    assert held is not None
+    with Lease(w1, held) as lease:
+        lease.abandon("the worker is stopping")  # from the stopping thread, while the holder still runs
+        assert store.head(KEY) is None
+        assert Claims(store, "w2", LEASE_S, clock).acquire(TASK) is not None, "the next worker takes it at once"
+        with pytest.raises(LeaseLost, match="given up"):
+            lease.check()
+    assert on_disk(store).owner == "w2", "the holder's exit leaves the next worker's claim alone"
+
+
+# ---- leftovers and lost answers ----------------------------------------------------------------------------
+
+
+def test_leftover_claims_of_done_steps_are_cleared_and_live_or_due_ones_kept(store: FolderStore,
+                                                                              clock: FakeClock) -> None:
+    dead = Claims(store, "dead", LEASE_S, clock)
+    for job in ("told", "live", "due"):
+        assert dead.acquire(Task(step="publish", subject=job)) is not None
+    clock.now += LEASE_S + 1
+    assert Claims(store, "alive", LEASE_S, clock).acquire(Task(step="publish", subject="live")) is not None
+    cleared = Claims(store, "sweeper", LEASE_S, clock).clear_leftovers(["publish", "fail"],
+                                                                       lambda task: task.subject != "due")
+    assert cleared == [layout.claim_key("publish", "told")]
+    assert store.head(layout.claim_key("publish", "live")) is not None, "a live claim is someone's work"
+    assert store.head(layout.claim_key("publish", "due")) is not None, "a step still due is taken over, not cleared"
+
+
+def lose_first_answer(client, key_part: str) -> list[int]:
+    """Make the first PUT of a key holding `key_part` land on the server but its answer be lost: botocore retries
+    it, as after a timeout or a reset, and the retry meets the first attempt's own write. Returns the attempts."""
+    seen: list[int] = []
+
+    def needs_retry(attempts: int, response=None, request_dict=None, **kwargs) -> float | None:
+        if request_dict is None or key_part not in request_dict.get("url_path", ""):
+            return None
+        seen.append(attempts)
+        status = response[0].status_code if response else None
+        return 0.0 if attempts == 1 and status == 200 else None
+
+    client.meta.events.register_first("needs-retry.s3.PutObject", needs_retry)
+    return seen
+
+
+def test_a_lost_answer_to_our_own_claim_on_s3_is_ours_not_another_workers(moto_server, s3_bucket) -> None:
+    from infra.s3_store import S3Store
+
+    client = moto_server.client("s3")
+    seen = lose_first_answer(client, KEY)
+    store = S3Store(client, s3_bucket)
+    held = Claims(store, "w1", LEASE_S).acquire(TASK)
+    assert seen[:2] == [1, 2], "the first answer was lost and the put retried"
+    assert held is not None and held.record.owner == "w1", "the worker would wait a whole lease for itself"
+    assert store.head(KEY).etag == held.etag  # type: ignore[union-attr]
+    assert Claims(S3Store(moto_server.client("s3"), s3_bucket), "w2", LEASE_S).acquire(TASK) is None
+
+
+def test_a_lost_answer_to_a_delivery_record_on_s3_still_delivers_at_once(moto_server, s3_bucket) -> None:
+    from events.outbound import job_event
+    from infra.publishers import WebhookChannel
+    from infra.s3_store import S3Store
+    from infra.subscribers import Outbox, RetryPolicy
+
+    event = job_event("b", "j1", "plan0", True, {"manifest": "results/j1/manifest.json", "files": []})
+    channel = WebhookChannel("https://hooks.example.com/x", ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",), per_job=True,
+                             resolver=lambda host, port: ["93.184.216.34"])
+    client = moto_server.client("s3")
+    seen = lose_first_answer(client, "/_deliveries/")
+    opened = Outbox(S3Store(client, s3_bucket), RetryPolicy()).open(event, channel, per_job=True)
+    assert seen[:2] == [1, 2]
+    assert opened is not None, "without its record the delivery waited 80 s for the sweeper"
