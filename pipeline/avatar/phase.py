@@ -18,7 +18,7 @@ from pipeline.avatar.overlay import draw_overlay
 from pipeline.backends.protocols import BodyFitter, Face, FaceEmbedder, PersonLandmarker, PersonObservation
 from pipeline.body.measure import measure
 from pipeline.body.silhouette import mask_iou, reprojection_error_px, silhouette
-from pipeline.codec import decode_rgb, encode_png, plain_glb
+from pipeline.codec import decode_upload, encode_png, plain_glb, upright_size
 from pipeline.errors import InvalidInput
 from pipeline.geometry import BodyFit
 from pipeline.phase_api import PhaseIO, PhaseResult, PhaseTask
@@ -37,7 +37,8 @@ class AvatarBackends:
 
 
 def build_avatar(task: PhaseTask, io: PhaseIO, backends: AvatarBackends) -> PhaseResult:
-    rgb = decode_rgb(io.read_input("person"))
+    photo = io.read_input("person")
+    rgb = decode_upload(photo)  # at the working size: the camera, upright.png and every later phase share it
     person = find_person(backends.landmarker, rgb)
     face = pick_face(backends.faces.faces(rgb), person.box)
     height_cm = task.spec.person.height_cm or DEFAULT_HEIGHT_CM
@@ -45,7 +46,7 @@ def build_avatar(task: PhaseTask, io: PhaseIO, backends: AvatarBackends) -> Phas
     body_mask = silhouette(fit)
     quality = fit_quality(fit, body_mask, person.mask)
     measurements = measure(fit)
-    notes = list(person.notes)
+    notes = list(person.notes) + scaled_note(photo, rgb)
     bank = face_bank(task, io, backends.faces, face)
     if not bank.references:
         notes.append("no face visible: identity checks will be skipped")
@@ -72,6 +73,14 @@ def build_avatar(task: PhaseTask, io: PhaseIO, backends: AvatarBackends) -> Phas
     io.write("overlay.png", encode_png(overlay), "image/png")
     io.write("avatar.json", record.to_bytes(), "application/json")
     return PhaseResult(data=summary(record), backends=record.backends)
+
+
+def scaled_note(photo: bytes, rgb: np.ndarray) -> list[str]:
+    """A note when the photo was larger than the working size it is worked on at (docs/inputs.md)."""
+    width, height = upright_size(photo)
+    if (width, height) == (rgb.shape[1], rgb.shape[0]):
+        return []
+    return [f"the photo ({width}x{height}) was worked on at {rgb.shape[1]}x{rgb.shape[0]}, the pipeline's working size"]
 
 
 def find_person(landmarker: PersonLandmarker, rgb: np.ndarray) -> PersonObservation:
@@ -118,7 +127,7 @@ def face_bank(task: PhaseTask, io: PhaseIO, embedder: FaceEmbedder, face: Face |
     `references`), so identity checks compare against every view of the person the user gave."""
     found = [] if face is None else [reference(task.inputs["person"].key, face)]
     for name in sorted(n for n in task.inputs if n.startswith("face_ref_")):
-        faces = embedder.faces(decode_rgb(io.read_input(name)))
+        faces = embedder.faces(decode_upload(io.read_input(name)))
         if faces:
             found.append(reference(task.inputs[name].key, faces[0]))
     backend = f"{embedder.name} {embedder.version}"

@@ -7,13 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
-from pipeline.codec import open_upright
+from pipeline.codec import WORKING_PIXELS, WORKING_SIDE, open_upright, upright_size
 from pipeline.images import inspect_image
 
 ANALYSIS_SIDE = 1024  # larger photos are analysed (and their outputs written) at this long side
-CHART_SIDE = 2048  # a size chart keeps more pixels: its small print must stay legible
+CHART_SIDE = WORKING_SIDE  # a size chart keeps more pixels: its small print must stay legible
 MIN_TRANSPARENT = 0.01  # a PNG whose alpha hides at least this share of pixels brings its own mask
 
 
@@ -27,14 +26,11 @@ class Photo:
 def decode_photo(data: bytes, what: str = "garment photo", side: int = ANALYSIS_SIDE) -> Photo:
     """Bytes -> Photo, or InvalidInput naming `what` (empty, not an image, truncated, too small)."""
     inspect_image(data, what)
-    upright = open_upright(data)
-    original = upright.size
+    upright = open_upright(data, side, WORKING_PIXELS)  # decoded at the analysis size: memory stays bounded
     has_alpha = upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info
     rgba = upright.convert("RGBA") if has_alpha else upright.convert("RGB")
-    scale = min(1.0, side / max(original))
-    if scale < 1.0:
-        rgba = rgba.resize((round(original[0] * scale), round(original[1] * scale)), Image.Resampling.LANCZOS)
     array = np.asarray(rgba, dtype=np.uint8)
+    original = upright_size(data)
     if array.shape[2] == 3:
         return Photo(array.copy(), None, original)
     alpha = array[..., 3].astype(np.float32) / 255.0
