@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from typing import Literal
 
@@ -14,7 +13,15 @@ from pipeline.errors import InvalidInput
 from pipeline.images import inspect_image
 from pipeline.phases import PHASES, PhaseTable
 from pipeline.plan import BatchPair, BatchPlan, InputRef, JobPlan, build_batch_plan, build_plan, refused_plan
-from pipeline.spec import GarmentSpec, JobSpec, PersonSpec, parse_job_spec
+from pipeline.spec import (
+    GarmentSpec,
+    JobSpec,
+    PersonSpec,
+    check_job_spec,
+    describe_errors,
+    load_json_object,
+    parse_job_spec,
+)
 from pipeline.state import load_batch_plan, load_plan
 from pipeline.storage import ObjectInfo, ObjectNotFound, ObjectStore
 
@@ -42,16 +49,35 @@ def _planned(job_id: str, inputs: dict[str, InputRef], spec: JobSpec, job_backen
 
 
 def incoming_files(store: ObjectStore, job_id: str) -> dict[str, ObjectInfo]:
-    """The job's current files by part ('person', 'garment', 'spec'); the newest wins if two formats exist."""
-    found: dict[str, ObjectInfo] = {}
+    """The job's current files by part ('person', 'garment', 'size_chart', 'spec'). A part uploaded twice
+    (person.jpg and person.png, or Person.JPG too) keeps its newest file under the part's name and the others
+    under their file names ('person.png'): intake refuses such a job naming them, and its plan records them
+    all, so deleting one plans the job again."""
+    by_part: dict[str, list[ObjectInfo]] = {}
     for info in store.list(layout.incoming_prefix(job_id)):
         parsed = layout.parse_incoming(info.key)
-        if parsed is None:
-            continue
-        current = found.get(parsed.part)
-        if current is None or info.last_modified > current.last_modified:
-            found[parsed.part] = info
+        if parsed is not None:
+            by_part.setdefault(parsed.part, []).append(info)
+    found: dict[str, ObjectInfo] = {}
+    for part, infos in by_part.items():
+        newest, *others = sorted(infos, key=lambda i: (i.last_modified, i.key), reverse=True)
+        found[part] = newest
+        found.update({_file_name(info.key): info for info in others})
     return found
+
+
+def duplicated_parts(files: dict[str, ObjectInfo]) -> dict[str, list[str]]:
+    """part -> its file names, for every part `incoming_files` found more than one file of."""
+    names: dict[str, list[str]] = {}
+    for info in files.values():
+        parsed = layout.parse_incoming(info.key)
+        if parsed is not None:
+            names.setdefault(parsed.part, []).append(_file_name(info.key))
+    return {part: sorted(found) for part, found in names.items() if len(found) > 1}
+
+
+def _file_name(key: str) -> str:
+    return key.rsplit("/", 1)[1]
 
 
 def is_ready(files: dict[str, ObjectInfo]) -> bool:
@@ -92,11 +118,13 @@ def plan_incoming_job(store: ObjectStore, job_id: str, job_backends: JobBackends
         return None
     refs: dict[str, InputRef] = {}
     try:
+        refuse_duplicates(job_id, files)
         for part in ("person", "garment", "size_chart", "spec"):
             if part in files:
                 refs[part], data = _input_ref(store, files[part])
                 if part == "spec":
                     spec = parse_job_spec(data)
+                    check_job_spec(spec)
                     if spec.person.references:
                         raise InvalidInput("job.json: person.references is for catalog batches only",
                                            "remove it, or run the photos as a catalog batch (README)")
@@ -108,6 +136,25 @@ def plan_incoming_job(store: ObjectStore, job_id: str, job_backends: JobBackends
         refs.update({p: _etag_only(i) for p, i in files.items() if p not in refs})
         return refused_plan(job_id, refs, exc.reason, exc.user_action)
     return _planned(job_id, refs, spec if "spec" in refs else JobSpec(), job_backends, table=table)
+
+
+def refuse_duplicates(job_id: str, files: dict[str, ObjectInfo]) -> None:
+    """InvalidInput when a part was uploaded more than once: which file is meant is the user's to say."""
+    for part, names in duplicated_parts(files).items():
+        what = "job.json files" if part == "spec" else f"{ROLE_WORDS[part]}s"
+        raise InvalidInput(f"incoming/{job_id}/ has {len(names)} {what} ({', '.join(names)}); "
+                           "it is not clear which one to use",
+                           f"keep one and delete the other{'s' if len(names) > 2 else ''}: the job then starts "
+                           "with the one kept")
+
+
+def refused_incoming_plan(store: ObjectStore, job_id: str, reason: str, user_action: str) -> JobPlan | None:
+    """A refused plan of the files under incoming/{job_id}/ now (by etag, nothing read), or None while the job
+    is not ready: for when intake itself cannot finish, so the job ends with a readable error."""
+    files = incoming_files(store, job_id)
+    if not is_ready(files):
+        return None
+    return refused_plan(job_id, {p: _etag_only(i) for p, i in files.items()}, reason, user_action)
 
 
 def _etag_only(info: ObjectInfo) -> InputRef:
@@ -129,12 +176,33 @@ class BatchSpec(BaseModel):
 
 
 def parse_batch_spec(data: bytes) -> BatchSpec:
-    if not data.strip():
+    """batch.json's settings (an empty file is none), or InvalidInput in the same words as job.json's.
+    `plan_batch` then checks what the fields say together (`check_job_spec`, `check_overrides`)."""
+    if not data.strip(b" \t\r\n\xef\xbb\xbf"):
         return BatchSpec()
+    raw = load_json_object(data, "batch.json", "write {} or {\"spec\": ...} (see README, 'Catalog batches')")
     try:
-        return BatchSpec.model_validate(json.loads(data))
-    except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as exc:
-        raise InvalidInput(f"batch.json is invalid: {exc}", "fix batch.json (see README, 'Catalog batches')") from exc
+        batch = BatchSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(f"batch.json is invalid: {describe_errors(exc)}",
+                           "correct those fields (see README, 'Catalog batches')") from exc
+    return batch
+
+
+def check_overrides(batch_spec: BatchSpec, people: list[str], garments: list[str]) -> None:
+    """InvalidInput when batch.json has settings for a photo the batch does not have (a misspelt name would
+    otherwise be ignored, and its photo run without them)."""
+    for folder, named, present in (("people", batch_spec.people, people), ("garments", batch_spec.garments, garments)):
+        unknown = sorted(set(named) - set(present))
+        if unknown:
+            raise InvalidInput(
+                f"batch.json has settings for {', '.join(f'{folder}/{n}' for n in unknown)}, but {folder}/ has no "
+                f"such photo (it has: {_some(sorted(present))})",
+                "correct the file names in batch.json (they are case-sensitive and include the extension)")
+
+
+def _some(names: list[str], limit: int = 8) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def batch_files(store: ObjectStore, batch_id: str) -> tuple[list[ObjectInfo], list[ObjectInfo]]:
@@ -151,15 +219,17 @@ def plan_batch(store: ObjectStore, batch_id: str, job_backends: JobBackends = _a
     if marker is None:
         return None
     batch_spec = parse_batch_spec(store.get(marker.key))
+    check_job_spec(batch_spec.spec, "batch.json, spec")
     people, garments = batch_files(store, batch_id)
     if not people or not garments:
         raise InvalidInput(
             f"batch {batch_id} has {len(people)} people and {len(garments)} garments",
-            "put photos under catalog/{batch}/people/ and catalog/{batch}/garments/ before batch.json",
+            f"put photos under catalog/{batch_id}/people/ and catalog/{batch_id}/garments/ before batch.json",
         )
+    names = {info.key: _file_name(info.key) for info in people + garments}
+    check_overrides(batch_spec, [names[i.key] for i in people], [names[i.key] for i in garments])
     checked = {info.key: _checked_ref(store, info, role) for role, infos in
                (("person", people), ("garment", garments)) for info in infos}
-    names = {info.key: info.key.rsplit("/", 1)[1] for info in people + garments}
     batch = build_batch_plan(batch_id, marker.etag, [names[i.key] for i in people], [names[i.key] for i in garments])
     by_name = {("person", names[i.key]): i.key for i in people} | {("garment", names[i.key]): i.key for i in garments}
     people_refs = {names[i.key]: checked[i.key] for i in people}
@@ -192,6 +262,7 @@ def _pair_plan(batch_id: str, job_id: str, person: Checked, garment: Checked, ba
     })
     problem = person[1] or garment[1]
     try:
+        check_job_spec(spec, f"batch.json, for {pair.person} with {pair.garment}")
         inputs |= face_references(spec.person.references, people, pair.person)
     except InvalidInput as exc:
         problem = problem or exc
