@@ -90,13 +90,17 @@ class Handlers:
         raise ValueError(f"unknown step {task.step!r}")
 
     def give_up(self, task: Task, error: BaseException, attempts: int) -> StepOutcome:
-        """After the last retry: a phase run fails for good (its jobs fail with a readable error);
-        orchestration steps are left for the sweeper, since storage still says they are due."""
+        """After the last retry: a phase run fails for good (its jobs fail with a readable error), and so does
+        an intake or a batch's planning (a refused plan: the job or batch ends with error.json or its report,
+        never retried by every sweep); the other orchestration steps are left for the sweeper, since storage
+        still says they are due."""
         detail = f"{type(error).__name__}: {error}"
         if task.is_phase and not steps.is_done(self.store, task):
             steps.write_run_error(
                 self.store, task, "internal", f"the {task.step} phase failed {attempts} times ({detail})",
                 "try again later; if it keeps failing, report the job id to the operator", attempts)
+        elif task.step in ("intake", "batch") and not steps.is_done(self.store, task):
+            steps.refuse_after_failures(self.store, task, detail[:500], attempts)
         result = StepOutcome(task, "failed", detail, attempts, 0.0)
         self._log(result)
         return result

@@ -17,7 +17,7 @@ from events.tasks import Task
 from functions.claims import Lease
 from pipeline import layout
 from pipeline.errors import InvalidInput, PhaseUnavailable
-from pipeline.intake import batch_due, intake_due, plan_batch, plan_incoming_job
+from pipeline.intake import batch_due, intake_due, plan_batch, plan_incoming_job, refused_incoming_plan
 from pipeline.manifests import (
     BatchJobEntry,
     BatchReport,
@@ -104,10 +104,7 @@ def run_batch(store: ObjectStore, batch_id: str, registry: PhaseRegistry) -> str
     try:
         planned = plan_batch(store, batch_id, registry.job_backends, registry.table)
     except InvalidInput as exc:
-        batch = refused_batch_plan(batch_id, marker.etag if marker else "", f"{exc.reason}. {exc.user_action}")
-        store.put(layout.batch_plan_key(batch_id), batch.to_bytes())
-        _write_report(store, batch)
-        return "refused"
+        return refuse_batch(store, batch_id, marker.etag if marker else "", f"{exc.reason}. {exc.user_action}")
     if planned is None:
         return "no marker"
     batch, _, plans = planned
@@ -115,6 +112,34 @@ def run_batch(store: ObjectStore, batch_id: str, registry: PhaseRegistry) -> str
         write_plan(store, plan)
     store.put(layout.batch_plan_key(batch_id), batch.to_bytes(), content_type="application/json")
     return f"{len(plans)} jobs"
+
+
+def refuse_batch(store: ObjectStore, batch_id: str, marker_etag: str, error: str) -> str:
+    """A batch with no jobs and its report saying why (batch.json unusable, or intake could not finish)."""
+    batch = refused_batch_plan(batch_id, marker_etag, error)
+    store.put(layout.batch_plan_key(batch_id), batch.to_bytes(), content_type="application/json")
+    _write_report(store, batch)
+    return "refused"
+
+
+INTAKE_FAILED_ACTION = "upload the files again; if it keeps failing, report the {what} id to the operator"
+
+
+def refuse_after_failures(store: ObjectStore, task: Task, detail: str, attempts: int) -> str:
+    """Intake or batch planning raised something unexpected on every attempt: the job (or batch) ends refused,
+    with a readable error and its subscribers told, instead of every sweep retrying it forever. Re-uploading
+    the files plans it again (the refusal is keyed to the files' etags)."""
+    reason = f"intake could not check these files: it failed {attempts} times ({detail})"
+    if task.step == "batch":
+        marker = store.head(layout.batch_marker_key(task.subject))
+        if marker is None:
+            return "no marker"
+        return refuse_batch(store, task.subject, marker.etag, f"{reason}. {INTAKE_FAILED_ACTION.format(what='batch')}")
+    plan = refused_incoming_plan(store, task.subject, reason, INTAKE_FAILED_ACTION.format(what="job"))
+    if plan is None:
+        return "not ready"
+    write_plan(store, plan)
+    return "refused"
 
 
 # ---- a phase run -----------------------------------------------------------------------------------
