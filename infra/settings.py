@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     retry_base_s: float = Field(default=0.5, ge=0, description="first retry delay; doubles, with jitter")
     sweep_interval_s: float = Field(default=30.0, gt=0, description="how often `watch` re-reads storage")
     job_timeout_s: float = Field(default=3600.0, gt=0, description="how long `run` waits for a job")
+    waiting_after_s: float = Field(
+        default=600.0, gt=0, description="`dropfit status` reports a job that has had one photo (a batch that has "
+        "had photos but no batch.json) for longer than this as waiting for the rest")
     s3_endpoint_url: str | None = Field(default=None, description="S3 API endpoint (moto, MinIO); None = AWS")
     aws_region: str | None = Field(default=None, description="the bucket's region; None = the AWS default chain")
     log_format: Literal["console", "json"] = "console"

@@ -34,6 +34,7 @@ RESERVED_IDS = frozenset({"jobs", "batches"})
 MAX_ID_LENGTH = 128
 
 Role = Literal["person", "garment", "size_chart"]  # size_chart: optional
+INCOMING_ROLES: tuple[Role, ...] = ("person", "garment", "size_chart")
 _ID_FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
@@ -43,20 +44,41 @@ class InvalidKey(ValueError):
 
 def is_valid_id(value: str) -> bool:
     """A job or batch id: one path segment, not hidden, not reserved, at most 128 characters."""
-    return (
-        0 < len(value) <= MAX_ID_LENGTH
-        and not _ID_FORBIDDEN.search(value)
-        and value[0] not in "._"
-        and value not in RESERVED_IDS
-        and value.strip() == value
-    )
+    return id_problem(value) is None
+
+
+def id_problem(value: str) -> str | None:
+    """What makes `value` unusable as a job or batch id, in words; None when it is usable."""
+    if not value:
+        return "it is empty"
+    if len(value) > MAX_ID_LENGTH:
+        return f"it is {len(value)} characters long; the most is {MAX_ID_LENGTH}"
+    if _ID_FORBIDDEN.search(value):
+        return "it contains a '/', a backslash or a control character"
+    if value[0] in "._":
+        return f"it starts with {value[0]!r}, which marks hidden and internal folders"
+    if value in RESERVED_IDS:
+        return f"{value!r} is reserved"
+    if value.strip() != value:
+        return "it starts or ends with a space"
+    return None
+
+
+def suggest_id(value: str) -> str:
+    """A usable id close to `value`: spaces at the ends, leading '.' and '_', forbidden characters and the
+    excess length dropped; a reserved or empty result gets a suffix."""
+    cleaned = _ID_FORBIDDEN.sub("-", value).strip().lstrip("._").strip()[:MAX_ID_LENGTH].rstrip()
+    if not cleaned:
+        return "job-1"
+    return f"{cleaned}-1" if cleaned in RESERVED_IDS else cleaned
 
 
 def check_id(value: str, what: str = "job id") -> str:
-    if not is_valid_id(value):
+    problem = id_problem(value)
+    if problem is not None:
         raise InvalidKey(
-            f"{what} {value!r} is not usable: use 1-{MAX_ID_LENGTH} characters, no '/', not starting with "
-            f"'.' or '_', not one of {sorted(RESERVED_IDS)}"
+            f"{what} {value!r} is not usable ({problem}): use 1-{MAX_ID_LENGTH} characters, no '/', not starting "
+            f"with '.' or '_', not one of {sorted(RESERVED_IDS)}"
         )
     return value
 
@@ -93,15 +115,17 @@ def incoming_spec_key(job_id: str) -> str:
 
 
 def parse_incoming(key: str) -> IncomingKey | None:
+    """The job and part of a key intake reads (names compared without case), or None; `pipeline.stray`
+    says what is wrong with the others."""
     parts = key.split("/")
     if len(parts) != 3 or parts[0] != INCOMING.rstrip("/") or not is_valid_id(parts[1]):
         return None
-    name = parts[2]
+    name = parts[2].lower()  # Person.JPG is person.jpg: the intent is plain
     if name == "job.json":
         return IncomingKey(parts[1], "spec")
     stem, _, _ = name.partition(".")
-    if stem in ("person", "garment", "size_chart") and image_extension(name) and name.count(".") == 1:
-        return IncomingKey(parts[1], stem)  # type: ignore[arg-type]
+    if stem in INCOMING_ROLES and image_extension(name) and name.count(".") == 1:
+        return IncomingKey(parts[1], stem)
     return None
 
 
