@@ -8,6 +8,11 @@ Product photos show one garment, upright and filling the frame, so its silhouett
   whatever the sleeves do to the box);
 - everything else is a top.
 The rules are few and read from one `ShapeFeatures`, so a surprising answer can be traced to a number.
+
+Some uploads are no garment worn on the body at all; `accessory_shape` says when the outline looks like one:
+- a shoe seen from the side is wide and low, lopsided (heel and toe differ), narrow on top and widest at the sole;
+- a bag is a solid, symmetric block under a thin handle, narrower than the block, centred on it.
+Those are flagged, not refused: the shape is evidence, the user may know better.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ class ShapeFeatures:
     leg_split: float  # fraction of the garment's height, from the hem up, split into two legs
     top_fill: float  # columns covered by the topmost 3% of rows / width at 10% (a waistband: near 1)
     widths: tuple[float, float, float, float]  # extent at 5, 25, 50 and 90% of the height / box width
+    symmetry: float = 1.0  # IoU of the garment with its mirror image (left-right): garments are near 1
+    thirds: tuple[float, float, float] = (1.0, 1.0, 1.0)  # share of the box covered in its top, middle, bottom third
 
     @property
     def body_aspect(self) -> float:
@@ -101,11 +108,14 @@ def shape_features(mask: np.ndarray) -> ShapeFeatures:
     box = solid[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     h, w = box.shape
     top = box[: max(1, int(0.03 * h))].any(axis=0).sum()
+    mirrored = box[:, ::-1]
     return ShapeFeatures(
         aspect=h / w,
         leg_split=_leg_split(box),
         top_fill=float(top) / max(1.0, _width_at(box, 0.1)),
         widths=tuple(round(_width_at(box, f) / w, 3) for f in (0.05, 0.25, 0.5, 0.9)),  # type: ignore[arg-type]
+        symmetry=round(float((box & mirrored).sum()) / max(1.0, float((box | mirrored).sum())), 3),
+        thirds=tuple(round(float(part.mean()), 3) for part in np.array_split(box, 3, axis=0)),  # type: ignore[arg-type]
     )
 
 
@@ -122,6 +132,17 @@ def scores(f: ShapeFeatures) -> dict[Category, float]:
     full = _ramp(f.body_aspect, 2.5, 2.9) * (1.0 - trousers)
     upper = (1.0 - _ramp(f.body_aspect, 2.4, 3.0)) * (1.0 - trousers) * (1.0 - 0.8 * skirt)
     return {"upper": upper, "lower": lower, "full": full}
+
+
+def accessory_shape(f: ShapeFeatures) -> str | None:
+    """'a shoe' or 'a bag' when the outline looks like one rather than like clothing; None otherwise."""
+    w5, _, w50, w90 = f.widths
+    top, _, bottom = f.thirds
+    if f.aspect < 0.65 and f.symmetry < 0.8 and w5 < 0.35 and w90 > 0.9:
+        return "a shoe"
+    if top < 0.3 and bottom > 0.85 and w5 < 0.5 and abs(w50 - w90) < 0.12 and f.symmetry > 0.9 and f.leg_split < 0.1:
+        return "a bag"
+    return None
 
 
 def infer_category(mask: np.ndarray) -> CategoryGuess:

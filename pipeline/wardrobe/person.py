@@ -3,7 +3,12 @@ says so: a person's face crowns their silhouette, while a face printed on a T-sh
 
 OpenCV's frontal-face Haar cascade ships inside opencv itself (no download); it is loaded once per
 process on first use, never at import, and guarded by a lock because one classifier is not safe to call
-from several threads at once. Photos of people cropped below the chin are not caught (no face to find).
+from several threads at once.
+
+Photos of people cropped below the chin (or whose face the cascade misses) have no face to find; bare skin
+says it instead: skin where a neck or face would be, at the top centre of the foreground, while skin is only
+part of the foreground (a garment in a skin tone is skin-coloured all over). That is weaker evidence, so it
+is a flag on the result, not a refusal.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Any
 import numpy as np
 
 DETECT_SIDE = 512  # faces are looked for on a copy this size (long side), enough for a face 1/20 of the photo
+NECK_SKIN = 0.5  # a wearer's skin covers at least this share of the foreground's top-centre (neck, chin) ...
+SKIN_SHARE = (0.05, 0.5)  # ... and this share of the whole foreground: some of it, never most of it
 _LOCK = threading.Lock()
 
 
@@ -24,6 +31,7 @@ class WearerCheck:
     wearer: bool  # a face crowns the foreground: a person, not a garment on its own
     faces: int  # faces found anywhere (printed ones included)
     box: tuple[int, int, int, int] | None  # the wearer's face, in photo pixels
+    bare_skin: bool = False  # no face crowns it, but skin shows where a wearer's neck would be (a flag)
 
 
 @cache
@@ -52,15 +60,38 @@ def find_faces(rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
 
 
 def check_wearer(rgb: np.ndarray, mask: np.ndarray) -> WearerCheck:
-    """A face whose centre lies in the top fifth of the foreground's box, within its width, is a wearer."""
+    """A face whose centre lies in the top fifth of the foreground's box, within its width, is a wearer;
+    without one, bare skin at the top centre (`shows_bare_skin`) is flagged."""
     faces = find_faces(rgb)
     solid = mask > 0.5
     rows, cols = np.flatnonzero(solid.any(axis=1)), np.flatnonzero(solid.any(axis=0))
-    if not faces or rows.size == 0:
+    if rows.size == 0:
         return WearerCheck(False, len(faces), None)
     top, height, left, right = rows[0], rows[-1] - rows[0] + 1, cols[0], cols[-1]
     for box in faces:
         cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
         if cy <= top + 0.2 * height and left <= cx <= right:
             return WearerCheck(True, len(faces), box)
-    return WearerCheck(False, len(faces), None)
+    return WearerCheck(False, len(faces), None, shows_bare_skin(rgb, solid))
+
+
+def skin(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) bool: skin-coloured pixels (the usual YCrCb ranges, any skin tone, not too dark to tell)."""
+    import cv2
+
+    ycc = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
+    y, cr, cb = ycc[..., 0], ycc[..., 1], ycc[..., 2]
+    return (cr >= 136) & (cr <= 175) & (cb >= 80) & (cb <= 130) & (y >= 60)
+
+
+def shows_bare_skin(rgb: np.ndarray, solid: np.ndarray) -> bool:
+    """Skin covers the top-centre of the foreground (its top tenth, middle fifth: a neck) and part, not most,
+    of the foreground."""
+    rows, cols = np.flatnonzero(solid.any(axis=1)), np.flatnonzero(solid.any(axis=0))
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    box, bare = solid[y0:y1, x0:x1], skin(rgb[y0:y1, x0:x1]) & solid[y0:y1, x0:x1]
+    h, w = box.shape
+    neck = (slice(0, max(1, int(0.1 * h))), slice(int(0.4 * w), max(int(0.4 * w) + 1, int(0.6 * w))))
+    neck_share = bare[neck].sum() / max(1, box[neck].sum())
+    share = bare.sum() / max(1, box.sum())
+    return bool(neck_share >= NECK_SKIN and SKIN_SHARE[0] <= share <= SKIN_SHARE[1])

@@ -20,10 +20,10 @@ from pipeline.errors import InvalidInput
 from pipeline.phase_api import PhaseIO, PhaseResult, PhaseTask
 from pipeline.wardrobe import render, sources
 from pipeline.wardrobe.appearance import Appearance, analyse_appearance
-from pipeline.wardrobe.category import CategoryGuess, infer_category
+from pipeline.wardrobe.category import CategoryGuess, accessory_shape, infer_category
 from pipeline.wardrobe.contracts import Appearance as AppearanceInfo
 from pipeline.wardrobe.contracts import Colour, GarmentAnalysis, ImageInfo, MaskStats, PrintInfo
-from pipeline.wardrobe.person import check_wearer
+from pipeline.wardrobe.person import WearerCheck, check_wearer
 from pipeline.wardrobe.photo import Photo, decode_photo, decode_rgb
 from pipeline.wardrobe.stats import mask_stats
 
@@ -31,6 +31,8 @@ MIN_COVERAGE = 0.02  # less garment than this: the photo holds no garment we can
 MAX_COVERAGE = 0.97  # more: no background around it, we cannot tell garment from backdrop
 PHOTO_ACTION = "upload a product photo of the garment alone (flat-lay or on a ghost mannequin) on a plain background"
 PNG_ALPHA = "png-alpha"
+DRESSED_AS = {"upper": "an upper garment (a top)", "lower": "a lower garment (trousers or a skirt)",
+              "full": "a full-length garment (a dress)"}
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ def analyse_garment(task: PhaseTask, io: PhaseIO, backends: WardrobeBackends) ->
     photo = decode_photo(io.read_input("garment"))
     alpha = photo.alpha if photo.alpha is not None else backends.segmenter.segment(photo.rgb)
     clock.lap("mask")
-    stats = check_garment(photo.rgb, alpha)
+    stats, wearer = check_garment(photo.rgb, alpha)
     clock.lap("checks")
     guess = infer_category(alpha)
     looks = analyse_appearance(photo.rgb, alpha)
@@ -52,9 +54,12 @@ def analyse_garment(task: PhaseTask, io: PhaseIO, backends: WardrobeBackends) ->
     found = sources.consult_llm(backends.vision_llm, task.spec.garment, photo.rgb, chart_loader(task, io))
     clock.lap("vision_llm")
     analysis = assemble(task, photo, stats, guess, looks, found)
+    flags = doubts(guess, wearer, analysis.category.value)
+    analysis = analysis.model_copy(update={"notes": (*analysis.notes, *flags.values())})
     write_outputs(io, photo, alpha, analysis)
     clock.lap("write")
-    return PhaseResult(data=summary(analysis, clock), backends=backend_names(backends, photo))
+    data = summary(analysis, clock) | {"flags": sorted(flags)}
+    return PhaseResult(data=data, backends=backend_names(backends, photo))
 
 
 class Clock:
@@ -70,8 +75,9 @@ class Clock:
         self._last = now
 
 
-def check_garment(rgb: np.ndarray, alpha: np.ndarray) -> MaskStats:
-    """The mask's stats, or InvalidInput when there is no usable garment (or a person wears it)."""
+def check_garment(rgb: np.ndarray, alpha: np.ndarray) -> tuple[MaskStats, WearerCheck]:
+    """The mask's stats and the wearer check, or InvalidInput when there is no usable garment (or a person's
+    face crowns it)."""
     stats = mask_stats(alpha)
     if stats is None or stats.coverage < MIN_COVERAGE:
         raise InvalidInput("no garment found in the garment photo: nothing stands out from a plain background "
@@ -80,10 +86,27 @@ def check_garment(rgb: np.ndarray, alpha: np.ndarray) -> MaskStats:
     if stats.coverage > MAX_COVERAGE:
         raise InvalidInput("the garment photo has no background around the garment, so it cannot be cut out",
                            PHOTO_ACTION)
-    if check_wearer(rgb, alpha).wearer:
+    wearer = check_wearer(rgb, alpha)
+    if wearer.wearer:
         raise InvalidInput("the garment photo shows a person wearing clothes, not a garment on its own",
                            PHOTO_ACTION + "; the photo of the person goes in person.jpg")
-    return stats
+    return stats, wearer
+
+
+def doubts(guess: CategoryGuess, wearer: WearerCheck, category: str) -> dict[str, str]:
+    """Flags on what the photo may really be, each with the note that says what was assumed (the job goes on:
+    the evidence is the outline and the colours, and the user may know better)."""
+    flags: dict[str, str] = {}
+    accessory = accessory_shape(guess.features)
+    if accessory is not None:
+        flags["not_clothing"] = (f"the garment's outline looks like {accessory}, not clothing worn on the body; it "
+                                 f"was dressed as {DRESSED_AS.get(category, category)}: if that is wrong, upload a "
+                                 "photo of a top, trousers, a skirt or a dress")
+    if wearer.bare_skin:
+        flags["worn_by_person"] = ("the garment photo seems to show the garment worn by a person (bare skin at the "
+                                   "neckline): their skin may be taken for part of the garment; for the best result, "
+                                   + PHOTO_ACTION)
+    return flags
 
 
 def chart_loader(task: PhaseTask, io: PhaseIO) -> Callable[[], np.ndarray] | None:
