@@ -1,19 +1,15 @@
 """The CPU body fitter: anny (Apache-2.0 code, CC0 assets) fitted to mediapipe's landmarks and mask.
 
 Constructing it loads nothing; the model is built (or read from its cache folder) on the first `fit` or
-`prepare`, under a lock, and shared by later calls. Fits run one at a time, each on `threads` torch
-threads (default 1; None leaves torch's setting alone). The fit is ~1000 tiny ops a step: a second
-thread gains ~15 % on an idle 2-core machine, but when another process keeps one core busy (the avatar
-and wardrobe phases run side by side) each op's thread barrier waits for a time slice and the fit
-slows ~6x (measured 0.49 -> 3.4 s), while one thread stays at ~0.58 s.
+`prepare`, under a lock, and shared by later calls. Fits run one at a time, on torch's thread count as the
+process fixed it at start (`pipeline/backends/threads.py`: one thread); the fitter never changes it, since
+a count set from a worker thread reaches every thread that starts after it.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,14 +28,12 @@ MIN_HEIGHT_M, MAX_HEIGHT_M = 0.5, 2.6
 class AnnyBodyFitter:
     name = "anny"
 
-    def __init__(self, cache_dir: Path | None = None, settings: FitSettings | None = None,
-                 threads: int | None = 1) -> None:
+    def __init__(self, cache_dir: Path | None = None, settings: FitSettings | None = None) -> None:
         from pipeline.body.anny_model import anny_version
 
         self.version = anny_version()
         self.cache_dir = cache_dir  # None: pipeline.body.anny_model.default_cache_dir(), resolved on first use
         self.settings = settings
-        self.threads = threads
         self._lock = threading.Lock()
         self._rig: Rig | None = None
 
@@ -61,7 +55,7 @@ class AnnyBodyFitter:
         from pipeline.body.fit import fit_body
 
         rig = self._model()
-        with self._lock, torch_threads(self.threads):
+        with self._lock:
             return fit_body(rig, person, height_m, self.settings)
 
     def _model(self) -> Rig:
@@ -71,22 +65,6 @@ class AnnyBodyFitter:
 
                 self._rig = load_rig(self.cache_dir)
             return self._rig
-
-
-@contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """Run the block on `count` torch intra-op threads, restoring the previous count after (None: as is)."""
-    if count is None:
-        yield
-        return
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def build(ctx: BuildContext) -> AnnyBodyFitter:
