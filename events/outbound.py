@@ -21,7 +21,8 @@ from pipeline.storage import ObjectStore
 
 log = structlog.get_logger("dropfit.notify")
 
-JobEventType = Literal["dropfit.job.succeeded", "dropfit.job.failed"]
+JobEventType = Literal["dropfit.job.succeeded", "dropfit.job.failed", "dropfit.batch.failed"]
+BATCH_SUBJECT_PREFIX = "batches/"  # a batch's events are about "batches/{batch_id}": results/batches/{batch_id}/
 
 
 class JobEvent(BaseModel):
@@ -51,6 +52,20 @@ def job_event(
         subject=job_id,
         data={"job_id": job_id, "status": status, "bucket": bucket, "results": layout.result_prefix(job_id),
               "record": record, **detail},
+    )
+
+
+def batch_event(bucket: str, batch_id: str, plan_hash: str, reason: str, user_action: str) -> JobEvent:
+    """A batch refused as a whole (batch.json unusable, no photos): no job exists to fail, so the batch's
+    own terminal event, told like a failed job's, links its report."""
+    subject = BATCH_SUBJECT_PREFIX + batch_id
+    report = layout.batch_report_key(batch_id)
+    return JobEvent(
+        id=layout.job_event_id(subject, plan_hash, "failed"),
+        type="dropfit.batch.failed",
+        subject=subject,
+        data={"batch_id": batch_id, "status": "failed", "bucket": bucket, "results": layout.result_prefix(subject),
+              "record": report, "report": report, "reason": reason, "user_action": user_action},
     )
 
 

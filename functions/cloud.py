@@ -16,15 +16,19 @@ import structlog
 from events.normalize import normalize
 from events.router import pending_tasks
 from events.tasks import Task
+from functions.claims import Claims
 from functions.dispatch import Dispatcher, dispatch_events
 from functions.handlers import Handlers
 from functions.sqs_worker import drain
+from functions.steps import is_done
 from infra import aws
 from infra.notifications import build_notifier, redeliver_due
 from infra.s3_store import S3Store
 from infra.settings import Settings
+from pipeline.backends.threads import pin_torch_threads
 from pipeline.backoff import backoff_s
 from pipeline.phase_api import PhaseRegistry
+from pipeline.phases import STEP_NAMES
 from pipeline.registry import product_registry
 
 log = structlog.get_logger("dropfit.cloud")
@@ -73,6 +77,9 @@ def run_on(handlers: Handlers, step: str, subject: str, *, max_attempts: int = 3
                     outcome = handlers.give_up(task, exc, attempt)
                     break
                 time.sleep(backoff_s(attempt, retry_base_s, 10.0))
+        # the step is over and its claim released; its subscriber deliveries (a publish's, a fail's) finish
+        # before the call returns, as a container may be frozen after it (what outlasts them is redelivered)
+        handlers.settle_deliveries()
     finally:
         structlog.contextvars.unbind_contextvars("step", "subject", "bucket")
     return {"step": step, "subject": subject, "outcome": outcome.outcome, "detail": outcome.detail,
@@ -84,6 +91,7 @@ class PhaseRunner:
     `@modal.enter`) and one set of handlers per bucket."""
 
     def __init__(self, settings: Settings, registry: PhaseRegistry) -> None:
+        pin_torch_threads()  # in `@modal.enter`, before the container runs anything on other threads
         self._settings = settings
         self._registry = registry
         self._handlers: dict[str, Handlers] = {}
@@ -126,5 +134,7 @@ def sweep_bucket(settings: Settings, dispatcher: Dispatcher) -> dict[str, Any]:
     for task in tasks:
         dispatcher.submit(task)
     redelivered = redeliver_due(dispatcher.store, settings)
-    log.info("sweep.done", tasks=len(tasks), redelivered=redelivered)
+    cleared = Claims(dispatcher.store, "sweeper", settings.lease_s).clear_leftovers(
+        sorted(STEP_NAMES), lambda task: is_done(dispatcher.store, task))
+    log.info("sweep.done", tasks=len(tasks), redelivered=redelivered, claims_cleared=len(cleared))
     return {"tasks": [t.ident for t in tasks], "redelivered": redelivered}

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 import structlog
 
@@ -20,6 +21,7 @@ from functions.claims import Claims, Lease
 from pipeline import layout
 from pipeline.errors import LeaseLost, PhaseUnavailable
 from pipeline.phase_api import PhaseRegistry
+from pipeline.phases import STEP_NAMES
 from pipeline.storage import ObjectStore
 
 log = structlog.get_logger("dropfit.step")
@@ -36,6 +38,20 @@ class StepOutcome:
     duration_s: float
 
 
+@runtime_checkable
+class Deliveries(Protocol):
+    """A notifier whose deliveries go on in the background, from an outbox it can redeliver (the product's
+    `infra.subscribers.FanOutNotifier`); a plain notifier (the event log alone) has none."""
+
+    def settle(self, timeout: float | None = None) -> int:
+        """Wait for the deliveries in progress, at most `timeout` s; returns how many are still going."""
+        ...
+
+    def redeliver_due(self) -> int:
+        """Start the pending deliveries whose retry time has come; returns how many."""
+        ...
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -48,6 +64,8 @@ class Handlers:
         self.notifier = notifier
         self.worker = worker or worker_id()
         self.claims = Claims(store, self.worker, lease_s, clock)
+        self._leases: dict[str, tuple[Task, Lease]] = {}  # the claims held now, by task
+        self._leases_lock = threading.Lock()
 
     def execute(self, task: Task, attempt: int = 1) -> StepOutcome:
         """Run the task once if it is not done and nobody else holds it. Unexpected errors propagate
@@ -66,13 +84,41 @@ class Handlers:
             return "busy", "another worker holds the claim"
         try:
             with Lease(self.claims, held) as lease:
-                if steps.is_done(self.store, task):
-                    return "skipped", "done by another worker"
-                return "done", self._run(task, lease, attempt)
+                with self._leases_lock:
+                    self._leases[task.ident] = (task, lease)
+                try:
+                    if steps.is_done(self.store, task):
+                        return "skipped", "done by another worker"
+                    return "done", self._run(task, lease, attempt)
+                finally:
+                    with self._leases_lock:
+                        self._leases.pop(task.ident, None)
         except PhaseUnavailable as exc:
             return "unavailable", exc.reason
         except LeaseLost as exc:
             return "lost", str(exc)
+
+    def release_claims(self, reason: str) -> list[Task]:
+        """Give up every claim held now (a stopping worker's, for steps that cannot be interrupted): another
+        worker may take them at once, and a phase still running here does not commit. Returns their tasks."""
+        with self._leases_lock:
+            held = list(self._leases.values())
+        for _, lease in held:
+            lease.abandon(reason)
+        return [task for task, _ in held]
+
+    def clear_leftover_claims(self) -> list[str]:
+        """The expired claims of done orchestration steps (left by a worker killed between a step's effect and
+        its release) are deleted: the sweeper's housekeeping."""
+        return self.claims.clear_leftovers(sorted(STEP_NAMES), lambda task: steps.is_done(self.store, task))
+
+    def settle_deliveries(self, timeout: float | None = None) -> int:
+        """Wait up to `timeout` s for the notifier's deliveries in progress; how many are still going."""
+        return self.notifier.settle(timeout) if isinstance(self.notifier, Deliveries) else 0
+
+    def redeliver_due(self) -> int:
+        """Start the subscriber deliveries whose retry time has come (none for a notifier without an outbox)."""
+        return self.notifier.redeliver_due() if isinstance(self.notifier, Deliveries) else 0
 
     def _run(self, task: Task, lease: Lease, attempt: int) -> str:
         if task.is_phase:
@@ -80,7 +126,7 @@ class Handlers:
         if task.step == "intake":
             return steps.run_intake(self.store, task.subject, self.registry)
         if task.step == "batch":
-            return steps.run_batch(self.store, task.subject, self.registry)
+            return steps.run_batch(self.store, task.subject, self.registry, self.notifier)
         if task.step == "publish":
             return steps.run_publish(self.store, task.subject, self.notifier, self.registry.table)
         if task.step == "fail":
@@ -100,7 +146,7 @@ class Handlers:
                 self.store, task, "internal", f"the {task.step} phase failed {attempts} times ({detail})",
                 "try again later; if it keeps failing, report the job id to the operator", attempts)
         elif task.step in ("intake", "batch") and not steps.is_done(self.store, task):
-            steps.refuse_after_failures(self.store, task, detail[:500], attempts)
+            steps.refuse_after_failures(self.store, task, detail[:500], attempts, self.notifier)
         result = StepOutcome(task, "failed", detail, attempts, 0.0)
         self._log(result)
         return result

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from events.outbound import Notifier, job_event
+from events.outbound import Notifier, batch_event, job_event
 from events.tasks import Task
 from functions.claims import Lease
 from pipeline import layout
@@ -99,12 +99,13 @@ def run_intake(store: ObjectStore, job_id: str, registry: PhaseRegistry) -> str:
     return "refused" if plan.error else "planned"
 
 
-def run_batch(store: ObjectStore, batch_id: str, registry: PhaseRegistry) -> str:
+def run_batch(store: ObjectStore, batch_id: str, registry: PhaseRegistry, notifier: Notifier | None = None) -> str:
     marker = store.head(layout.batch_marker_key(batch_id))
     try:
         planned = plan_batch(store, batch_id, registry.job_backends, registry.table)
     except InvalidInput as exc:
-        return refuse_batch(store, batch_id, marker.etag if marker else "", f"{exc.reason}. {exc.user_action}")
+        return refuse_batch(store, batch_id, marker.etag if marker else "", f"{exc.reason}. {exc.user_action}",
+                            notifier)
     if planned is None:
         return "no marker"
     batch, _, plans = planned
@@ -114,18 +115,28 @@ def run_batch(store: ObjectStore, batch_id: str, registry: PhaseRegistry) -> str
     return f"{len(plans)} jobs"
 
 
-def refuse_batch(store: ObjectStore, batch_id: str, marker_etag: str, error: str) -> str:
-    """A batch with no jobs and its report saying why (batch.json unusable, or intake could not finish)."""
+def refuse_batch(store: ObjectStore, batch_id: str, marker_etag: str, error: str,
+                 notifier: Notifier | None = None) -> str:
+    """A batch with no jobs and its report saying why (batch.json unusable, or intake could not finish), told
+    to subscribers like a failed job (`dropfit.batch.failed`). The plan, which marks the step done, is written
+    last: a worker that dies before it refuses the batch again, and the outbox tells no one twice."""
     batch = refused_batch_plan(batch_id, marker_etag, error)
-    store.put(layout.batch_plan_key(batch_id), batch.to_bytes(), content_type="application/json")
     _write_report(store, batch)
+    if notifier is not None:
+        notifier.notify(batch_event(store.bucket, batch_id, batch.plan_hash, error,
+                                    BATCH_REFUSED_ACTION.format(batch=batch_id)))
+    store.put(layout.batch_plan_key(batch_id), batch.to_bytes(), content_type="application/json")
     return "refused"
+
+
+BATCH_REFUSED_ACTION = "fix what the batch's report says, then upload catalog/{batch}/batch.json again"
 
 
 INTAKE_FAILED_ACTION = "upload the files again; if it keeps failing, report the {what} id to the operator"
 
 
-def refuse_after_failures(store: ObjectStore, task: Task, detail: str, attempts: int) -> str:
+def refuse_after_failures(store: ObjectStore, task: Task, detail: str, attempts: int,
+                          notifier: Notifier | None = None) -> str:
     """Intake or batch planning raised something unexpected on every attempt: the job (or batch) ends refused,
     with a readable error and its subscribers told, instead of every sweep retrying it forever. Re-uploading
     the files plans it again (the refusal is keyed to the files' etags)."""
@@ -134,7 +145,8 @@ def refuse_after_failures(store: ObjectStore, task: Task, detail: str, attempts:
         marker = store.head(layout.batch_marker_key(task.subject))
         if marker is None:
             return "no marker"
-        return refuse_batch(store, task.subject, marker.etag, f"{reason}. {INTAKE_FAILED_ACTION.format(what='batch')}")
+        return refuse_batch(store, task.subject, marker.etag, f"{reason}. {INTAKE_FAILED_ACTION.format(what='batch')}",
+                            notifier)
     plan = refused_incoming_plan(store, task.subject, reason, INTAKE_FAILED_ACTION.format(what="job"))
     if plan is None:
         return "not ready"

@@ -18,16 +18,17 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from events.outbound import JobEvent
+from events.outbound import BATCH_SUBJECT_PREFIX, JobEvent
 from events.webhooks import DeliveryRecord
 from infra import aws
 from infra.publishers import Channel, EventBridgeChannel, Poster, SnsChannel, SqsChannel, WebhookChannel
 from infra.s3_store import S3Store
 from infra.settings import Settings
-from infra.subscribers import FanOutNotifier, Outbox, RetryPolicy
+from infra.subscribers import DeliveryPool, FanOutNotifier, Outbox, RetryPolicy
 from infra.webhook_client import Resolver, system_resolver
 from pipeline import layout
 from pipeline.errors import InvalidInput
+from pipeline.intake import parse_batch_spec
 from pipeline.spec import parse_job_spec
 from pipeline.state import load_plan
 from pipeline.storage import ObjectNotFound, ObjectStore
@@ -146,7 +147,10 @@ class SettingsChannels:
 
     def _job_urls(self, job_id: str) -> list[str]:
         """The job's webhooks: from its plan, or from its job.json when intake refused the job (a refused plan
-        carries no spec, and a user whose photo was unreadable is still owed the failure)."""
+        carries no spec, and a user whose photo was unreadable is still owed the failure). A batch's event
+        (subject `batches/{batch_id}`) goes to the webhooks of its batch.json's spec, if it can be read."""
+        if job_id.startswith(BATCH_SUBJECT_PREFIX):
+            return self._batch_urls(job_id[len(BATCH_SUBJECT_PREFIX):])
         plan = load_plan(self._store, job_id)
         if plan is not None and plan.error is None:
             return [sub.url for sub in plan.spec.subscribers]
@@ -155,6 +159,13 @@ class SettingsChannels:
         except (ObjectNotFound, InvalidInput, layout.InvalidKey):
             return []
         return [sub.url for sub in spec.subscribers]
+
+    def _batch_urls(self, batch_id: str) -> list[str]:
+        try:
+            batch = parse_batch_spec(self._store.get(layout.batch_marker_key(batch_id)))
+        except (ObjectNotFound, InvalidInput, layout.InvalidKey):
+            return []
+        return [sub.url for sub in batch.spec.subscribers]
 
     def for_record(self, record: DeliveryRecord) -> Channel | None:
         """The channel that retries a pending delivery; None (the delivery fails, saying so) for a kind this
@@ -171,11 +182,14 @@ class SettingsChannels:
 
 
 def build_notifier(store: ObjectStore, settings: Settings, *, outbox: Outbox | None = None,
-                   channels: SettingsChannels | None = None) -> FanOutNotifier:
+                   channels: SettingsChannels | None = None, inline: bool = False) -> FanOutNotifier:
+    """Deliveries go on in the background (`notify` returns once the records are open and the event is on
+    record; `settle()` waits for them), or with `inline` before `notify` returns."""
     return FanOutNotifier(store, outbox or Outbox(store, retry_policy(settings)),
                           channels or SettingsChannels(store, settings),
                           linker(store, settings), expires_s=settings.presign_expiry_s,
-                          inline_budget_s=settings.webhook_inline_budget_s)
+                          inline_budget_s=settings.webhook_inline_budget_s,
+                          pool=None if inline else DeliveryPool())
 
 
 def redeliver_due(store: ObjectStore, settings: Settings, *, outbox: Outbox | None = None,

@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 from typing import Any
 
 import pytest
+from stuck import STUCK_CM, gated
 
 from events.outbound import StoreEventLog
 from fakes import RunLog, make_fake_registry, photo
+from functions.app import build_local
 from functions.dispatch import SpawnDispatcher
 from functions.handlers import Handlers
 from functions.runtime import LocalRuntime
 from functions.sqs_worker import drain
 from infra.s3_store import S3Store
+from infra.settings import Settings
 from pipeline import layout
 from pipeline.manifests import ResultManifest
 from pipeline.phases import PHASES
@@ -131,3 +135,56 @@ def test_events_of_another_bucket_are_dropped_not_routed(wired: dict[str, Any]) 
     stats = drain(wired["sqs"], wired["queue_url"], SpawnDispatcher(wired["store"], {}, spawner), wait_s=0,
                   idle_polls=1)
     assert stats.events == 1 and stats.kept == 0 and stats.tasks == 0 and spawner.started == []
+
+
+# ---- reading goes on while phases run --------------------------------------------------------------------
+
+
+class FakeSqs:
+    """An SQS queue in memory: each message is handed out once; `emptied` is set when none is left."""
+
+    def __init__(self, bodies: list[str]) -> None:
+        self.waiting = [{"MessageId": f"m{i}", "ReceiptHandle": f"r{i}", "Body": b} for i, b in enumerate(bodies)]
+        self.deleted: list[str] = []
+        self.emptied = threading.Event()
+
+    def receive_message(self, *, MaxNumberOfMessages: int, WaitTimeSeconds: int, **_: Any) -> dict[str, Any]:  # noqa: N803 - boto3's names
+        batch, self.waiting = self.waiting[:MaxNumberOfMessages], self.waiting[MaxNumberOfMessages:]
+        if not self.waiting:
+            self.emptied.set()
+        if not batch:
+            time.sleep(min(WaitTimeSeconds, 0.05))
+        return {"Messages": batch} if batch else {}
+
+    def delete_message(self, *, QueueUrl: str, ReceiptHandle: str) -> None:  # noqa: N803 - boto3's names
+        self.deleted.append(ReceiptHandle)
+
+
+def test_the_drain_keeps_reading_while_a_phase_runs_and_deletes_each_message_once_its_work_is_done(
+        tmp_path) -> None:
+    """A duplicate storm: 60 copies of one event whose task is a phase run in hand. The drain used to wait for
+    the runtime to be idle after every 10 messages (one batch per phase run); it reads on now, and deletes the
+    copies once the run they asked for has ended."""
+    gate, started = threading.Event(), threading.Event()
+    local = build_local(tmp_path / "b", Settings(workers=1, lease_s=5),
+                        registry=gated(RunLog(tmp_path / "runs.log"), "avatar", gate, started))
+    with local.runtime:
+        try:
+            local.store.put(layout.incoming_spec_key("storm"), json.dumps({"person": {"height_cm": STUCK_CM}}).encode())
+            local.store.put(layout.incoming_image_key("storm", "person", "jpg"), photo((200, 40, 40)))
+            local.store.put(layout.incoming_image_key("storm", "garment", "jpg"), photo((40, 40, 200)))
+            assert started.wait(30)
+            event = local.store.event_for(layout.plan_key("storm"))
+            assert event is not None
+            sqs = FakeSqs([json.dumps(event.model_copy(update={"source": "sqs"}).model_dump(mode="json"))] * 60)
+            stats: dict[str, Any] = {}
+            reader = threading.Thread(target=lambda: stats.update(drain=drain(sqs, "q", local.runtime, wait_s=0,
+                                                                              idle_polls=1)))
+            reader.start()
+            assert sqs.emptied.wait(30), "the drain stopped reading while the phase ran"
+            assert not gate.is_set() and sqs.deleted == [], "nothing deleted before its work was done"
+            gate.set()
+            reader.join(60)
+        finally:
+            gate.set()
+    assert stats["drain"].received == 60 and sorted(sqs.deleted) == sorted(f"r{i}" for i in range(60))

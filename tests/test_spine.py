@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
+from stuck import STUCK_CM, gated
 
 from conftest import job_finished
 from events.contracts import ObjectEvent
@@ -18,7 +20,7 @@ from pipeline import layout
 from pipeline.manifests import BatchReport, JobError, ResultManifest
 from pipeline.phase_api import PhaseIO, PhaseRegistry, PhaseResult, PhaseTask
 from pipeline.phases import PHASES
-from pipeline.state import job_status, load_plan, read_model
+from pipeline.state import job_status, load_plan, read_model, run_manifest
 
 RED, BLUE, GREEN = (200, 40, 40), (40, 40, 200), (40, 160, 60)
 
@@ -274,3 +276,80 @@ def test_an_outcome_recorded_but_never_told_is_told_by_the_sweeper(app: LocalApp
     assert json.loads(app.store.get(event_key))["type"] == f"dropfit.job.{outcome}"
     assert app.store.get(record) == before
     assert app.runtime.sweep() == []
+
+
+# ---- lanes and stopping: a phase that cannot be interrupted never holds up the rest --------------------------
+
+def test_a_finished_job_is_published_while_every_phase_worker_is_held(tmp_path: Path, log: RunLog) -> None:
+    """The watcher's unpublished jobs: publish waited in one queue behind every phase run, so one stuck run
+    (and a backlog of others) held finished jobs back until the periodic sweep could not help (the task was
+    'in flight'). Orchestration steps have threads of their own now."""
+    root = tmp_path / "b"
+    done = make_app(root, log)
+    with done.runtime:
+        run_job(done, "ready", photo(RED), photo(BLUE))
+    for key in (layout.result_manifest_key("ready"), layout.result_event_key("ready", "succeeded")):
+        done.store.delete(key)  # as if the last phase had just ended: storage says publish is due
+    gate, started = threading.Event(), threading.Event()
+    local = build_local(root, Settings(workers=1, lease_s=5), registry=gated(log, "avatar", gate, started))
+    with local.runtime:
+        try:
+            drop_job(local, "stuck", photo(GREEN), photo(BLUE), {"person": {"height_cm": STUCK_CM}})
+            assert started.wait(30), "the stuck phase never started"
+            local.runtime.sweep()  # what the watcher's periodic sweep does
+            assert local.runtime.run_until(lambda: job_finished(local.store, "ready"), timeout=30)
+            assert not gate.is_set(), "published while the only phase worker was still held"
+        finally:
+            gate.set()
+
+
+def test_later_phases_go_first_so_a_job_under_way_finishes_before_new_ones_start(tmp_path: Path,
+                                                                                log: RunLog) -> None:
+    local = build_local(tmp_path / "b", Settings(workers=1, lease_s=5), registry=make_fake_registry(log))
+    with local.runtime:
+        for i in range(3):
+            drop_job(local, f"o{i}", photo((100 + 40 * i, 40, 40)), photo((40, 40, 100 + 40 * i)))
+        assert local.runtime.run_until(lambda: all(job_finished(local.store, f"o{i}") for i in range(3)),
+                                       timeout=60)
+    order = [phase for phase, _ in log.runs()]
+    assert order.index("viewer3d") < len(order) - 1 - order[::-1].index("avatar"), \
+        "the first job's viewer3d ran before the last job's avatar"
+
+
+def test_stop_drops_what_waits_and_releases_what_still_runs_after_the_grace(tmp_path: Path, log: RunLog) -> None:
+    gate, started = threading.Event(), threading.Event()
+    local = build_local(tmp_path / "b", Settings(workers=1, lease_s=5), registry=gated(log, "wardrobe", gate, started))
+    try:
+        local.runtime.start()
+        drop_job(local, "stuck", photo(GREEN), photo(BLUE), {"person": {"height_cm": STUCK_CM}})
+        assert started.wait(30)
+        plan = load_plan(local.store, "stuck")
+        claim = layout.claim_key("wardrobe", plan.run("wardrobe").key)
+        assert local.store.head(claim) is not None
+        avatar_runs = log.count("avatar")  # the avatar waits behind the held worker (or already ran)
+        released = local.runtime.stop(grace_s=0.2, deliveries_s=0)
+        assert [t.step for t in released] == ["wardrobe"]
+        assert local.store.head(claim) is None, "the claim goes to the next worker at once"
+        gate.set()
+        time.sleep(0.2)
+        assert log.count("avatar") == avatar_runs, "a queued task was started after the stop"
+        assert run_manifest(local.store, "wardrobe", plan.run("wardrobe").key) is None, "committed after release"
+    finally:
+        gate.set()
+    # the next worker finds everything still due and finishes the job
+    again = make_app(tmp_path / "b", log)
+    with again.runtime:
+        assert again.runtime.run_until(lambda: job_finished(again.store, "stuck"), timeout=60)
+
+
+def test_a_refused_batch_tells_its_subscribers_like_a_failed_job(app: LocalApp) -> None:
+    app.store.put(f"{layout.catalog_people_prefix('empty')}alice.jpg", photo(RED))
+    app.store.put(layout.batch_marker_key("empty"), b"{}")  # no garments: the batch is refused as a whole
+    assert app.runtime.run_until(lambda: app.store.head(layout.batch_report_key("empty")) is not None, timeout=30)
+    assert app.runtime.wait_idle(30)
+    report = read_model(app.store, layout.batch_report_key("empty"), BatchReport)
+    assert report is not None and report.error and report.total == 0
+    event = json.loads(app.store.get("results/batches/empty/_events/failed.json"))
+    assert event["type"] == "dropfit.batch.failed" and event["subject"] == "batches/empty"
+    assert event["data"]["report"] == layout.batch_report_key("empty") and "0 garments" in event["data"]["reason"]
+    assert event["data"]["links"]["error"].endswith("results/batches/empty/report.json")
