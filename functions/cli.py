@@ -5,18 +5,20 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from functions import cloud_cli
 from functions import status as status_view
-from functions.app import build_local
+from functions.app import LocalApp, build_local
 from functions.logs import configure
 from functions.models_cli import models_app
 from functions.progress import ProgressPrinter
+from functions.stopping import shut_down
 from functions.weights_cli import weights_app
 from infra.folder_store import FolderStore
 from infra.settings import Settings
@@ -37,6 +39,10 @@ app = typer.Typer(
 )
 console = Console()
 EXIT_FAILED, EXIT_INCOMPLETE = 1, 3
+STOP_GRACE_S = 10.0  # at a stop: how long running tasks may finish before their claims go to another worker
+DELIVERY_WAIT_S = 5.0  # `run`, `watch`: how long to wait for deliveries in progress before exiting
+SWEEP_DELIVERY_WAIT_S = 30.0  # `sweep`: how long to wait for the deliveries it started
+REDELIVER_TICK_S = 5.0  # `watch`: how often it looks for deliveries due between sweeps (the backoff starts at 5 s)
 
 BucketOpt = Annotated[Path, typer.Option("--bucket", "-b", help="the bucket folder (created if missing)")]
 LogLevel = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error (logs go to stderr)")]
@@ -49,13 +55,38 @@ def _settings(log_level: str, log_format: str) -> Settings:
     return settings
 
 
+def _read_file(path: Path, what: str, kind: str) -> bytes:
+    """The file's bytes, or a readable refusal (exit 2) for a path that is missing, a folder or unreadable."""
+    if path.is_dir():
+        raise typer.BadParameter(f"{path} is a folder, not {kind}", param_hint=what)
+    if not path.exists():
+        raise typer.BadParameter(f"{path} does not exist", param_hint=what)
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise typer.BadParameter(f"{path} cannot be read ({exc.strerror or exc})", param_hint=what) from exc
+
+
 def _read_image(path: Path, what: str) -> tuple[bytes, str]:
     ext = layout.image_extension(path.name)
     if ext is None:
         raise typer.BadParameter(f"{path} is not a .jpg, .jpeg, .png or .webp file", param_hint=what)
-    if not path.is_file():
-        raise typer.BadParameter(f"{path} does not exist", param_hint=what)
-    return path.read_bytes(), ext
+    return _read_file(path, what, "a photo"), ext
+
+
+def _open_bucket(bucket: Path, settings: Settings, what: str, **options: Any) -> LocalApp:
+    """The local app on the bucket folder (made if missing), or a readable refusal (exit 2) when the path is a
+    file, lies inside one, or cannot be made."""
+    for path in (bucket, *bucket.parents):
+        if path.exists() and not path.is_dir():
+            where = "" if path == bucket else f" ({path} is a file)"
+            raise typer.BadParameter(f"{bucket} cannot be a bucket{where}: a bucket is a folder; give a folder's "
+                                     "path, or a new one to create", param_hint=what)
+    try:
+        return build_local(bucket, settings, **options)
+    except OSError as exc:
+        raise typer.BadParameter(f"{bucket} cannot be used as a bucket ({exc.strerror or exc})",
+                                 param_hint=what) from exc
 
 
 def _default_job_id(*parts: bytes) -> str:
@@ -79,31 +110,38 @@ def run(
     settings = _settings(log_level, log_format)
     person_bytes, person_ext = _read_image(person, "PERSON")
     garment_bytes, garment_ext = _read_image(garment, "GARMENT")
-    spec_bytes = job_spec.read_bytes() if job_spec else None
+    spec_bytes = _read_file(job_spec, "--job-spec", "a job.json file") if job_spec else None
     job = job_id or _default_job_id(person_bytes, garment_bytes, spec_bytes or b"")
     try:
         layout.check_id(job)
     except layout.InvalidKey as exc:
         raise typer.BadParameter(str(exc), param_hint="--job-id") from exc
-    raise typer.Exit(_run_job(bucket, job, (person_bytes, person_ext), (garment_bytes, garment_ext), spec_bytes,
-                              settings))
-
-
-def _run_job(bucket: Path, job: str, person: tuple[bytes, str], garment: tuple[bytes, str], spec: bytes | None,
-             settings: Settings) -> int:
     progress = ProgressPrinter(console)
-    local = build_local(bucket, settings, on_outcome=progress, on_start=progress.started)
+    local = _open_bucket(bucket, settings, "--bucket", on_outcome=progress, on_start=progress.started)
+    raise typer.Exit(run_job(local, job, (person_bytes, person_ext), (garment_bytes, garment_ext), spec_bytes,
+                             timeout_s=settings.job_timeout_s, progress=progress))
+
+
+def run_job(local: LocalApp, job: str, person: tuple[bytes, str], garment: tuple[bytes, str], spec: bytes | None,
+            *, timeout_s: float, progress: ProgressPrinter | None = None) -> int:
+    """Put the job's inputs, process until it is terminal, print the result at once; then stop (tasks of other
+    jobs in hand get a short grace, deliveries a brief wait: what is left goes on from the outbox)."""
     store = local.store
     console.print(f"dropfit: job [bold]{job}[/] in bucket {store.root}")
-    with local.runtime, progress:
-        _clear_other_formats(local.store, job, {"person": person[1], "garment": garment[1]})
-        if spec is not None:
-            store.put(layout.incoming_spec_key(job), spec, content_type="application/json")
-        store.put(layout.incoming_image_key(job, "person", person[1]), person[0])
-        store.put(layout.incoming_image_key(job, "garment", garment[1]), garment[0])
-        started = time.monotonic()
-        local.runtime.run_until(lambda: _terminal(store, job), timeout=settings.job_timeout_s)
-    return _report_job(store, job, local.registry.missing(), time.monotonic() - started)
+    local.runtime.start()
+    try:
+        with progress or nullcontext():
+            _clear_other_formats(local.store, job, {"person": person[1], "garment": garment[1]})
+            if spec is not None:
+                store.put(layout.incoming_spec_key(job), spec, content_type="application/json")
+            store.put(layout.incoming_image_key(job, "person", person[1]), person[0])
+            store.put(layout.incoming_image_key(job, "garment", garment[1]), garment[0])
+            started = time.monotonic()
+            local.runtime.run_until(lambda: _terminal(store, job), timeout=timeout_s)
+        code = _report_job(store, job, local.registry.missing(), time.monotonic() - started)
+    finally:
+        shut_down(console, local.runtime, grace_s=STOP_GRACE_S, deliveries_s=DELIVERY_WAIT_S, announce=False)
+    return code
 
 
 def _clear_other_formats(store: ObjectStore, job: str, keep: dict[str, str]) -> None:
@@ -182,8 +220,11 @@ def demo(
     """The main job on a built-in sample (a person rendered from the body model, a drawn T-shirt): no files,
     no network, no account. Exit codes as `run`: 0 succeeded, 1 failed, 3 incomplete."""
     settings = _settings(log_level, log_format)
+    progress = ProgressPrinter(console)
+    local = _open_bucket(bucket, settings, "--bucket", on_outcome=progress, on_start=progress.started)
     person = sample_person(settings.models().cache)
-    code = _run_job(bucket, "demo", (person, "png"), (sample_garment(), "png"), None, settings)
+    code = run_job(local, "demo", (person, "png"), (sample_garment(), "png"), None, timeout_s=settings.job_timeout_s,
+                   progress=progress)
     if code == EXIT_INCOMPLETE:  # every phase exists: a phase whose backends cannot load here, or a slow machine
         console.print("The demo did not finish: the lines above say which phase stopped and why.")
     raise typer.Exit(code)
@@ -195,19 +236,37 @@ def watch(
     log_level: LogLevel = "info",
     log_format: LogFormat = "console",
 ) -> None:
-    """Long-running: pick up files dropped into BUCKET/incoming/ and BUCKET/catalog/ (Ctrl-C stops)."""
+    """Long-running: pick up files dropped into BUCKET/incoming/ and BUCKET/catalog/ (Ctrl-C stops: no new
+    work at once, running tasks get a few seconds, then their claims go to the next worker)."""
     settings = _settings(log_level, log_format)
-    local = build_local(bucket, settings, on_outcome=ProgressPrinter(console))
-    console.print(f"watching {local.store.root} (incoming/, catalog/); sweeping every "
-                  f"{settings.sweep_interval_s:.0f} s; Ctrl-C to stop")
-    with local.runtime, FolderWatcher(local.store, local.runtime.submit_event):
+    local = _open_bucket(bucket, settings, "BUCKET", on_outcome=ProgressPrinter(console))
+    watch_bucket(local, settings.sweep_interval_s)
+
+
+def watch_bucket(local: LocalApp, sweep_interval_s: float, *, grace_s: float = STOP_GRACE_S) -> None:
+    """Until Ctrl-C: the watcher's events, a sweep every `sweep_interval_s` (deliveries due are retried more
+    often, on their backoff's schedule); then a prompt stop."""
+    console.print(f"watching {local.store.root} (incoming/, catalog/); sweeping every {sweep_interval_s:.0f} s; "
+                  "Ctrl-C to stop")
+    watcher = FolderWatcher(local.store, local.runtime.submit_event)
+    local.runtime.start()
+    try:
+        watcher.start()
         local.runtime.sweep()
-        try:
-            while True:
-                time.sleep(settings.sweep_interval_s)
+        tick = min(sweep_interval_s, REDELIVER_TICK_S)
+        next_sweep = time.monotonic() + sweep_interval_s
+        while True:
+            time.sleep(tick)
+            if time.monotonic() >= next_sweep:
                 local.runtime.sweep()
-        except KeyboardInterrupt:
-            console.print("stopping: finishing the tasks in hand")
+                next_sweep = time.monotonic() + sweep_interval_s
+            else:
+                local.runtime.redeliver()
+    except KeyboardInterrupt:
+        console.print("stopping: taking no new work")
+    finally:
+        watcher.stop()
+        shut_down(console, local.runtime, grace_s=grace_s, deliveries_s=DELIVERY_WAIT_S, announce=True)
 
 
 @app.command()
@@ -217,13 +276,17 @@ def sweep(
     log_format: LogFormat = "console",
 ) -> None:
     """Re-derive pending work from storage and run it until nothing more can be done (recovers lost events
-    and the work of dead workers, once their lease has run out)."""
+    and the work of dead workers, once their lease has run out), and retry the subscriber deliveries due."""
     settings = _settings(log_level, log_format)
     progress = ProgressPrinter(console)
-    local = build_local(bucket, settings, on_outcome=progress, on_start=progress.started)
-    with local.runtime, progress:
-        local.runtime.run_until(lambda: False, timeout=settings.job_timeout_s)
-    console.print(f"sweep finished: {len(local.runtime.outcomes)} tasks looked at")
+    local = _open_bucket(bucket, settings, "BUCKET", on_outcome=progress, on_start=progress.started)
+    local.runtime.start()
+    try:
+        with progress:
+            local.runtime.run_until(lambda: False, timeout=settings.job_timeout_s)
+        console.print(f"sweep finished: {len(local.runtime.outcomes)} tasks looked at")
+    finally:
+        shut_down(console, local.runtime, grace_s=STOP_GRACE_S, deliveries_s=SWEEP_DELIVERY_WAIT_S, announce=False)
 
 
 @app.command()
@@ -232,7 +295,7 @@ def status(
     job_id: Annotated[str | None, typer.Argument(help="one job in detail")] = None,
 ) -> None:
     """Jobs and their phases, as storage says (done, running, pending, failed)."""
-    local = build_local(bucket, Settings())
+    local = _open_bucket(bucket, Settings(), "BUCKET")
     if job_id is None:
         console.print(status_view.jobs_table(local.store, local.registry))
     else:

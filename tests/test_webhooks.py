@@ -335,3 +335,85 @@ def test_sqs_sns_and_eventbridge_publishers_deliver_the_cloudevent(moto_server, 
     assert receive_one(sqs, urls[1])["type"] == "dropfit.job.succeeded"
     assert receive_one(sqs, urls[2])["detail"]["id"] == event().id
     assert SqsChannel(sqs, urls[0] + "-missing").send(record, now).outcome == "retry"
+
+
+# ---- deliveries never hold a job's end; what is due is redelivered by every sweep ------------------------------
+
+
+def test_redelivery_marks_the_record_taken_so_two_sweepers_send_it_once(folder_store: FolderStore) -> None:
+    clock = Clock()
+    poster = ScriptedPoster([HttpReply(503, {}), HttpReply(200, {})])
+    box = outbox(folder_store, clock, inline_budget_s=0.0)
+    channel = webhook(poster)
+    key, record, etag = box.open(event(), channel, per_job=True)  # type: ignore[misc]
+    box.deliver(key, record, etag, channel, budget_s=0.0)  # one attempt, then the outbox
+    clock.now += timedelta(hours=1)
+    [(due_key, due, due_etag)] = box.due()
+    assert box.redeliver(due_key, due, due_etag, lambda r: channel) == 1
+    assert box.redeliver(due_key, due, due_etag, lambda r: channel) == 0, "the second sweeper finds it taken"
+    assert len(poster.calls) == 2 and DeliveryRecord.model_validate_json(folder_store.get(key)).state == "delivered"
+
+
+def pending_record(store: FolderStore, job: str, due_at: datetime, url: str = "https://ops.example.com/all") -> str:
+    """A delivery to the operator's webhook that was refused once (503, Retry-After) and is due at `due_at`."""
+    opened = due_at - timedelta(seconds=10)
+    box = Outbox(store, RetryPolicy(max_attempts=5, inline_budget_s=0.0), clock=lambda: opened, sleep=lambda s: None)
+    refused = ScriptedPoster([HttpReply(503, {"retry-after": "10"})])
+    channel = WebhookChannel(url, (SECRET,), per_job=False, poster=refused, resolver=public)
+    key, record, etag = box.open(event(job), channel, per_job=False)  # type: ignore[misc]
+    assert box.deliver(key, record, etag, channel, budget_s=0.0).next_attempt_at == due_at
+    return key
+
+
+def test_every_sweep_of_the_local_runtime_redelivers_what_is_due(tmp_path: Path) -> None:
+    store = FolderStore(tmp_path / "bucket")
+    poster = ScriptedPoster([HttpReply(204, {})])
+    key = pending_record(store, "j1", datetime.now(UTC) - timedelta(minutes=1))
+    settings = Settings(webhook_secret=SECRET, webhook_urls=("https://ops.example.com/all",))  # type: ignore[arg-type]
+    notifier = build_notifier(store, settings, channels=SettingsChannels(store, settings, poster=poster,
+                                                                         resolver=public))
+    with LocalRuntime(Handlers(store, make_fake_registry(RunLog(tmp_path / "runs.log")), notifier)) as runtime:
+        runtime.sweep()
+        assert runtime.settle_deliveries(30) == 0
+    final = DeliveryRecord.model_validate_json(store.get(key))
+    assert final.state == "delivered" and [a.status for a in final.attempts] == [503, 204]
+    assert list(store.list("work/outbox/")) == []
+
+
+class SlowDns:
+    """A resolver that does not answer until released (a host whose DNS times out)."""
+
+    def __init__(self) -> None:
+        self.asked = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.asked.set()
+        self.release.wait(120)
+        return [PUBLIC]
+
+
+def test_run_reports_the_job_at_its_end_while_a_slow_webhook_is_still_being_told(tmp_path: Path, capsys) -> None:
+    from functions import cli
+    from functions.app import build_local
+
+    dns, poster = SlowDns(), ScriptedPoster([HttpReply(204, {})])
+    settings = Settings(webhook_secret=SECRET, workers=2, lease_s=5)  # type: ignore[arg-type]
+    store = FolderStore(tmp_path / "bucket")
+    notifier = build_notifier(store, settings, channels=SettingsChannels(store, settings, poster=poster, resolver=dns))
+    local = build_local(store.root, settings, registry=make_fake_registry(RunLog(tmp_path / "runs.log")),
+                        notifier=notifier)
+    spec = json.dumps({"subscribers": [{"url": "https://slow-dns.example.com/hook"}]}).encode()
+    try:
+        code = cli.run_job(local, "slow", (photo((200, 40, 40)), "jpg"), (photo((40, 40, 200)), "jpg"), spec,
+                           timeout_s=60)
+        assert code == 0 and dns.asked.is_set() and not dns.release.is_set()
+        out = capsys.readouterr().out
+        assert "succeeded" in out and "1 delivery to subscribers still in progress" in out
+        assert local.store.head(layout.claim_key("publish", "slow")) is None, "publish holds no claim while telling"
+        assert job_finished(local.store, "slow")
+    finally:
+        dns.release.set()
+    assert notifier.settle(30) == 0
+    [record] = [DeliveryRecord.model_validate_json(store.get(i.key)) for i in store.list("results/slow/_deliveries/")]
+    assert record.state == "delivered" and len(poster.calls) == 1
