@@ -138,6 +138,36 @@ def job_finished(store: ObjectStore, job_id: str) -> bool:
     return plan is not None and job_settled(store, plan)
 
 
+def run_sample_job(app: Any, job_id: str) -> Any:
+    """The built-in sample person and garment through a local app (`functions.app.build_local`) to the end; the
+    result manifest (the job's error.json in the failure message when there is none)."""
+    from pipeline import layout
+    from pipeline.manifests import ResultManifest
+    from pipeline.sample import sample_garment, sample_person
+    from pipeline.state import read_model
+
+    with app.runtime:
+        app.store.put(layout.incoming_image_key(job_id, "person", "png"), sample_person())
+        app.store.put(layout.incoming_image_key(job_id, "garment", "png"), sample_garment())
+        assert app.runtime.run_until(lambda: job_finished(app.store, job_id), timeout=240)
+    manifest = read_model(app.store, layout.result_manifest_key(job_id), ResultManifest)
+    assert manifest is not None, (app.store.root / layout.result_error_key(job_id)).read_text()
+    return manifest
+
+
+def fresh_thread_count() -> int:
+    """The count a thread that starts using torch now gets (the count set last, from any thread)."""
+    import threading
+
+    import torch
+
+    seen: list[int] = []
+    thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    return seen[0]
+
+
 LOCAL_VOLUME_WARNING = "ignore:.*executing locally.*:UserWarning"  # Modal's .local() has no volume, by design
 
 

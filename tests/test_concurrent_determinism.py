@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from conftest import job_finished
+from conftest import fresh_thread_count, job_finished
 from functions.app import build_local
 from infra.settings import Settings
 from pipeline import layout
@@ -60,17 +60,6 @@ def test_a_job_alone_and_in_a_concurrent_batch_publishes_identical_bytes(tmp_pat
     assert set(single) == set(among) and {"model.glb", "angles/000.png", "fitting.json"} <= set(single)
     differ = sorted(name for name in single if single[name] != among[name])
     assert differ == [], f"these published files differ between the job alone and inside the batch: {differ}"
-
-
-def fresh_thread_count() -> int:
-    """The count a thread that starts using torch now gets (the count set last, from any thread)."""
-    import torch
-
-    seen: list[int] = []
-    thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
-    thread.start()
-    thread.join()
-    return seen[0]
 
 
 def test_a_body_fit_leaves_torch_s_thread_count_to_the_process() -> None:

@@ -11,8 +11,8 @@ from typing import Any
 
 import cv2
 import numpy as np
-import torch
 
+from conftest import fresh_thread_count
 from pipeline.fitting import appearance as person
 from pipeline.render.raster import Camera, rasterize  # Camera as the rasterizer takes it, wherever it is defined
 from pipeline.wardrobe.appearance import dominant_colours
@@ -91,13 +91,6 @@ def test_the_rasterizer_leaves_torch_s_thread_count_alone_after_the_first_call()
     """torch gives each thread that starts using it the count set last: one that starts while a call asks for
     another count gets the same as one that starts before."""
     raster_bytes(1)
-
-    def fresh_thread_count() -> int:
-        seen: list[int] = []
-        thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
-        thread.start()
-        thread.join()
-        return seen[0]
 
     before = fresh_thread_count()
     stop = threading.Event()

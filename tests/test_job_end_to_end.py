@@ -12,18 +12,17 @@ import pytest
 from gltf_validator import validate_glb
 from PIL import Image
 
-from conftest import job_finished
+from conftest import run_sample_job
 from fakes_person import FakeFaceEmbedder, fake_embedding, fake_face
 from functions.app import build_local
 from infra.settings import Settings
-from pipeline import layout
 from pipeline.avatar.contracts import FaceBank, FaceReference
 from pipeline.fitting.identity import identity_per_angle
 from pipeline.geometry import Camera
 from pipeline.manifests import ResultManifest
 from pipeline.render.views import ANGLES_DEG, View
-from pipeline.sample import sample_garment, sample_person
-from pipeline.state import load_plan, read_model
+from pipeline.sample import sample_person
+from pipeline.state import load_plan
 
 ANGLE_FILES = {f"angles/{a:03d}.png" for a in ANGLES_DEG}
 
@@ -55,14 +54,7 @@ def test_identity_says_not_visible_and_skipped_plainly() -> None:
 @pytest.fixture(scope="module")
 def finished_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ResultManifest]:
     root = tmp_path_factory.mktemp("bucket")
-    app = build_local(root, Settings(workers=2))
-    with app.runtime:
-        app.store.put(layout.incoming_image_key("e2e", "person", "png"), sample_person())
-        app.store.put(layout.incoming_image_key("e2e", "garment", "png"), sample_garment())
-        assert app.runtime.run_until(lambda: job_finished(app.store, "e2e"), timeout=240)
-    manifest = read_model(app.store, layout.result_manifest_key("e2e"), ResultManifest)
-    assert manifest is not None, (root / "results/e2e/error.json").read_text()
-    return root / "results/e2e", manifest
+    return root / "results/e2e", run_sample_job(build_local(root, Settings(workers=2)), "e2e")
 
 
 def test_a_job_publishes_the_glb_8_angles_contact_sheet_and_manifest(finished_job) -> None:

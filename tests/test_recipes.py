@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import job_finished
+from conftest import job_finished, run_sample_job
 from fakes import RunLog, make_fake_registry, photo
 from functions.app import build_local
 from functions.status import jobs_table
@@ -22,8 +22,7 @@ from pipeline.backends.table import BACKENDS
 from pipeline.manifests import ResultManifest
 from pipeline.phases import PHASES
 from pipeline.registry import product_registry
-from pipeline.sample import sample_garment, sample_person
-from pipeline.state import load_plan, read_model, run_manifest
+from pipeline.state import load_plan, run_manifest
 from recipes import THUMBNAIL, TINT_PAINTER, FolderChannel
 
 
@@ -35,14 +34,7 @@ def extended_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result
     settings = Settings(profile="cpu", workers=2)
     registry = product_registry(settings.models(), table=PHASES.with_phase(THUMBNAIL),
                                 backends=BACKENDS.with_row(TINT_PAINTER))
-    app = build_local(root, settings, registry=registry)
-    with app.runtime:
-        app.store.put(layout.incoming_image_key("r1", "person", "png"), sample_person())
-        app.store.put(layout.incoming_image_key("r1", "garment", "png"), sample_garment())
-        assert app.runtime.run_until(lambda: job_finished(app.store, "r1"), timeout=240)
-    manifest = read_model(app.store, layout.result_manifest_key("r1"), ResultManifest)
-    assert manifest is not None, (root / "results/r1/error.json").read_text()
-    return root, manifest
+    return root, run_sample_job(build_local(root, settings, registry=registry), "r1")
 
 
 def test_a_fifth_phase_runs_last_and_publishes_beside_the_others(extended_job) -> None:

@@ -370,9 +370,9 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     eye = parts.levels.get("eye")
     found = appearance.tones(colour, seen, facing, tex.part, tex.height, eye)
     drop_m = None
+    unit = parts.levels.get("eye", 0.0) - parts.levels["shoulder"]  # the eye-to-shoulder length hair is measured in
     if photo.hair is not None:  # the photo's own hair colour beats the texels' cluster (blonde hair on a blonde wall)
         found = appearance.Tones(found.skin, photo.hair.colour.astype(np.float64))
-        unit = parts.levels.get("eye", 0.0) - parts.levels["shoulder"]
         drop_m = appearance.back_drop(photo.hair.drop) * unit if unit > 0 else None
     appearance.paint_head(colour, known, seen, facing, tex.part, tex.height, eye, found, drop_m)
     on_garment = tex.garment > 0.5
@@ -384,7 +384,6 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     colour[on_garment] = g_colour[on_garment]
     known |= on_garment
     if photo.hair is not None and eye is not None and drop_m is not None:  # long hair falls over the back
-        unit = eye - parts.levels["shoulder"]
         appearance.paint_long_hair(colour, known, seen, facing, tex.part, tex.height, tex.points[:, 0], eye,
                                    photo.hair.colour, drop_m, photo.hair.half_width * unit)
     atlas, known_grid, garment_grid = _assemble(tex, colour, known, on_garment, atlas_size)
