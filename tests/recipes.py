@@ -41,9 +41,13 @@ THUMBNAIL = Phase(name="thumbnail", run="recipes:make_thumbnail", reads=("fittin
 # ---- recipe 2: a backend ---------------------------------------------------------------------------------
 
 
+ASKED_CATEGORIES: list[str | None] = []  # the garment category of every request a TintPainter was given
+
+
 class TintPainter:
     """A `TryOnPainter` that tints the paint region towards the garment photo's mean colour, keeping what the
-    request says to keep. Real code behind the real protocol, so the fitting phase's repaint path runs on it."""
+    request says to keep. Real code behind the real protocol, so the fitting phase's repaint path runs on it.
+    It notes each request's garment category (`ASKED_CATEGORIES`), which the fitting phase must pass on."""
 
     name = "test-tint-painter"
     version = "1"
@@ -51,6 +55,7 @@ class TintPainter:
     def repaint(self, requests: list[TryOnRequest]) -> list[np.ndarray]:
         out = []
         for request in requests:
+            ASKED_CATEGORIES.append(request.category)
             colour = request.garment.reshape(-1, 3).mean(axis=0)
             paint = (request.paint_mask * (1.0 - request.keep_mask))[..., None]
             tinted = request.render * (1.0 - 0.5 * paint) + colour * 0.5 * paint

@@ -40,6 +40,7 @@ from pipeline.backends.gpu.fashn_tryon import (
     fit_size,
     garment_category,
     pose_resolution,
+    request_category,
     resize_pad,
     rf_schedule,
     unpad,
@@ -117,6 +118,18 @@ def test_the_category_comes_from_where_the_paint_mask_sits_on_the_torso() -> Non
     nobody = PersonPose.nobody()  # no torso seen: the image's height decides
     assert [garment_category(nobody, mask(*rows)) for rows in ((20, 60), (50, 95), (20, 80))] == \
            ["tops", "bottoms", "one-pieces"]
+
+
+def test_the_wardrobes_category_beats_where_the_mask_sits() -> None:
+    pose = standing(shoulders=0.25, hips=0.5)
+    high = box_mask(100, 50, (0, 22, 50, 55))  # sits where a top would
+    asked = lambda category: replace(request(), paint_mask=high, category=category)  # noqa: E731
+    assert request_category(asked(None), pose) == "tops"  # no category given: guessed from the mask
+    assert request_category(asked("lower"), pose) == "bottoms"  # a high-waisted skirt is still bottoms
+    assert request_category(asked("full"), pose) == "one-pieces"
+    assert request_category(asked("upper"), pose) == "tops"
+    with pytest.raises(ValueError, match="garment category 'hat'"):
+        request_category(asked("hat"), pose)
 
 
 def test_the_schedule_is_fashns_shifted_rectified_flow_schedule() -> None:

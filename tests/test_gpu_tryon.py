@@ -366,6 +366,9 @@ def test_requests_for_the_turntable_find_each_face_and_number_the_seeds() -> Non
     regions = [box_mask(64, 64, (20, 24, 44, 56))] * len(shown)
     reqs = tryon_requests(faces, shown, regions, np.full((30, 20, 3), 255, np.uint8), ["loose"], seed=10)
     assert [r.seed for r in reqs] == list(range(10, 18))
+    assert {r.category for r in reqs} == {None}  # no category given: the painter guesses
+    told = tryon_requests(faces, shown[:2], regions[:2], np.full((30, 20, 3), 255, np.uint8), [], category="lower")
+    assert [r.category for r in told] == ["lower", "lower"]
     assert all(r.keep_mask[10, 32] == 1 for r in reqs)
     with pytest.raises(ValueError, match="garment regions"):
         tryon_requests(faces, shown, regions[:3], np.full((30, 20, 3), 255, np.uint8), ["loose"])

@@ -23,7 +23,8 @@ from pipeline.manifests import ResultManifest
 from pipeline.phases import PHASES
 from pipeline.registry import product_registry
 from pipeline.state import load_plan, run_manifest
-from recipes import THUMBNAIL, TINT_PAINTER, FolderChannel
+from pipeline.wardrobe.contracts import GarmentAnalysis
+from recipes import ASKED_CATEGORIES, THUMBNAIL, TINT_PAINTER, FolderChannel
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,10 @@ def test_a_new_try_on_backend_serves_the_profile_its_row_names(extended_job) -> 
     photo = fitting.data["dressing"]["photo"]  # photo.png too: the painter on the person's own photo
     assert photo["painter"] == "test-tint-painter 1" and photo["tries"] >= 1 and photo["identity"] < 0.1
     assert BACKENDS.plan("cpu")["TryOnPainter"] is None  # declared only in the test's table
+    # every request (photo.png's and the 8 views') carried the wardrobe's category, not a guess left to the painter
+    garment_json = store.get(layout.run_prefix("wardrobe", plan.run("wardrobe").key) + "garment.json")
+    garment = GarmentAnalysis.model_validate_json(garment_json).category.value
+    assert len(ASKED_CATEGORIES) >= 9 and set(ASKED_CATEGORIES) == {garment}
 
 
 def test_a_new_subscriber_kind_is_told_of_every_job(tmp_path: Path) -> None:

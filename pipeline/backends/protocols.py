@@ -176,6 +176,7 @@ class TryOnRequest:
     garment: np.ndarray  # (h, w, 3) uint8: the garment photo (background already white)
     prompt: str  # the fit cues, e.g. "snug across the chest, relaxed waist"
     seed: int
+    category: str | None = None  # the wardrobe's garment category (upper, lower, full); None: not known
 
 
 @runtime_checkable

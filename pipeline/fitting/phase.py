@@ -111,7 +111,8 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     if backends.painter is None:
         identity = identity_per_angle(backends.faces, bank, views)
     else:
-        views, identity, tryon = repaint_views(backends, bank, views, dressed, body.faces, cutout, report)
+        views, identity, tryon = repaint_views(backends, bank, views, dressed, body.faces, cutout, report,
+                                               garment.category.value)
     gate = vision_gate(backends.judge, views, cutout, given.photo.rgb)
     photo_record = tried_on.record | {"identity": photo_identity(backends.faces, bank, tried_on.image, camera)}
     flags = quality_flags(bank, identity, dressed, gate) + [f"photo: {why}" for why in tried_on.guessed]
@@ -146,7 +147,7 @@ def repaint_photo(backends: FittingBackends, bank: FaceBank, given: FittingInput
     photo = given.photo
     view = View(0, photo.camera, photo.rgb, photo.mask > 0.5, 0.0)
     request = tryon_request(view, tried_on.agnostic.astype(np.float32), garment_on_white(cutout), report.prompt_cues,
-                            face_box(backends.faces, photo.rgb), seed=0)
+                            face_box(backends.faces, photo.rgb), seed=0, category=given.garment.category.value)
     done = repaint_with_identity(backends.painter, backends.faces, bank, [view], [request], MAX_TRIES)
     record = tried_on.record | {"painter": f"{backends.painter.name} {backends.painter.version}",
                                 "tries": done.tries[0], "seed": done.seeds[0]}
@@ -160,13 +161,14 @@ def photo_identity(faces: FaceEmbedder, bank: FaceBank, image: np.ndarray, camer
 
 
 def repaint_views(backends: FittingBackends, bank: FaceBank, views: list[View], dressed: DressedBody,
-                  faces: np.ndarray, cutout: np.ndarray, report: FitReport
+                  faces: np.ndarray, cutout: np.ndarray, report: FitReport, category: str
                   ) -> tuple[list[View], list[AngleIdentity], dict[str, object]]:
     """The try-on painter over the 8 renders: the garment region repainted from the garment photo and the fit
     cues, the face kept, identity checked per angle and failing angles retried (`pipeline.fitting.tryon`)."""
     assert backends.painter is not None
     regions = [garment_region(dressed, faces, view) for view in views]
-    requests = tryon_requests(backends.faces, views, regions, garment_on_white(cutout), report.prompt_cues)
+    requests = tryon_requests(backends.faces, views, regions, garment_on_white(cutout), report.prompt_cues,
+                              category=category)
     done = repaint_with_identity(backends.painter, backends.faces, bank, views, requests, MAX_TRIES)
     repainted = [replace(view, image=image) for view, image in zip(views, done.images, strict=True)]
     record: dict[str, object] = {

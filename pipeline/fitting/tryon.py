@@ -84,11 +84,12 @@ def view_cue(angle_deg: int) -> str | None:
 
 def tryon_request(view: View, garment_region: np.ndarray, garment: np.ndarray, cues: Sequence[str],
                   face_box: Box | None, seed: int, grow_frac: float = GROW_FRAC,
-                  agnostic: bool = False) -> TryOnRequest:
+                  agnostic: bool = False, category: str | None = None) -> TryOnRequest:
     """One angle's request: paint the garment region (grown), keep the face (when one is visible); the prompt is
     the view's cue (side, back) and the fit cues. `agnostic`: grow the region as CatVTON grows its agnostic masks
     (convex hull, blur, dilation; `tryon_framing`) instead of by `grow_frac`, for a tight region (a render's
-    garment); a region that is generous already (the photo's agnostic mask) is grown only by `grow_frac`."""
+    garment); a region that is generous already (the photo's agnostic mask) is grown only by `grow_frac`.
+    `category`: the wardrobe's garment category (upper, lower, full) for the painter (None: it guesses)."""
     height, width = view.image.shape[:2]
     if garment_region.shape != (height, width):
         raise ValueError(f"the garment region is {garment_region.shape}, the {view.angle_deg:03d} view is "
@@ -105,6 +106,7 @@ def tryon_request(view: View, garment_region: np.ndarray, garment: np.ndarray, c
         garment=garment,
         prompt="; ".join(part for part in (view_cue(view.angle_deg), fit_cues(cues)) if part),
         seed=seed,
+        category=category,
     )
 
 
@@ -125,12 +127,14 @@ def face_box(faces: FaceEmbedder, image: np.ndarray) -> Box | None:
 
 
 def tryon_requests(faces: FaceEmbedder, views: Sequence[View], garment_regions: Sequence[np.ndarray],
-                   garment: np.ndarray, cues: Sequence[str], seed: int = 0) -> list[TryOnRequest]:
+                   garment: np.ndarray, cues: Sequence[str], seed: int = 0,
+                   category: str | None = None) -> list[TryOnRequest]:
     """One request per view, seeds `seed`, `seed + 1`, ...; `cues` is `FitReport.prompt_cues`; each garment region
     grown as CatVTON's agnostic masks (`tryon_request(agnostic=True)`)."""
     if len(garment_regions) != len(views):
         raise ValueError(f"{len(garment_regions)} garment regions for {len(views)} views")
-    return [tryon_request(view, region, garment, cues, face_box(faces, view.image), seed + i, agnostic=True)
+    return [tryon_request(view, region, garment, cues, face_box(faces, view.image), seed + i, agnostic=True,
+                          category=category)
             for i, (view, region) in enumerate(zip(views, garment_regions, strict=True))]
 
 

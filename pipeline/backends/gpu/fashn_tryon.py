@@ -5,8 +5,9 @@ flat-lay garment, which is what a request is (the wardrobe's cutout on white): t
 the garment as it is, so its human parser (research-only licence) is never needed and never loaded. Per request:
 - preprocess (plain numpy): the render scaled to fit 864 a side (never up) for DWPose, its pose drawn in grey
   (`dwpose.draw_pose_gray`); render, pose and garment each scaled to fit 576x864 and centred on black; the
-  garment's pose is empty (a flat-lay); the category (tops, bottoms, one-pieces) read from where the paint mask
-  sits on the person's body (`garment_category`: the request does not carry the wardrobe's category);
+  garment's pose is empty (a flat-lay); the category (tops, bottoms, one-pieces) is the wardrobe's (the request's
+  `category`), read from where the paint mask sits on the person's body (`garment_category`) only when the
+  request does not carry one;
 - predict: Euler steps of the rectified flow from seeded noise (`ModelConfig.tryon_steps`, 28 by default; FASHN
   suggests 20, 30 or 50), classifier-free guidance 1.5 (not on the last step), all requests in one batch
   (`fashn_mmdit.TryOnModel`), bf16 on a bf16-capable GPU, fp32 elsewhere;
@@ -39,6 +40,7 @@ POSE_DIR = "dwpose"
 MODEL_SIZE = (576, 864)  # (w, h): the released model's input
 STEPS, GUIDANCE, TIME_SHIFT, PLAIN_LAST_STEPS = 30, 1.5, 1.5, 1  # FASHN's defaults ("30: balanced")
 CATEGORIES = ("tops", "bottoms", "one-pieces")  # the model's labels 1, 2, 3
+FROM_WARDROBE = {"upper": "tops", "lower": "bottoms", "full": "one-pieces"}  # the wardrobe's categories
 BOTTOMS_FROM = 0.6  # a paint mask starting this far down the torso (shoulders 0, hips 1) is a lower garment
 ONE_PIECE_TO = 1.4  # one reaching this far down (mid-thigh) from above that is a dress or jumpsuit
 FEATHER_FRAC = 0.006  # the composite fades in over this fraction of the render's height, inside the paint mask
@@ -136,7 +138,17 @@ def fashn_inputs(request: TryOnRequest, find_pose: PoseFinder) -> FashnInputs:
     padded, placement = resize_pad(person)
     garment, _ = resize_pad(pose_resolution(request.garment))
     return FashnInputs(person=padded, person_pose=resize_pad(drawing, nearest=True)[0], garment=garment,
-                       category=garment_category(pose, request.paint_mask), seed=request.seed, placement=placement)
+                       category=request_category(request, pose), seed=request.seed, placement=placement)
+
+
+def request_category(request: TryOnRequest, pose: PersonPose) -> str:
+    """The model's label for the request's garment: the wardrobe's category when the request carries it (a
+    skirt whose mask starts high is still bottoms), else guessed from where the paint mask sits."""
+    if request.category is None:
+        return garment_category(pose, request.paint_mask)
+    if request.category not in FROM_WARDROBE:
+        raise ValueError(f"garment category {request.category!r}: use one of {', '.join(FROM_WARDROBE)}")
+    return FROM_WARDROBE[request.category]
 
 
 # ---- predict ---------------------------------------------------------------------------------------------------
