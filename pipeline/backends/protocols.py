@@ -19,6 +19,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from pipeline.geometry import BodyFit
+from pipeline.spec import Category
 
 
 class Backend(Protocol):
@@ -176,7 +177,7 @@ class TryOnRequest:
     garment: np.ndarray  # (h, w, 3) uint8: the garment photo (background already white)
     prompt: str  # the fit cues, e.g. "snug across the chest, relaxed waist"
     seed: int
-    category: str | None = None  # the wardrobe's garment category (upper, lower, full); None: not known
+    category: Category | None = None  # the wardrobe's garment category; None: not known
 
 
 @runtime_checkable

@@ -30,6 +30,7 @@ from pipeline.geometry import BodyMesh, Camera, PosedBody, views_json
 from pipeline.phase_api import PhaseIO, PhaseResult, PhaseTask
 from pipeline.render.shade import Lighting, Surface
 from pipeline.render.views import View, contact_sheet, render_views, turntable
+from pipeline.spec import Category
 from pipeline.wardrobe.contracts import GarmentAnalysis
 
 # The atlas already carries the photo's own light and shade, so the render adds none where the photo shows the
@@ -161,7 +162,7 @@ def photo_identity(faces: FaceEmbedder, bank: FaceBank, image: np.ndarray, camer
 
 
 def repaint_views(backends: FittingBackends, bank: FaceBank, views: list[View], dressed: DressedBody,
-                  faces: np.ndarray, cutout: np.ndarray, report: FitReport, category: str
+                  faces: np.ndarray, cutout: np.ndarray, report: FitReport, category: Category
                   ) -> tuple[list[View], list[AngleIdentity], dict[str, object]]:
     """The try-on painter over the 8 renders: the garment region repainted from the garment photo and the fit
     cues, the face kept, identity checked per angle and failing angles retried (`pipeline.fitting.tryon`)."""

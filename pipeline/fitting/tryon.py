@@ -19,6 +19,7 @@ from pipeline.backends.gpu.tryon_framing import agnostic_region
 from pipeline.backends.protocols import FaceEmbedder, TryOnPainter, TryOnRequest
 from pipeline.fitting.identity import AngleIdentity, identity_per_angle
 from pipeline.render.views import View
+from pipeline.spec import Category
 
 Box = tuple[int, int, int, int]
 
@@ -84,7 +85,7 @@ def view_cue(angle_deg: int) -> str | None:
 
 def tryon_request(view: View, garment_region: np.ndarray, garment: np.ndarray, cues: Sequence[str],
                   face_box: Box | None, seed: int, grow_frac: float = GROW_FRAC,
-                  agnostic: bool = False, category: str | None = None) -> TryOnRequest:
+                  agnostic: bool = False, category: Category | None = None) -> TryOnRequest:
     """One angle's request: paint the garment region (grown), keep the face (when one is visible); the prompt is
     the view's cue (side, back) and the fit cues. `agnostic`: grow the region as CatVTON grows its agnostic masks
     (convex hull, blur, dilation; `tryon_framing`) instead of by `grow_frac`, for a tight region (a render's
@@ -128,7 +129,7 @@ def face_box(faces: FaceEmbedder, image: np.ndarray) -> Box | None:
 
 def tryon_requests(faces: FaceEmbedder, views: Sequence[View], garment_regions: Sequence[np.ndarray],
                    garment: np.ndarray, cues: Sequence[str], seed: int = 0,
-                   category: str | None = None) -> list[TryOnRequest]:
+                   category: Category | None = None) -> list[TryOnRequest]:
     """One request per view, seeds `seed`, `seed + 1`, ...; `cues` is `FitReport.prompt_cues`; each garment region
     grown as CatVTON's agnostic masks (`tryon_request(agnostic=True)`)."""
     if len(garment_regions) != len(views):

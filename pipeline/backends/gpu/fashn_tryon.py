@@ -34,13 +34,14 @@ from pipeline.backends.installed import installed_version
 from pipeline.backends.protocols import TryOnRequest
 from pipeline.backends.table import BuildContext
 from pipeline.errors import RetryableError
+from pipeline.spec import Category
 
 MODEL_FILE = "model.safetensors"
 POSE_DIR = "dwpose"
 MODEL_SIZE = (576, 864)  # (w, h): the released model's input
 STEPS, GUIDANCE, TIME_SHIFT, PLAIN_LAST_STEPS = 30, 1.5, 1.5, 1  # FASHN's defaults ("30: balanced")
 CATEGORIES = ("tops", "bottoms", "one-pieces")  # the model's labels 1, 2, 3
-FROM_WARDROBE = {"upper": "tops", "lower": "bottoms", "full": "one-pieces"}  # the wardrobe's categories
+FROM_WARDROBE: dict[Category, str] = {"upper": "tops", "lower": "bottoms", "full": "one-pieces"}
 BOTTOMS_FROM = 0.6  # a paint mask starting this far down the torso (shoulders 0, hips 1) is a lower garment
 ONE_PIECE_TO = 1.4  # one reaching this far down (mid-thigh) from above that is a dress or jumpsuit
 FEATHER_FRAC = 0.006  # the composite fades in over this fraction of the render's height, inside the paint mask
