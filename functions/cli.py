@@ -18,7 +18,7 @@ from functions.app import LocalApp, build_local
 from functions.logs import configure
 from functions.models_cli import models_app
 from functions.progress import ProgressPrinter
-from functions.stopping import shut_down
+from functions.stopping import STOP_SLACK_S, arm_stop_deadline, shut_down
 from functions.weights_cli import weights_app
 from infra.folder_store import FolderStore
 from infra.settings import Settings
@@ -265,6 +265,7 @@ def watch_bucket(local: LocalApp, sweep_interval_s: float, *, grace_s: float = S
     except KeyboardInterrupt:
         console.print("stopping: taking no new work")
     finally:
+        arm_stop_deadline(grace_s + DELIVERY_WAIT_S + STOP_SLACK_S)
         watcher.stop()
         shut_down(console, local.runtime, grace_s=grace_s, deliveries_s=DELIVERY_WAIT_S, announce=True)
 

@@ -3,12 +3,25 @@ what was left for the next worker, and which deliveries go on from the outbox.""
 
 from __future__ import annotations
 
+import faulthandler
+import sys
+
 from rich.console import Console
 
 from events.tasks import Task
 from functions.runtime import LocalRuntime
 
 MOMENT_S = 1.0  # what may still run at a stop without a word (a publish telling its subscribers)
+STOP_SLACK_S = 15.0  # on top of a stop's own waits: closing the watcher, the pools, the interpreter's exit
+
+
+def arm_stop_deadline(seconds: float) -> None:
+    """Once a stop begins, the process ends within `seconds` whatever hangs (a library thread that never
+    returns, an exit that waits on a stuck thread): past it, every thread's stack goes to stderr, so the hang
+    can be found, and the process exits with status 1. Claims still held expire with their lease; the outbox is
+    on disk. Never disarmed: it covers the interpreter's own exit too."""
+    sys.stderr.flush()
+    faulthandler.dump_traceback_later(seconds, exit=True)
 
 
 def shut_down(console: Console, runtime: LocalRuntime, *, grace_s: float, deliveries_s: float, announce: bool) -> None:

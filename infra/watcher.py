@@ -39,6 +39,7 @@ log = structlog.get_logger(__name__)
 DEFAULT_PREFIXES = ("incoming/", "catalog/")
 TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", ".swp", ".swx", "~")
 _EMITTED_MEMORY = 16384
+STOP_JOIN_S = 3.0  # how long a stop waits for watchdog's threads and the worker
 
 try:
     from watchdog.observers.inotify import InotifyObserver
@@ -141,12 +142,18 @@ class FolderWatcher:
         self._worker.start()
 
     def stop(self) -> None:
+        """Stop watching, within about `STOP_JOIN_S`: a watchdog thread that does not end by then is left
+        behind (its threads are daemons, so it cannot hold up the process's exit) and logged."""
         if not self._worker.is_alive():
             return
         self._observer.stop()
-        self._observer.join()
         self._stop.set()
-        self._worker.join()
+        self._observer.join(timeout=STOP_JOIN_S)
+        self._worker.join(timeout=STOP_JOIN_S)
+        stuck = [t.name for t in (self._observer, self._worker) if t.is_alive()]
+        if stuck:
+            log.warning("folder_watcher.stop_slow", threads=stuck, waited_s=STOP_JOIN_S,
+                        detail="left running as daemon threads; they end with the process")
 
     def __enter__(self) -> FolderWatcher:
         self.start()

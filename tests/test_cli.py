@@ -23,6 +23,19 @@ def dropfit(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Completed
                           capture_output=True, timeout=timeout)
 
 
+def interrupt(watcher: subprocess.Popen[str], *, timeout: float = 60) -> str:
+    """Ctrl-C to a `dropfit watch` subprocess; its whole output. A watcher still running after `timeout` fails
+    the test with the end of its output (the stop deadline's stack dump shows where it hung)."""
+    watcher.send_signal(signal.SIGINT)
+    try:
+        output, _ = watcher.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        watcher.kill()
+        output, _ = watcher.communicate()
+        raise AssertionError(f"Ctrl-C did not stop the watcher:\n{output[-3000:]}") from None
+    return output
+
+
 def test_help_teaches_the_layout_and_commands(tmp_path: Path) -> None:
     result = dropfit("--help", cwd=tmp_path)
     assert result.returncode == 0
@@ -111,10 +124,9 @@ def test_watch_picks_up_files_copied_into_the_folder(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert plan.exists(), "the watcher did not plan the dropped job"
     finally:
-        watcher.send_signal(signal.SIGINT)
-        output, _ = watcher.communicate(timeout=30)
+        output = interrupt(watcher)
     assert "watching" in output and "intake" in output
-    assert watcher.returncode in (0, 130)
+    assert watcher.returncode in (0, 130), output[-3000:]
 
 
 def test_run_with_a_dev_pair_publishes_the_results(tmp_path: Path, dev_people: list[Path],
@@ -180,13 +192,7 @@ def test_ctrl_c_stops_watch_promptly_though_a_phase_never_ends(tmp_path: Path) -
         claims = list((bucket / "work/avatar").glob("*/_claim.json"))
         assert claims, "the stuck run holds its claim"
     finally:
-        watcher.send_signal(signal.SIGINT)
-        try:
-            output, _ = watcher.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            watcher.kill()
-            output, _ = watcher.communicate()
-            raise AssertionError(f"Ctrl-C did not stop the watcher:\n{output[-3000:]}") from None
+        output = interrupt(watcher)
     assert watcher.returncode in (0, 130), output
     assert "still finishing: avatar (job stuck)" in output and "released the claims of avatar (job stuck)" in output
     assert not any(claim.exists() for claim in claims), "the stuck run's claim is left for the next worker"
@@ -224,8 +230,7 @@ def test_watch_redelivers_what_is_due_between_its_sweeps(tmp_path: Path) -> None
             assert watcher.poll() is None
             time.sleep(0.2)
     finally:
-        watcher.send_signal(signal.SIGINT)
-        output, _ = watcher.communicate(timeout=60)
+        output = interrupt(watcher)
         server.shutdown()
         server.server_close()
     assert len(got) == 1, output[-3000:]
