@@ -39,7 +39,7 @@ def front_camera() -> Camera:
                   image_size=(300, 600))
 
 
-def dress(ease: float, size: int = 256) -> tuple[DressedBody, np.ndarray, np.ndarray]:
+def dress(ease: float, size: int = 256, worn_in_photo: bool = False) -> tuple[DressedBody, np.ndarray, np.ndarray]:
     vertices, faces, uvs, face_uvs = cylinder()
     photo = np.zeros((600, 300, 3), np.uint8)
     photo[:] = RED
@@ -47,7 +47,8 @@ def dress(ease: float, size: int = 256) -> tuple[DressedBody, np.ndarray, np.nda
     garment[10:90, 10:70] = (*BLUE, 255)
     dressed = dress_body(BodyMesh(vertices, faces, uvs, face_uvs),
                          PersonPhoto(photo, np.ones((600, 300), np.float32), front_camera()),
-                         GarmentLook(garment, "upper"), {"chest": ease, "waist": ease, "hip": ease}, atlas_size=size)
+                         GarmentLook(garment, "upper"), {"chest": ease, "waist": ease, "hip": ease}, atlas_size=size,
+                         worn_in_photo=worn_in_photo)
     return dressed, vertices, uvs
 
 
@@ -93,6 +94,19 @@ def test_garment_texels_only_inside_the_region(dressed: DressedBody) -> None:
     middle = (height > bottom + 0.05) & (height < top - 0.05)
     assert on[middle].all()
     assert np.abs(dressed.atlas[middle].astype(float) - BLUE).max(axis=1).mean() < 10  # front cutout, back tile
+
+
+def test_a_photo_that_already_wears_the_garment_keeps_its_pixels_where_it_sees_them() -> None:
+    """photo.png from a try-on model: the garment's front is the photo's own (red here), only the unseen back
+    takes the garment photo (blue); the seen texels are recorded for the views' repaint mask."""
+    worn, _, _ = dress(0.0, worn_in_photo=True)
+    angle, height = texel_grid(worn.atlas.shape[0])
+    bottom, top = garment_band()
+    middle = (height > bottom + 0.05) & (height < top - 0.05)
+    front, back = middle & (np.abs(angle - 1.5 * np.pi) < 0.6), middle & (np.abs(angle - 0.5 * np.pi) < 0.6)
+    assert np.abs(worn.atlas[front].astype(float) - RED).max(axis=1).mean() < 10
+    assert np.abs(worn.atlas[back].astype(float) - BLUE).max(axis=1).mean() < 10
+    assert worn.seen_texels is not None and worn.seen_texels[front].mean() > 0.9 and not worn.seen_texels[back].any()
 
 
 def test_ease_pushes_garment_vertices_out_by_ease_over_two_pi(dressed: DressedBody) -> None:

@@ -54,7 +54,10 @@ def test_the_gpu_profile_runs_a_whole_job_through_local(gpu_env, s3_client, s3_b
     tryon = fitting.data["dressing"]["tryon"]
     assert tryon["status"] == "repainted" and tryon["painter"].startswith("flux-fill-tryon")
     assert set(tryon["tries"]) == {f"{a:03d}" for a in range(0, 360, 45)}
-    assert all(1 <= t <= 3 for t in tryon["tries"].values())
+    assert all(0 <= t <= 3 for t in tryon["tries"].values())
+    unseen = tryon["unseen_share"]  # photo.png carries the try-on where it sees the garment: only the rest is painted
+    assert unseen["000"] < tryon["min_unseen_share"] and tryon["tries"]["000"] == 0
+    assert unseen["180"] > 0.5 and tryon["tries"]["180"] >= 1
     viewer = run_manifest(store, "viewer3d", plan.run("viewer3d").key)
     assert viewer is not None and viewer.backends["mesh"].startswith("hunyuan3d-2mv")
     mesh = viewer.data["mesh"]  # a random-weight model's surface is noise: placed and scored, then declined

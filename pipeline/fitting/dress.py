@@ -59,6 +59,7 @@ class DressedBody:
     bared_limbs: float = 0.0  # share of the replaced limbs' texels whose old clothes turned to skin
     vertex_part: np.ndarray | None = None  # (V,) int index into regions.PARTS
     skin: np.ndarray | None = None  # (3,) float RGB skin tone seen in the photo (None: none seen)
+    seen_texels: np.ndarray | None = None  # (S, S) bool: texels whose colour the photo shows directly
 
 
 @dataclass(frozen=True)
@@ -347,9 +348,12 @@ class GarmentLook:
 
 
 def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm_by_region: dict[str, float], *,
-               atlas_size: int = 1024) -> DressedBody:
+               atlas_size: int = 1024, worn_in_photo: bool = False) -> DressedBody:
     """Put the garment on the posed body (see the module docstring). A `PosedBody` (its keypoints and rest pose)
-    sharpens the region (arms told from torso); a plain `BodyMesh` is split into parts by height alone."""
+    sharpens the region (arms told from torso); a plain `BodyMesh` is split into parts by height alone.
+    `worn_in_photo`: the photo already shows the person in this garment (a try-on model's photo.png), so the
+    garment texels it shows keep the photo's colours (its folds and light) and only the unseen ones take the
+    garment photo."""
     from pipeline.render.raster import rasterize
 
     vertices, faces, camera = np.asarray(body.vertices, np.float64), body.faces, photo.camera
@@ -381,7 +385,8 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     tile = fabric_tile(cutout, garment.texture)
     g_colour, took = garment_colours(tex, camera, cutout, tile, region_box(vertices, weight > 0.5, camera),
                                      garment.print_box)
-    colour[on_garment] = g_colour[on_garment]
+    from_garment = on_garment & ~seen if worn_in_photo else on_garment
+    colour[from_garment] = g_colour[from_garment]
     known |= on_garment
     if photo.hair is not None and eye is not None and drop_m is not None:  # long hair falls over the back
         appearance.paint_long_hair(colour, known, seen, facing, tex.part, tex.height, tex.points[:, 0], eye,
@@ -390,11 +395,13 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     offsets = ease_offsets(parts, weight, ease_cm_by_region)
     dressed = vertices + vertex_normals(vertices, faces) * offsets[:, None]
     front = on_garment & (facing > 0)
+    seen_grid = np.zeros(atlas_size * atlas_size, dtype=bool)
+    seen_grid[tex.index[seen]] = True
     return DressedBody(
         vertices=dressed.astype(np.float32), atlas=fill_unknown(atlas, known_grid), garment_texels=garment_grid,
         garment_vertices=weight > 0.5, coverage=float(took[front].mean()) if front.any() else 0.0,
         seen=float(seen.mean()) if len(seen) else 0.0, sleeve_m=sleeve_m, bared_limbs=bared,
-        vertex_part=parts.label, skin=found.skin,
+        vertex_part=parts.label, skin=found.skin, seen_texels=seen_grid.reshape(atlas_size, atlas_size),
     )
 
 

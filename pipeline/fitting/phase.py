@@ -41,6 +41,7 @@ from pipeline.wardrobe.contracts import GarmentAnalysis
 PHOTO_LIGHT = Lighting(ambient=0.95, diffuse=0.25, direction=(-0.35, -0.45, -1.0))
 COCO_EYES, COCO_SHOULDERS, COCO_HIPS = (1, 2), (5, 6), (11, 12)  # in the body's keypoints (anny's COCO-23 order)
 MAX_TRIES = 3  # try-on attempts per angle while its face does not match the person's
+MIN_UNSEEN_SHARE = 0.05  # an angle whose unseen share of its garment pixels is below this keeps its render
 MIN_COVERAGE = 0.25  # below this share of the garment region's front showing the garment photo, flag the job
 
 
@@ -104,7 +105,7 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     # the 8 views take their colours from photo.png (the person already wearing the garment), not the old photo
     dressed = dress_body(body, replace(given.photo, rgb=tried_on.image, hair=tried_on.hair,
                                        mask=np.maximum(given.photo.mask, tried_on.painted.astype(np.float32))),
-                         look, ease)
+                         look, ease, worn_in_photo=backends.painter is not None)
     table = turntable(camera, dressed.vertices)  # one framing for all 8 angles, the visible figure whole
     views = render_views(Surface(dressed.vertices, body.faces, dressed.atlas, body.uvs, body.face_uvs),
                          table.camera, table.centre, lighting=PHOTO_LIGHT)
@@ -112,7 +113,7 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     if backends.painter is None:
         identity = identity_per_angle(backends.faces, bank, views)
     else:
-        views, identity, tryon = repaint_views(backends, bank, views, dressed, body.faces, cutout, report,
+        views, identity, tryon = repaint_views(backends, bank, views, dressed, body, cutout, report,
                                                garment.category.value)
     gate = vision_gate(backends.judge, views, cutout, given.photo.rgb)
     photo_record = tried_on.record | {"identity": photo_identity(backends.faces, bank, tried_on.image, camera)}
@@ -162,32 +163,61 @@ def photo_identity(faces: FaceEmbedder, bank: FaceBank, image: np.ndarray, camer
 
 
 def repaint_views(backends: FittingBackends, bank: FaceBank, views: list[View], dressed: DressedBody,
-                  faces: np.ndarray, cutout: np.ndarray, report: FitReport, category: Category
+                  body: BodyMesh, cutout: np.ndarray, report: FitReport, category: Category
                   ) -> tuple[list[View], list[AngleIdentity], dict[str, object]]:
-    """The try-on painter over the 8 renders: the garment region repainted from the garment photo and the fit
-    cues, the face kept, identity checked per angle and failing angles retried (`pipeline.fitting.tryon`)."""
+    """The try-on painter over what photo.png cannot show: on each angle, the garment's pixels whose texels the
+    photo does not see (the back, the far side, what the arms hid) are repainted from the garment photo and the fit
+    cues, the face kept, identity checked per angle and failing angles retried (`pipeline.fitting.tryon`). The
+    rest of the garment already carries photo.png's try-on; an angle with too little unseen garment is kept as
+    rendered."""
     assert backends.painter is not None
-    regions = [garment_region(dressed, faces, view) for view in views]
-    requests = tryon_requests(backends.faces, views, regions, garment_on_white(cutout), report.prompt_cues,
-                              category=category)
-    done = repaint_with_identity(backends.painter, backends.faces, bank, views, requests, MAX_TRIES)
-    repainted = [replace(view, image=image) for view, image in zip(views, done.images, strict=True)]
+    regions = [unseen_garment_region(dressed, body, view) for view in views]
+    shares = [float(unseen.sum() / max(garment.sum(), 1.0)) for garment, unseen in regions]
+    index = [i for i, (garment, unseen) in enumerate(regions)
+             if unseen.sum() > 0 and unseen.sum() >= MIN_UNSEEN_SHARE * garment.sum()]
+    kept = [i for i in range(len(views)) if i not in index]
+    identity: list[AngleIdentity | None] = [None] * len(views)
+    for i, found in zip(kept, identity_per_angle(backends.faces, bank, [views[i] for i in kept]), strict=True):
+        identity[i] = found
+    tries = [0] * len(views)
+    seeds: list[int | None] = [None] * len(views)
+    repainted = list(views)
+    if index:
+        chosen = [views[i] for i in index]
+        requests = tryon_requests(backends.faces, chosen, [regions[i][1] for i in index], garment_on_white(cutout),
+                                  report.prompt_cues, category=category)
+        done = repaint_with_identity(backends.painter, backends.faces, bank, chosen, requests, MAX_TRIES)
+        for k, i in enumerate(index):
+            repainted[i] = replace(views[i], image=done.images[k])
+            identity[i], tries[i], seeds[i] = done.identity[k], done.tries[k], done.seeds[k]
+    angles = [f"{v.angle_deg:03d}" for v in views]
     record: dict[str, object] = {
         "status": "repainted", "painter": f"{backends.painter.name} {backends.painter.version}",
-        "tries": dict(zip((f"{v.angle_deg:03d}" for v in views), done.tries, strict=True)), "seeds": done.seeds}
-    return repainted, done.identity, record
+        "region": "the garment's pixels unseen in photo.png", "min_unseen_share": MIN_UNSEEN_SHARE,
+        "unseen_share": dict(zip(angles, (round(x, 4) for x in shares), strict=True)),
+        "tries": dict(zip(angles, tries, strict=True)), "seeds": seeds}
+    return repainted, [found for found in identity if found is not None], record
 
 
-def garment_region(dressed: DressedBody, faces: np.ndarray, view: View) -> np.ndarray:
-    """(H, W) float32: 1 on the pixels of `view` that show the garment's part of the dressed body."""
+def unseen_garment_region(dressed: DressedBody, body: BodyMesh, view: View) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) float32 each: the pixels of `view` that show the garment's part of the dressed body, and of those the
+    ones whose texels photo.png does not show (1 - the seen share sampled from the atlas)."""
     from pipeline.render.raster import rasterize
+    from pipeline.render.shade import interpolate, sample_texture
 
-    raster = rasterize(dressed.vertices, faces, view.camera)
-    on_garment = dressed.garment_vertices[np.asarray(faces)].mean(axis=1) > 0.5
+    raster = rasterize(dressed.vertices, body.faces, view.camera)
+    faces = np.asarray(body.faces)
+    on_garment = dressed.garment_vertices[faces].mean(axis=1) > 0.5
     hit = raster.triangle >= 0
-    region = np.zeros(raster.triangle.shape, dtype=np.float32)
-    region[hit] = on_garment[raster.triangle[hit]]
-    return region
+    garment = np.zeros(raster.triangle.shape, dtype=np.float32)
+    garment[hit] = on_garment[raster.triangle[hit]]
+    unseen = garment.copy()
+    if dressed.seen_texels is not None:
+        pixels = np.flatnonzero(garment > 0)
+        uv = interpolate(raster, np.asarray(body.uvs, dtype=np.float32)[np.asarray(body.face_uvs)], pixels)
+        seen = sample_texture(dressed.seen_texels[..., None].astype(np.float32), uv)[:, 0]
+        unseen.reshape(-1)[pixels] = (seen < 0.5).astype(np.float32)
+    return garment, unseen
 
 
 def vision_gate(judge: QualityJudge | None, views: list[View], cutout: np.ndarray, photo: np.ndarray
