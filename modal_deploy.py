@@ -26,6 +26,7 @@ from typing import Any
 import modal
 
 from pipeline.backends.table import BACKENDS
+from pipeline.cost import MODAL_CPU_CORE_PER_S
 from pipeline.phases import PHASES
 from pipeline.registry import phases_on_gpu
 
@@ -49,7 +50,9 @@ OVERRIDES: dict[str, str] = json.loads(os.environ.get("DROPFIT_BACKENDS") or "{}
 GPU_PHASES = phases_on_gpu(BACKENDS.plan(PROFILE, OVERRIDES))
 ENV = {"DROPFIT_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1", "DROPFIT_PROFILE": PROFILE,
        "DROPFIT_BACKENDS": json.dumps(OVERRIDES), "HF_HUB_OFFLINE": "1", "YOLO_OFFLINE": "true",
-       "YOLO_AUTOINSTALL": "false"}
+       "YOLO_AUTOINSTALL": "false",
+       # the cost in every manifest: Modal's CPU price (a deployment may set its own in the environment)
+       "DROPFIT_CPU_CORE_PRICE_PER_S": os.environ.get("DROPFIT_CPU_CORE_PRICE_PER_S", str(MODAL_CPU_CORE_PER_S))}
 
 
 def project_table(name: str) -> Any:

@@ -31,7 +31,8 @@ def build_local(bucket: Path | str, settings: Settings | None = None, *, registr
     settings = settings or Settings()
     store = FolderStore(bucket)
     registry = registry or product_registry(settings.models())
-    handlers = Handlers(store, registry, notifier or build_notifier(store, settings), lease_s=settings.lease_s)
+    handlers = Handlers(store, registry, notifier or build_notifier(store, settings),
+                        lease_s=settings.lease_s, prices=settings.prices())
     runtime = LocalRuntime(handlers, workers=settings.workers, max_attempts=settings.max_attempts,
                            retry_base_s=settings.retry_base_s, on_outcome=on_outcome, on_start=on_start)
     store.subscribe(runtime.submit_event)

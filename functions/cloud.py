@@ -41,7 +41,8 @@ def s3_store(bucket: str, settings: Settings) -> S3Store:
 def s3_handlers(bucket: str, settings: Settings, registry: PhaseRegistry | None = None) -> Handlers:
     store = s3_store(bucket, settings)
     registry = registry or product_registry(settings.models())  # the deployment's profile: intake plans with it
-    return Handlers(store, registry, build_notifier(store, settings), lease_s=settings.lease_s)
+    return Handlers(store, registry, build_notifier(store, settings),
+                    lease_s=settings.lease_s, prices=settings.prices())
 
 
 def phase_registry(settings: Settings, cache_dir: Path | None) -> PhaseRegistry:

@@ -156,7 +156,8 @@ def make_worker(registry: Callable[[], PhaseRegistry]) -> Callable[..., None]:
         clients = _clients(settings)
         store = S3Store.connect(bucket, endpoint_url=settings.s3_endpoint_url, region=settings.aws_region)
         url = queue_url or _queue_url(bucket, clients)
-        handlers = Handlers(store, registry(), build_notifier(store, settings), lease_s=settings.lease_s)
+        handlers = Handlers(store, registry(), build_notifier(store, settings),
+                            lease_s=settings.lease_s, prices=settings.prices())
         progress = ProgressPrinter(console)
         runtime = LocalRuntime(handlers, workers=settings.workers, max_attempts=settings.max_attempts,
                                retry_base_s=settings.retry_base_s, on_outcome=progress, on_start=progress.started)

@@ -19,6 +19,7 @@ from events.tasks import Task
 from functions import steps
 from functions.claims import Claims, Lease
 from pipeline import layout
+from pipeline.cost import Prices
 from pipeline.errors import LeaseLost, PhaseUnavailable
 from pipeline.phase_api import PhaseRegistry
 from pipeline.phases import STEP_NAMES
@@ -58,8 +59,10 @@ def worker_id() -> str:
 
 class Handlers:
     def __init__(self, store: ObjectStore, registry: PhaseRegistry, notifier: Notifier, *, lease_s: float = 60.0,
-                 worker: str | None = None, clock: Callable[[], float] = time.time) -> None:
+                 worker: str | None = None, clock: Callable[[], float] = time.time,
+                 prices: Prices | None = None) -> None:
         self.store = store
+        self.prices = prices or Prices()
         self.registry = registry
         self.notifier = notifier
         self.worker = worker or worker_id()
@@ -128,11 +131,11 @@ class Handlers:
         if task.step == "batch":
             return steps.run_batch(self.store, task.subject, self.registry, self.notifier)
         if task.step == "publish":
-            return steps.run_publish(self.store, task.subject, self.notifier, self.registry.table)
+            return steps.run_publish(self.store, task.subject, self.notifier, self.registry.table, self.prices)
         if task.step == "fail":
             return steps.run_fail(self.store, task.subject, self.notifier)
         if task.step == "report":
-            return steps.run_report(self.store, task.subject)
+            return steps.run_report(self.store, task.subject, self.prices)
         raise ValueError(f"unknown step {task.step!r}")
 
     def give_up(self, task: Task, error: BaseException, attempts: int) -> StepOutcome:

@@ -26,6 +26,7 @@ from pipeline.state import (
     load_plan,
     planned_job_ids,
     read_model,
+    result_manifest,
     run_manifest,
     run_status,
 )
@@ -199,9 +200,17 @@ def job_detail(store: ObjectStore, registry: PhaseRegistry, job_id: str, *, sett
         manifest = run_manifest(store, name, run.key)
         note = "not in this build" if not registry.available(name) else ""
         took = f"{manifest.duration_s:.2f} s" if manifest else ""
+        if manifest is not None and manifest.usage is not None:
+            took += f" ({manifest.usage.cpu_s:.2f} CPU s" + (f", {manifest.usage.gpu_s:.2f} GPU s)"
+                                                             if manifest.usage.gpu_s else ")")
         table.add_row(name, phase_state(store, registry, plan, name), run.key, took, note)
     state = job_status(store, plan)
     error = job_error(store, job_id)
+    published = result_manifest(store, job_id) if state == "succeeded" else None
+    cost = published.cost if published is not None else None
     table.add_row("result", state, "", "", error.reason if error and state == "failed" else
                   (layout.result_prefix(job_id) if state == "succeeded" else ""))
+    if cost is not None:
+        table.add_row("cost", f"${cost.usd:.6f}", "", f"{cost.cpu_s:.2f} CPU s, {cost.gpu_s:.2f} GPU s",
+                      f"{cost.split}; {cost.priced}")
     return table

@@ -7,6 +7,7 @@ files, a plan after its runs' `_task.json`/`_jobs` entries, `manifest.json` afte
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,7 @@ from events.outbound import Notifier, batch_event, job_event
 from events.tasks import Task
 from functions.claims import Lease
 from pipeline import layout
+from pipeline.cost import JobCost, Prices, Usage, batch_cost, job_cost
 from pipeline.errors import InvalidInput, PhaseUnavailable
 from pipeline.intake import batch_due, intake_due, plan_batch, plan_incoming_job, refused_incoming_plan
 from pipeline.manifests import (
@@ -170,7 +172,7 @@ def run_phase(store: ObjectStore, registry: PhaseRegistry, task: Task, lease: Le
     fn = registry.get(task.step)
     declared = registry.table[task.step]
     io = PhaseIO(store, phase_task, declared)
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.thread_time()
     try:
         result = fn(phase_task, io)
     except InvalidInput as exc:
@@ -181,6 +183,8 @@ def run_phase(store: ObjectStore, registry: PhaseRegistry, task: Task, lease: Le
         raise PhaseUnavailable(task.step, f"a package its backends need is not installed here ({exc}); install "
                                "the profile's packages (docs/gpu.md) or run another profile") from exc
     lease.check()
+    wall = round(time.perf_counter() - started, 4)
+    gpu = gpu_name()
     manifest = RunManifest(
         phase=task.step,
         run_key=task.subject,
@@ -189,13 +193,23 @@ def run_phase(store: ObjectStore, registry: PhaseRegistry, task: Task, lease: Le
         files=tuple(io.written),
         data=result.data,
         backends=result.backends,
-        duration_s=round(time.perf_counter() - started, 4),
+        duration_s=wall,
         attempt=attempt,
         worker=worker,
         finished_at=utcnow(),
+        usage=Usage(wall_s=wall, cpu_s=round(time.thread_time() - started_cpu, 4), gpu_s=wall if gpu else 0.0,
+                    gpu=gpu),
     )
     store.put(layout.run_manifest_key(task.step, task.subject), manifest.to_bytes(), content_type="application/json")
     return "done"
+
+
+def gpu_name() -> str | None:
+    """The CUDA device's name when this process uses one (torch already imported and a GPU present), else None."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return None
+    return str(torch.cuda.get_device_name(torch.cuda.current_device()))
 
 
 def write_run_error(store: ObjectStore, task: Task, kind: str, reason: str, action: str, attempts: int) -> None:
@@ -207,13 +221,15 @@ def write_run_error(store: ObjectStore, task: Task, kind: str, reason: str, acti
 # ---- publish, fail, report -------------------------------------------------------------------------
 
 
-def run_publish(store: ObjectStore, job_id: str, notifier: Notifier, table: PhaseTable) -> str:
-    """Every run's published files (its row's `publishes`) copied under results/{job_id}/, then manifest.json."""
+def run_publish(store: ObjectStore, job_id: str, notifier: Notifier, table: PhaseTable,
+                prices: Prices | None = None) -> str:
+    """Every run's published files (its row's `publishes`) copied under results/{job_id}/, then manifest.json
+    with the job's cost at `prices` (none given: no CPU price)."""
     plan = _plan(store, job_id)
     if job_status(store, plan) == "succeeded":  # published before a worker died, but never told
         published = result_manifest(store, job_id)
         assert published is not None
-        return _tell_success(store, plan, notifier, [f.key for f in published.files]) + " (told again)"
+        return _tell_success(store, plan, notifier, [f.key for f in published.files], published.cost) + " (told again)"
     summaries: dict[str, PhaseSummary] = {}
     sources: dict[str, FileEntry] = {}
     for name, run in plan.runs.items():
@@ -221,7 +237,8 @@ def run_publish(store: ObjectStore, job_id: str, notifier: Notifier, table: Phas
         if manifest is None:
             raise LookupError(f"job {job_id}: {name} is not done; cannot publish")
         summaries[name] = PhaseSummary(run_key=manifest.run_key, duration_s=manifest.duration_s,
-                                       attempt=manifest.attempt, backends=manifest.backends, data=manifest.data)
+                                       attempt=manifest.attempt, backends=manifest.backends, data=manifest.data,
+                                       usage=manifest.usage)
         declared = table.by_name.get(name)  # a phase this build no longer has publishes nothing
         for entry in manifest.files:
             if declared is not None and declared.published(entry.name):
@@ -233,16 +250,45 @@ def run_publish(store: ObjectStore, job_id: str, notifier: Notifier, table: Phas
     in_parallel(lambda pair: store.copy(pair[0].key, pair[1].key, content_type=pair[1].content_type),
                 zip(sources.values(), files, strict=True))
     store.delete(layout.result_error_key(job_id))
+    shares, split = run_shares(store, plan)
+    cost = job_cost({name: s.usage for name, s in summaries.items()}, shares, split, prices or Prices())
     result = ResultManifest(job_id=job_id, batch_id=plan.batch_id, plan_hash=plan.plan_hash,
                             inputs={n: i.key for n, i in plan.inputs.items()}, files=tuple(files),
-                            phases=summaries, published_at=utcnow())
+                            phases=summaries, published_at=utcnow(), cost=cost)
     store.put(layout.result_manifest_key(job_id), result.to_bytes(), content_type="application/json")
-    return _tell_success(store, plan, notifier, [f.key for f in files])
+    return _tell_success(store, plan, notifier, [f.key for f in files], cost)
 
 
-def _tell_success(store: ObjectStore, plan: JobPlan, notifier: Notifier, keys: list[str]) -> str:
+SHARED_BY = {"avatar": "person", "wardrobe": "garment"}  # the phases a batch's jobs share, by which photo
+
+
+def run_shares(store: ObjectStore, plan: JobPlan) -> tuple[dict[str, float], str]:
+    """Each run's share counted for this job, and the rule in words: a batch's avatar run serves every pair
+    with this person photo, its wardrobe run every pair with this garment photo; the rest are the job's own."""
+    if plan.batch_id is None:
+        return {}, "every run counted whole: a single job shares no run"
+    batch = load_batch_plan(store, plan.batch_id)
+    if batch is None:  # its jobs are planned first, the batch last: a fast job can get here in between
+        raise LookupError(f"job {plan.job_id}: batch {plan.batch_id} has no plan yet; cannot split its cost")
+    pair = next((p for p in batch.jobs if p.job_id == plan.job_id), None)
+    if pair is None:
+        return {}, f"every run counted whole: batch {batch.batch_id} does not list this job"
+    shares = {}
+    for phase, by in SHARED_BY.items():
+        mine = getattr(pair, by)
+        shares[phase] = 1.0 / sum(getattr(p, by) == mine for p in batch.jobs)
+    return shares, (f"batch {batch.batch_id}: avatar split over the {round(1 / shares['avatar'])} pairs with this "
+                    f"person photo, wardrobe over the {round(1 / shares['wardrobe'])} with this garment photo; "
+                    "fitting and viewer3d are the pair's own")
+
+
+def _tell_success(store: ObjectStore, plan: JobPlan, notifier: Notifier, keys: list[str],
+                  cost: JobCost | None = None) -> str:
     manifest = layout.result_manifest_key(plan.job_id)
-    notifier.notify(job_event(store.bucket, plan.job_id, plan.plan_hash, True, {"manifest": manifest, "files": keys}))
+    detail: dict[str, object] = {"manifest": manifest, "files": keys}
+    if cost is not None:
+        detail["cost"] = {"usd": cost.usd, "cpu_s": cost.cpu_s, "gpu_s": cost.gpu_s}
+    notifier.notify(job_event(store.bucket, plan.job_id, plan.plan_hash, True, detail))
     return f"{len(keys)} files"
 
 
@@ -272,16 +318,17 @@ def run_fail(store: ObjectStore, job_id: str, notifier: Notifier) -> str:
     return f"failed in {phase}"
 
 
-def run_report(store: ObjectStore, batch_id: str) -> str:
+def run_report(store: ObjectStore, batch_id: str, prices: Prices | None = None) -> str:
     batch = load_batch_plan(store, batch_id)
     if batch is None:
         raise LookupError(f"batch {batch_id} has no plan")
-    report = _write_report(store, batch)
+    report = _write_report(store, batch, prices)
     return f"{report.succeeded} succeeded, {report.failed} failed"
 
 
-def _write_report(store: ObjectStore, batch: BatchPlan) -> BatchReport:
+def _write_report(store: ObjectStore, batch: BatchPlan, prices: Prices | None = None) -> BatchReport:
     entries = []
+    costs: list[JobCost] = []
     for pair in batch.jobs:
         plan = _plan(store, pair.job_id)
         status = job_status(store, plan)
@@ -290,6 +337,9 @@ def _write_report(store: ObjectStore, batch: BatchPlan) -> BatchReport:
         entry = BatchJobEntry(job_id=pair.job_id, person=pair.person, garment=pair.garment, status=status)
         if status == "succeeded":
             entry = entry.model_copy(update={"result": layout.result_manifest_key(pair.job_id)})
+            published = result_manifest(store, pair.job_id)
+            if published is not None and published.cost is not None:
+                costs.append(published.cost)
         else:
             phase, reason, action = job_failure(store, plan)
             entry = entry.model_copy(update={"error": reason, "user_action": action, "phase": phase})
@@ -297,7 +347,8 @@ def _write_report(store: ObjectStore, batch: BatchPlan) -> BatchReport:
     succeeded = sum(e.status == "succeeded" for e in entries)
     report = BatchReport(batch_id=batch.batch_id, plan_hash=batch.plan_hash, total=len(entries),
                          succeeded=succeeded, failed=len(entries) - succeeded, jobs=tuple(entries),
-                         finished_at=utcnow(), error=batch.error)
+                         finished_at=utcnow(), error=batch.error,
+                         cost=batch_cost(costs, prices or Prices()) if costs else None)
     store.put(layout.batch_report_key(batch.batch_id), report.to_bytes(), content_type="application/json")
     return report
 

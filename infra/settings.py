@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.backends.config import ModelConfig
 from pipeline.backends.table import BACKENDS, Profile
+from pipeline.cost import MODAL_GPU_PER_S, PRICES_DATE, Prices
 
 WEEK_S = 7 * 24 * 3600  # the longest a SigV4 presigned URL may live
 
@@ -74,6 +75,12 @@ class Settings(BaseSettings):
     mesh_steps: int = Field(default=50, ge=1, le=200, description="the multi-view 3D model's denoising steps (gpu)")
     mesh_resolution: int = Field(default=256, ge=16, le=512,
                                  description="the multi-view 3D model's marching-cubes grid, cells a side (gpu)")
+    cpu_core_price_per_s: float | None = Field(
+        default=None, ge=0, description="US$ per CPU core-second for the cost in manifests; None (local) = CPU time "
+        "costs 0. Modal containers set Modal's price")
+    gpu_prices_per_s: dict[str, float] = Field(
+        default_factory=lambda: dict(MODAL_GPU_PER_S), description="US$ per GPU-second by GPU model (JSON), "
+        f"default Modal's list prices of {PRICES_DATE}")
     gemini_api_key: SecretStr | None = Field(default=None, description="set: Gemini reads size charts and fabric")
     gemini_model: str = "gemini-2.5-flash"
     gemini_base_url: str | None = Field(default=None, description="a proxy or test server; None = Google's API")
@@ -101,3 +108,7 @@ class Settings(BaseSettings):
                            tryon_max_side=self.tryon_max_side, mesh_steps=self.mesh_steps,
                            mesh_resolution=self.mesh_resolution, gemini_api_key=self.gemini_api_key,
                            gemini_model=self.gemini_model, gemini_base_url=self.gemini_base_url)
+
+    def prices(self) -> Prices:
+        """The price table the manifests' cost is figured at."""
+        return Prices(gpu_per_s=self.gpu_prices_per_s, cpu_core_per_s=self.cpu_core_price_per_s)

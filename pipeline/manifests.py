@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.cost import BatchCost, JobCost, Usage
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -42,6 +44,7 @@ class RunManifest(Record):
     attempt: int
     worker: str
     finished_at: datetime
+    usage: Usage | None = None  # wall, CPU and GPU seconds (None: written before usage was recorded)
 
 
 class RunError(Record):
@@ -75,6 +78,7 @@ class PhaseSummary(Record):
     run_key: str
     duration_s: float
     attempt: int
+    usage: Usage | None = None
     backends: dict[str, str] = Field(default_factory=dict)
     data: dict[str, Any] = Field(default_factory=dict)
 
@@ -91,6 +95,7 @@ class ResultManifest(Record):
     files: tuple[FileEntry, ...]
     phases: dict[str, PhaseSummary]
     published_at: datetime
+    cost: JobCost | None = None  # this job's share of its runs' usage, priced (pipeline/cost.py)
 
 
 class BatchJobEntry(Record):
@@ -116,3 +121,4 @@ class BatchReport(Record):
     jobs: tuple[BatchJobEntry, ...]
     finished_at: datetime
     error: str | None = None
+    cost: BatchCost | None = None  # the succeeded jobs' costs summed
