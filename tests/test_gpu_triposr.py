@@ -300,6 +300,39 @@ def test_the_tiny_model_builds_a_mesh_from_the_verified_weights(tiny_weights: Pa
     assert not np.array_equal(builder.build_mesh(request({"front": other})).vertices, mesh.vertices)
 
 
+def test_phase_4_places_the_tiny_models_mesh_and_scores_it(tiny_weights: Path) -> None:
+    """The builder's answer in the frame phase 4 expects: `rebuild` asks it for the front of 8 rendered views of a
+    standing box figure, places the mesh by silhouette and records the builder; the random model's blob is then
+    kept or declined by its IoU, never an error."""
+    import trimesh
+
+    from pipeline.geometry import Camera
+    from pipeline.render.raster import rasterize
+    from pipeline.render.shade import BACKGROUND
+    from pipeline.render.views import orbit_cameras
+    from pipeline.viewer3d.rebuild import MIN_IOU, rebuild
+
+    body = trimesh.creation.box(extents=(0.45, 0.25, 1.7))
+    body.apply_translation((0, 0, 0.85))
+    vertices, faces = np.asarray(body.vertices), np.asarray(body.faces)
+    rotation = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # at -y, looking along +y, image up = world z
+    camera = Camera(focal_px=320.0, cx=60.0, cy=80.0, rotation=rotation,
+                    translation=-rotation @ np.array([0.0, -4.0, 0.85]), image_size=(120, 160))
+    views = {}
+    for angle, view_camera in zip(("000", "045", "090", "135", "180", "225", "270", "315"),
+                                  orbit_cameras(camera, np.array([0.0, 0.0, 0.85]),
+                                                (0, 45, 90, 135, 180, 225, 270, 315)), strict=True):
+        image = np.full((160, 120, 3), BACKGROUND, dtype=np.uint8)
+        image[rasterize(vertices, faces, view_camera).mask] = (180, 40, 40)
+        views[angle] = (image, view_camera)
+    builder = TripoSRMeshBuilder(tiny_weights / "triposr", device="cpu", resolution=RESOLUTION)
+    rebuilt = rebuild(builder, views, vertices, faces)
+    record = rebuilt.record
+    assert str(record["builder"]).startswith("triposr TripoSR (port of VAST-AI-Research/TripoSR@d26e33181947)")
+    assert record["status"] in ("rebuilt", "declined") and record["faces"] and 0 <= record["silhouette_iou"] <= 1
+    assert (rebuilt.mesh is None) == (record["silhouette_iou"] < MIN_IOU)
+
+
 def test_a_missing_file_is_named_and_never_downloaded(tiny_weights: Path, tmp_path: Path) -> None:
     import shutil
 
