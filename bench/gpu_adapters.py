@@ -6,12 +6,12 @@
 
 Each adapter is built through `PlannedBackends` (profile gpu, the folder verified against its manifest) and run
 on the built-in sample person, the way the phases call it: the face embedder on the photo, SAM on one box, the
-try-on painter on a batch of 8 requests (one per angle) and the multi-view model on 4 views. Models not in the
-folder are skipped. Prints, per adapter: load seconds, median and worst seconds per call over `--repeat` calls
-(after one warm-up), and the peak CUDA memory torch allocated during its calls (the ONNX face models allocate
-outside torch, so theirs reads 0), and the process's peak RSS at the end. The adapters run on CUDA where torch
-sees a GPU, else on the CPU. `--json` also writes the rows, the device and the peak RSS to a file (tools/gpu-check
-reads it).
+try-on painter on a batch of 8 requests (one per angle), the multi-view model on 4 views and TripoSR on the front
+view. Models not in the folder are skipped. Prints, per adapter: load seconds, median and worst seconds per call
+over `--repeat` calls (after one warm-up), and the peak CUDA memory torch allocated during its calls (the ONNX
+face models allocate outside torch, so theirs reads 0), and the process's peak RSS at the end. The adapters run on
+CUDA where torch sees a GPU, else on the CPU. `--json` also writes the rows, the device and the peak RSS to a file
+(tools/gpu-check reads it).
 
 `--steps` and `--side` set the painter's steps and image side and the multi-view model's steps and grid (the
 production defaults are slow on a CPU).
@@ -139,6 +139,11 @@ def main() -> None:
         request = MeshRequest(views={tag: view for tag in ("front", "left", "back", "right")}, seed=0)
         rows.append(measure(f"hunyuan3d-2mv (4 views, {args.steps} steps, grid {config.mesh_resolution})",
                             builder.load, lambda: builder.build_mesh(request), args.repeat))
+    if "triposr" in pulled:
+        single = backends.backend("triposr")
+        front = MeshRequest(views={"front": subject_rgba(photo)}, seed=0)
+        rows.append(measure(f"triposr (front view, grid {config.mesh_resolution})", single.load,
+                            lambda: single.build_mesh(front), args.repeat))
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"

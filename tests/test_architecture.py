@@ -135,7 +135,7 @@ def test_imports_go_one_way() -> None:
 
 # Network definitions (torch nn.Module subclasses) need torch to exist at all: they may import it at module level,
 # as long as nothing imports them at module level (their adapters do, inside the function that loads the model).
-NETWORK_MODULES = {"pipeline.backends.gpu.fashn_mmdit"}
+NETWORK_MODULES = {"pipeline.backends.gpu.fashn_mmdit", "pipeline.backends.gpu.triposr_net"}
 
 
 def test_phase_logic_imports_no_heavy_sdk_at_module_level() -> None:

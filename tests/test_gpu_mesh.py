@@ -206,7 +206,7 @@ def test_the_gpu_profile_builds_it_from_the_verified_weights(tiny_model: Path, t
     assert isinstance(builder, HunyuanMultiViewBuilder)
     assert (builder.steps, builder.octree_resolution) == (2, 24)
     assert PlannedBackends(ModelConfig(profile="cpu")).serving("MeshBuilder") is None
-    assert PlannedBackends(ModelConfig(profile="commercial-safe")).serving("MeshBuilder") is None
+    assert PlannedBackends(ModelConfig(profile="commercial-safe")).serving_plan()["MeshBuilder"] == "triposr"
 
 
 EXIT_SCRIPT = """

@@ -346,6 +346,15 @@ BACKENDS = BackendTable((
                            ("yolox_l.onnx", "dw-ll_ucoco_384.onnx"), subdir="dwpose"),
                 ), approx_gb=2.3),
                 build="pipeline.backends.gpu.fashn_tryon:build", profiles=("commercial-safe",), gpu=True),
+    BackendSpec("triposr", "TripoSR (shape, from the front view) + DINO ViT-B/16", ("MeshBuilder",),
+                "MIT (TripoSR code and weights); Apache-2.0 (the DINO ViT-B/16 encoder, `facebook/dino-vitb16`)",
+                True, "permissive; single-view, so the back is the model's own guess",
+                Weights("triposr", (
+                    Source("stabilityai/TripoSR", "main", ("config.yaml", "model.ckpt")),
+                    Source("facebook/dino-vitb16", "main", ("config.json",), subdir="dino-vitb16"),  # its shape only
+                ), approx_gb=1.7),
+                build="pipeline.backends.gpu.triposr_mesh:build", profiles=("commercial-safe",), gpu=True,
+                main_thread="pipeline.backends.gpu.triposr_mesh:import_native_libraries"),
     BackendSpec("trellis2-4b", "TRELLIS.2-4B (shape, from the front view) + DINOv3 ViT-L/16", ("MeshBuilder",),
                 "MIT (TRELLIS.2 code and weights, TRELLIS-image-large decoder); DINOv3 License (the image encoder: "
                 "commercial use allowed, no military, ITAR or sanctioned end uses)", True,
