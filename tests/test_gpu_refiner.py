@@ -28,6 +28,7 @@ from pipeline.backends.gpu.refiner import (
     refine_inputs,
     refine_output,
     refine_prompt,
+    schedule_steps,
 )
 from pipeline.backends.gpu.tryon import feather
 from pipeline.backends.protocols import Face, FaceEmbedder, RefineRequest, ViewRefiner
@@ -188,6 +189,14 @@ def test_the_same_seed_gives_the_same_output_and_the_person_and_strength_matter(
     refiner.batches.clear()
     refiner.refine([request(0), request(1, person_seed=8), request(2), request(3, strength=0.9)])
     assert refiner.batches == [2, 1, 1]  # grouped by person photo and strength, in first-seen order
+
+
+def test_a_short_schedule_at_low_strength_still_denoises_one_step(tiny_refiner_path: Path) -> None:
+    assert schedule_steps(30, 0.35) == 30 and schedule_steps(2, 0.35) == 3 and schedule_steps(2, 0.5) == 2
+    assert int(schedule_steps(1, 0.3) * 0.3) == 1
+    short = tiny_refiner(tiny_refiner_path, steps=2)  # 2 x 0.35 would be no step at all
+    (out,) = short.refine([request(0, strength=0.35)])
+    assert out.shape == (64, 48, 3)
 
 
 def seeded(req: RefineRequest, seed: int) -> RefineRequest:

@@ -17,6 +17,7 @@ Requests that share a size and a person photo run as one pipeline call (IP-Adapt
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -250,6 +251,12 @@ def predict_in_parts(pipe: Any, batch: list[RefineInputs], person: np.ndarray, s
             *predict_in_parts(pipe, batch[middle:], person, steps, calls)]
 
 
+def schedule_steps(steps: int, strength: float) -> int:
+    """The schedule's length: `steps`, or more where `steps` x `strength` would round to no denoising step at all
+    (img2img runs int(steps x strength) of them; none would fail inside the pipeline)."""
+    return max(steps, math.ceil(1.0 / strength - 1e-9))
+
+
 def predict(pipe: Any, batch: list[RefineInputs], person: np.ndarray, steps: int) -> list[np.ndarray]:
     """(h, w, 3) uint8 per input, in one pipeline call; every input has the same size and strength."""
     import torch
@@ -259,7 +266,8 @@ def predict(pipe: Any, batch: list[RefineInputs], person: np.ndarray, steps: int
         prompt=[b.prompt for b in batch], negative_prompt=[NEGATIVE] * len(batch),
         image=[Image.fromarray(b.image) for b in batch], control_image=[Image.fromarray(b.control) for b in batch],
         ip_adapter_image=Image.fromarray(np.ascontiguousarray(person)),
-        height=height, width=width, strength=batch[0].strength, num_inference_steps=steps, guidance_scale=GUIDANCE,
+        height=height, width=width, strength=batch[0].strength,
+        num_inference_steps=schedule_steps(steps, batch[0].strength), guidance_scale=GUIDANCE,
         controlnet_conditioning_scale=CONTROL_SCALE,
         generator=[torch.Generator("cpu").manual_seed(b.seed) for b in batch], output_type="np",
     )
