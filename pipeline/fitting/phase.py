@@ -204,20 +204,6 @@ def garment_region(dressed: DressedBody, faces: np.ndarray, view: View) -> np.nd
     return region
 
 
-def refine_views(backends: FittingBackends, bank: FaceBank, views: list[View], identity: list[AngleIdentity],
-                 dressed: DressedBody, faces: np.ndarray, person: np.ndarray
-                 ) -> tuple[list[View], list[AngleIdentity], dict[str, object]]:
-    """The view refiner over the 8 views (`pipeline.fitting.refine`): each held by its depth, the face and the
-    background kept, the refined view kept per angle only where identity is no worse than before."""
-    from pipeline.render.raster import rasterize
-
-    assert backends.refiner is not None
-    depths = [rasterize(dressed.vertices, faces, view.camera).depth for view in views]
-    requests = refine_requests(backends.faces, views, depths, person)
-    done = refine_with_identity(backends.refiner, backends.faces, bank, views, identity, requests)
-    return done.views, done.identity, done.record
-
-
 def vision_gate(judge: QualityJudge | None, views: list[View], cutout: np.ndarray, photo: np.ndarray
                 ) -> VisionGate:
     """The vision LLM's verdict on the 8 views, or why there is none. A refused or malformed answer is recorded,
@@ -230,6 +216,20 @@ def vision_gate(judge: QualityJudge | None, views: list[View], cutout: np.ndarra
         return {"status": f"no verdict: {exc}"}
     return {"status": "judged", "acceptable": verdict.acceptable, "score": round(verdict.score, 3),
             "problems": list(verdict.problems)}
+
+
+def refine_views(backends: FittingBackends, bank: FaceBank, views: list[View], identity: list[AngleIdentity],
+                 dressed: DressedBody, faces: np.ndarray, person: np.ndarray
+                 ) -> tuple[list[View], list[AngleIdentity], dict[str, object]]:
+    """The view refiner over the 8 views (`pipeline.fitting.refine`): each held by its depth, the face and the
+    background kept, the refined view kept per angle only where identity is no worse than before."""
+    from pipeline.render.raster import rasterize
+
+    assert backends.refiner is not None
+    depths = [rasterize(dressed.vertices, faces, view.camera).depth for view in views]
+    requests = refine_requests(backends.faces, views, depths, person)
+    done = refine_with_identity(backends.refiner, backends.faces, bank, views, identity, requests)
+    return done.views, done.identity, done.record
 
 
 def quality_flags(bank: FaceBank, identity: list[AngleIdentity], dressed: DressedBody,
