@@ -6,15 +6,15 @@
 
 Each adapter is built through `PlannedBackends` (profile gpu, the folder verified against its manifest) and run
 on the built-in sample person, the way the phases call it: the face embedder on the photo, SAM on one box, the
-try-on painter on a batch of 8 requests (one per angle), the multi-view model on 4 views and TripoSR on the front
-view. Models not in the folder are skipped. Prints, per adapter: load seconds, median and worst seconds per call
-over `--repeat` calls (after one warm-up), and the peak CUDA memory torch allocated during its calls (the ONNX
-face models allocate outside torch, so theirs reads 0), and the process's peak RSS at the end. The adapters run on
-CUDA where torch sees a GPU, else on the CPU. `--json` also writes the rows, the device and the peak RSS to a file
-(tools/gpu-check reads it).
+try-on painter and the view refiner on a batch of 8 requests each (one per angle), the multi-view model on 4 views
+and TripoSR on the front view. Models not in the folder are skipped. Prints, per adapter: load seconds, median and
+worst seconds per call over `--repeat` calls (after one warm-up), and the peak CUDA memory torch allocated during
+its calls (the ONNX face models allocate outside torch, so theirs reads 0), and the process's peak RSS at the end.
+The adapters run on CUDA where torch sees a GPU, else on the CPU. `--json` also writes the rows, the device and the
+peak RSS to a file (tools/gpu-check reads it).
 
-`--steps` and `--side` set the painter's steps and image side and the multi-view model's steps and grid (the
-production defaults are slow on a CPU).
+`--steps` and `--side` set the painter's and the refiner's steps and image side and the multi-view model's steps
+and grid (the production defaults are slow on a CPU).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from PIL import Image
 
 from pipeline.backends.config import ModelConfig
 from pipeline.backends.planned import PlannedBackends
-from pipeline.backends.protocols import MeshRequest, TryOnRequest
+from pipeline.backends.protocols import MeshRequest, RefineRequest, TryOnRequest
 from pipeline.backends.weights import read_manifest
 from pipeline.sample import sample_garment, sample_person
 
@@ -58,6 +58,18 @@ def tryon_requests(photo: np.ndarray, garment: np.ndarray, count: int = 8) -> li
     keep[height // 16: height // 6, 3 * width // 8: 5 * width // 8] = 1.0
     return [TryOnRequest(render=photo, paint_mask=paint, keep_mask=keep, garment=garment,
                          prompt="snug across the chest", seed=i) for i in range(count)]
+
+
+def refine_requests(photo: np.ndarray, count: int = 8) -> list[RefineRequest]:
+    """The photo as 8 views to refine: a depth ramp on the subject (near at the centre), the face kept."""
+    height, width = photo.shape[:2]
+    subject = (photo < 235).any(axis=2)
+    columns = 2.5 + 0.3 * np.abs(np.linspace(-1.0, 1.0, width, dtype=np.float32))
+    depth = np.where(subject, columns[None, :], np.inf).astype(np.float32)
+    keep = (~subject).astype(np.float32)
+    keep[height // 16: height // 6, 3 * width // 8: 5 * width // 8] = 1.0
+    return [RefineRequest(render=photo, depth=depth, person=photo, keep_mask=keep, prompt="seen from the front",
+                          seed=i) for i in range(count)]
 
 
 def cuda_peak_reset() -> None:
@@ -110,7 +122,8 @@ def main() -> None:
     args = parser.parse_args()
     pulled = set(read_manifest(args.weights).models)
     config = ModelConfig(profile="gpu", weights_dir=args.weights, tryon_steps=args.steps, tryon_max_side=args.side,
-                         mesh_steps=args.steps, mesh_resolution=max(16, args.side // 2))
+                         refine_steps=args.steps, refine_max_side=args.side, mesh_steps=args.steps,
+                         mesh_resolution=max(16, args.side // 2))
     backends = PlannedBackends(config)
     photo, garment = rgb(sample_person()), rgb(sample_garment())
     rows = []
@@ -130,6 +143,12 @@ def main() -> None:
         requests = tryon_requests(photo, garment)
         rows.append(measure(f"flux-fill try-on (8 views, {args.steps} steps, {args.side} px)",
                             painter.load, lambda: painter.repaint(requests), args.repeat))
+    if "refiner" in pulled:
+        refiner = backends.serving("ViewRefiner")
+        assert refiner is not None
+        views = refine_requests(photo)
+        rows.append(measure(f"sdxl depth refiner (8 views, {args.steps} steps, {args.side} px)",
+                            refiner.load, lambda: refiner.refine(views), args.repeat))
     if "multiview" in pulled and not torchvision_imports():
         print("hunyuan3d-2mv skipped: hy3dgen needs torchvision, which does not import here (docs/gpu.md)")
     elif "multiview" in pulled:

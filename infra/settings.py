@@ -72,6 +72,9 @@ class Settings(BaseSettings):
                                      "None = <model cache>/weights, on Modal the mounted volume's weights/")
     tryon_steps: int = Field(default=28, ge=1, le=100, description="the try-on painter's denoising steps (gpu)")
     tryon_max_side: int = Field(default=1024, ge=32, le=2048, description="longest side the try-on paints at (gpu)")
+    refine_steps: int = Field(default=30, ge=1, le=100, description="the view refiner's schedule steps (gpu)")
+    refine_max_side: int = Field(default=1024, ge=32, le=2048,
+                                 description="longest side the full-figure refiner works at (gpu)")
     mesh_steps: int = Field(default=50, ge=1, le=200, description="the multi-view 3D model's denoising steps (gpu)")
     mesh_resolution: int = Field(default=256, ge=16, le=512,
                                  description="the multi-view 3D model's marching-cubes grid, cells a side (gpu)")
@@ -105,7 +108,8 @@ class Settings(BaseSettings):
         """The backends' config, from these settings (the one place the two meet)."""
         return ModelConfig(profile=self.profile, backends=self.backends, cache_dir=self.model_cache_dir,
                            weights_dir=self.weights_dir, tryon_steps=self.tryon_steps,
-                           tryon_max_side=self.tryon_max_side, mesh_steps=self.mesh_steps,
+                           tryon_max_side=self.tryon_max_side, refine_steps=self.refine_steps,
+                           refine_max_side=self.refine_max_side, mesh_steps=self.mesh_steps,
                            mesh_resolution=self.mesh_resolution, gemini_api_key=self.gemini_api_key,
                            gemini_model=self.gemini_model, gemini_base_url=self.gemini_base_url)
 

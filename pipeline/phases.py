@@ -168,7 +168,8 @@ PHASES = PhaseTable((
         writes=("photo.png", "angles/*.png", "contact_sheet.jpg", "views.json", "atlas.png", "dressed.npz",
                 "fit_report.json", "fitting.json"),
         publishes=("photo.png", "angles/*.png", "contact_sheet.jpg", "fit_report.json", "fitting.json"),
-        backends={"faces": "FaceEmbedder", "judge": "QualityJudge", "painter": "TryOnPainter"}, version="3",
+        backends={"faces": "FaceEmbedder", "judge": "QualityJudge", "painter": "TryOnPainter",
+                  "refiner": "ViewRefiner"}, version="3",
     ),
     Phase(
         name="viewer3d", run="pipeline.viewer3d.phase:build_viewer",

@@ -38,12 +38,12 @@ def test_the_dry_run_takes_every_step_on_the_cpu_and_writes_one_report(tmp_path:
     assert all(s["status"] == "passed" and s["seconds"] > 0 for s in steps.values())
     assert report["preflight"]["cuda"] is False and report["preflight"]["packages"]["diffusers"] == "0.42.1"
     adapters = steps["adapters"]["tests"]
-    assert adapters["counts"] == {"passed": 5}
+    assert adapters["counts"] == {"passed": 6}
     assert {Path(t["test"].split("::")[0]).name for t in adapters["tests"]} == {
-        "test_gpu_tryon.py", "test_gpu_lora.py", "test_gpu_mesh.py", "test_gpu_vision.py"}
+        "test_gpu_tryon.py", "test_gpu_lora.py", "test_gpu_mesh.py", "test_gpu_vision.py", "test_gpu_refiner.py"}
     assert steps["job"]["tests"]["counts"] == {"passed": 1}
     bench = steps["bench"]["bench"]
-    assert len(bench["rows"]) == 4 and all(r["cuda_peak_mb"] == 0.0 for r in bench["rows"])  # no CUDA here
+    assert len(bench["rows"]) == 5 and all(r["cuda_peak_mb"] == 0.0 for r in bench["rows"])  # no CUDA here
     assert report["seconds"] < report["budget_s"]
     markdown = (out / "gpu-check.md").read_text()
     assert markdown.startswith("# GPU check: passed") and "flux-fill try-on" in markdown

@@ -33,6 +33,8 @@ def gpu_env(s3_env, monkeypatch: pytest.MonkeyPatch, tiny_weights: Path) -> None
     monkeypatch.setenv("DROPFIT_BACKENDS", json.dumps({"PersonLandmarker": "mediapipe-pose"}))
     monkeypatch.setenv("DROPFIT_TRYON_STEPS", "2")
     monkeypatch.setenv("DROPFIT_TRYON_MAX_SIDE", "64")
+    monkeypatch.setenv("DROPFIT_REFINE_STEPS", "2")
+    monkeypatch.setenv("DROPFIT_REFINE_MAX_SIDE", "64")
     monkeypatch.setenv("DROPFIT_MESH_STEPS", "2")
     monkeypatch.setenv("DROPFIT_MESH_RESOLUTION", "32")
 
@@ -58,6 +60,10 @@ def test_the_gpu_profile_runs_a_whole_job_through_local(gpu_env, s3_client, s3_b
     unseen = tryon["unseen_share"]  # photo.png carries the try-on where it sees the garment: only the rest is painted
     assert unseen["000"] < tryon["min_unseen_share"] and tryon["tries"]["000"] == 0
     assert unseen["180"] > 0.5 and tryon["tries"]["180"] >= 1
+    refine = fitting.data["dressing"]["refine"]  # the full-figure pass after the try-on, per angle
+    assert refine["status"] == "refined" and refine["backend"].startswith("sdxl-depth-refiner")
+    assert set(refine["angles"]) == set(tryon["tries"]) and all(isinstance(a["kept"], bool)
+                                                                for a in refine["angles"].values())
     viewer = run_manifest(store, "viewer3d", plan.run("viewer3d").key)
     assert viewer is not None and viewer.backends["mesh"].startswith("hunyuan3d-2mv")
     mesh = viewer.data["mesh"]  # a random-weight model's surface is noise: placed and scored, then declined

@@ -114,7 +114,7 @@ def test_yolo_and_sam_find_and_mask_the_person(backends: PlannedBackends, people
     assert np.median(ious) >= 0.8
 
 
-@needs("tryon", "insightface", "multiview")
+@needs("tryon", "insightface", "multiview", "refiner")
 def test_a_whole_gpu_job_on_real_weights(tmp_path: Path, people: list) -> None:
     from functions.app import build_local
     from infra.settings import Settings
@@ -142,6 +142,7 @@ def test_a_whole_gpu_job_on_real_weights(tmp_path: Path, people: list) -> None:
     assert fitting is not None and viewer is not None
     tryon = fitting.data["dressing"]["tryon"]
     report("whole job", seconds=round(time.perf_counter() - start, 1), tryon=tryon, mesh=viewer.data["mesh"],
+           refine=fitting.data["dressing"]["refine"],
            identity=fitting.data["identity_distance"], gpu_memory_mb=round(gpu_memory_mb(), 1))
-    assert tryon["status"] == "repainted"
+    assert tryon["status"] == "repainted" and fitting.data["dressing"]["refine"]["status"] == "refined"
     assert viewer.data["mesh"]["status"] == "rebuilt", viewer.data["mesh"]

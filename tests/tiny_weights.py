@@ -3,7 +3,8 @@ device the GPU adapters' tests run them on.
 
     .venv/bin/python tests/tiny_weights.py DIR      # then: .venv/bin/python -m bench.gpu_adapters --weights DIR
 
-tryon (FLUX.1 Fill), insightface (buffalo_l ONNX), sam and multiview (Hunyuan3D-2mv), each built from a config
+tryon (FLUX.1 Fill), insightface (buffalo_l ONNX), sam, multiview (Hunyuan3D-2mv) and refiner (SDXL + depth
+ControlNet + IP-Adapter), each built from a config
 (tests/tiny_*.py), and a manifest with their sizes and sha256, so `verify` accepts the folder. YOLO is left out:
 ultralytics builds its model from a yaml at load (tests/test_gpu_vision.py). The multi-view model needs
 torchvision (tests/torchvision_cpu.py).
@@ -21,13 +22,15 @@ import os
 import sys
 from pathlib import Path
 
+from tiny_sdxl import tiny_sdxl_refiner
+
 from pipeline.backends.weights import write_manifest
 from tiny_diffusers import tiny_flux_fill
 from tiny_hunyuan import write_tiny_hunyuan_mv
 from tiny_onnx import write_face_pack
 from tiny_transformers import tiny_sam
 
-KEYS = ["tryon", "insightface", "sam", "multiview"]
+KEYS = ["tryon", "insightface", "sam", "multiview", "refiner"]
 DEVICE_VARIABLE = "DROPFIT_TEST_DEVICE"
 DEVICES = ("cpu", "cuda")
 
@@ -50,6 +53,7 @@ def write_tiny_weights(folder: Path) -> Path:
     write_face_pack(folder / "insightface" / "models" / "buffalo_l")
     tiny_sam(folder / "sam")
     write_tiny_hunyuan_mv(folder / "multiview" / "hunyuan3d-dit-v2-mv")
+    tiny_sdxl_refiner(folder / "refiner")
     write_manifest(folder, KEYS)
     return folder
 

@@ -23,6 +23,8 @@ class ModelConfig(BaseModel):
     weights_dir: Path | None = None  # the GPU models' weights (`dropfit weights pull`); None = <cache>/weights
     tryon_steps: int = Field(default=28, ge=1, le=100)  # the try-on painter's denoising steps
     tryon_max_side: int = Field(default=1024, ge=32, le=2048)  # each half of the try-on diptych, at most, pixels
+    refine_steps: int = Field(default=30, ge=1, le=100)  # the view refiner's schedule (img2img runs ~strength x it)
+    refine_max_side: int = Field(default=1024, ge=32, le=2048)  # the longer side the view refiner works at, pixels
     mesh_steps: int = Field(default=50, ge=1, le=200)  # the multi-view shape model's denoising steps
     mesh_resolution: int = Field(default=256, ge=16, le=512)  # its marching-cubes grid, cells a side
     gemini_api_key: SecretStr | None = None  # set -> the Gemini vision LLM reads size charts and fabric

@@ -143,7 +143,7 @@ class VisionLLM(Backend, Protocol):
         ...
 
 
-# ---- the GPU stack (docs/gpu.md): detection, promptable segmentation, try-on, quality gate -----------------
+# ---- the GPU stack (docs/gpu.md): detection, promptable segmentation, try-on, refinement, quality gate ----------
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,27 @@ class TryOnRequest:
 class TryOnPainter(Backend, Protocol):
     def repaint(self, requests: list[TryOnRequest]) -> list[np.ndarray]:
         """(H, W, 3) uint8 per request, the same size as its render; the requests run as one batch."""
+        ...
+
+
+@dataclass(frozen=True)
+class RefineRequest:
+    """One view to make photoreal as a whole: the render (already try-on painted where a painter ran), its depth
+    to hold the figure's shape, the person for identity, and what must stay exactly as it is."""
+
+    render: np.ndarray  # (H, W, 3) uint8: the view as it stands
+    depth: np.ndarray  # (H, W) float32: camera-frame z in metres, +inf where no body (pipeline.render.raster)
+    person: np.ndarray  # (h, w, 3) uint8: the person's photo (or face crop) the result should look like
+    keep_mask: np.ndarray  # (H, W) float32: 1 where the render must stay exactly as it is (the face, background)
+    prompt: str  # what the view shows, e.g. "a photo of a person, seen from the back"
+    seed: int
+    strength: float = 0.35  # how far from the render the pass may go: 0 keeps it, 1 ignores it
+
+
+@runtime_checkable
+class ViewRefiner(Backend, Protocol):
+    def refine(self, requests: list[RefineRequest]) -> list[np.ndarray]:
+        """(H, W, 3) uint8 per request, the same size as its render and equal to it wherever its keep mask is 1."""
         ...
 
 

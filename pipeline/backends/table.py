@@ -36,7 +36,7 @@ PROFILES: tuple[Profile, ...] = ("cpu", "gpu", "commercial-safe")
 # The protocols of pipeline.backends.protocols that a backend can serve.
 PROTOCOLS: tuple[str, ...] = (
     "PersonLandmarker", "FaceEmbedder", "BodyFitter", "GarmentSegmenter", "VisionLLM",
-    "PersonDetector", "PromptSegmenter", "TryOnPainter", "QualityJudge", "MeshBuilder",
+    "PersonDetector", "PromptSegmenter", "TryOnPainter", "ViewRefiner", "QualityJudge", "MeshBuilder",
 )
 
 
@@ -276,6 +276,11 @@ ALL: tuple[Profile, ...] = PROFILES
 CPU_AND_SAFE: tuple[Profile, ...] = ("cpu", "commercial-safe")
 FLUX_FILL_PARTS = ("model_index.json", "scheduler/*", "text_encoder/*", "text_encoder_2/*", "tokenizer/*",
                    "tokenizer_2/*", "transformer/*", "vae/*")  # the diffusers layout, not the single-file copies
+SDXL_FP16_PARTS = ("model_index.json", "scheduler/*", "tokenizer/*", "tokenizer_2/*", "text_encoder/config.json",
+                   "text_encoder/model.fp16.safetensors", "text_encoder_2/config.json",
+                   "text_encoder_2/model.fp16.safetensors", "unet/config.json",
+                   "unet/diffusion_pytorch_model.fp16.safetensors", "vae/config.json",
+                   "vae/diffusion_pytorch_model.fp16.safetensors")  # the fp16 variant only: half the download
 
 BACKENDS = BackendTable((
     # ---- CPU: weights inside pip packages (docs/cpu-stack.md) ---------------------------------------------
@@ -355,6 +360,20 @@ BACKENDS = BackendTable((
                 ), approx_gb=1.7),
                 build="pipeline.backends.gpu.triposr_mesh:build", profiles=("commercial-safe",), gpu=True,
                 main_thread="pipeline.backends.gpu.triposr_mesh:import_native_libraries"),
+    BackendSpec("sdxl-depth-refiner", "SDXL base 1.0 img2img + depth ControlNet (SDXL) + IP-Adapter SDXL (ViT-H)",
+                ("ViewRefiner",),
+                "CreativeML Open RAIL++-M (SDXL base, the depth ControlNet); Apache-2.0 (IP-Adapter and its image "
+                "encoder)", True,
+                "commercial use allowed under RAIL++-M's use restrictions (its Attachment A), passed on to users",
+                Weights("refiner", (
+                    Source("stabilityai/stable-diffusion-xl-base-1.0", "main", SDXL_FP16_PARTS, subdir="sdxl"),
+                    Source("diffusers/controlnet-depth-sdxl-1.0", "main",
+                           ("config.json", "diffusion_pytorch_model.fp16.safetensors"), subdir="controlnet-depth"),
+                    Source("h94/IP-Adapter", "main", ("sdxl_models/ip-adapter_sdxl_vit-h.safetensors",
+                                                      "models/image_encoder/config.json",
+                                                      "models/image_encoder/model.safetensors"), subdir="ip-adapter"),
+                ), approx_gb=12.6),
+                build="pipeline.backends.gpu.refiner:build", profiles=("gpu", "commercial-safe"), gpu=True),
     BackendSpec("trellis2-4b", "TRELLIS.2-4B (shape, from the front view) + DINOv3 ViT-L/16", ("MeshBuilder",),
                 "MIT (TRELLIS.2 code and weights, TRELLIS-image-large decoder); DINOv3 License (the image encoder: "
                 "commercial use allowed, no military, ITAR or sanctioned end uses)", True,

@@ -1,8 +1,8 @@
 """The GPU models' weights: what to fetch (`MODELS`), a manifest of what was fetched, and the check at load.
 
-A weights folder holds one sub-folder per model key (`tryon/`, `insightface/`, `yolo/`, `sam/`, `multiview/`)
-and `weights-manifest.json`: per key, the hub repos and revisions it came from and every file with its size
-and sha256. `pull` fills the folder from the hub (run where the hub is reachable, or inside Modal), then
+A weights folder holds one sub-folder per model key (`tryon/`, `insightface/`, `yolo/`, `sam/`, `multiview/`,
+`refiner/`, ...) and `weights-manifest.json`: per key, the hub repos and revisions it came from and every file
+with its size and sha256. `pull` fills the folder from the hub (run where the hub is reachable, or inside Modal), then
 writes the manifest; an adapter calls `verify(folder, key)` before it loads and gets the model's folder back,
 or a `WeightsError` that names the missing or changed file and the command that fixes it. Nothing here
 downloads at request time: only `pull` touches the network, and only when a person runs it.

@@ -16,7 +16,14 @@ from typing import TypedDict
 import numpy as np
 
 from pipeline.avatar.contracts import FaceBank
-from pipeline.backends.protocols import FaceEmbedder, QualityJudge, TryOnPainter, TryOnVerdict, VisionLLMError
+from pipeline.backends.protocols import (
+    FaceEmbedder,
+    QualityJudge,
+    TryOnPainter,
+    TryOnVerdict,
+    ViewRefiner,
+    VisionLLMError,
+)
 from pipeline.body.measure import Measurements
 from pipeline.codec import decode_mask, decode_rgb, decode_rgba, encode_jpeg, encode_png
 from pipeline.fitting.contracts import FitReport
@@ -24,6 +31,7 @@ from pipeline.fitting.dress import DressedBody, GarmentLook, PersonPhoto, dress_
 from pipeline.fitting.fit_report import fit_report
 from pipeline.fitting.identity import AngleIdentity, identity_per_angle
 from pipeline.fitting.photo import PhotoTryOn, photo_tryon
+from pipeline.fitting.refine import person_crop, refine_requests, refine_with_identity
 from pipeline.fitting.sleeves import SleeveReach, sleeve_reach
 from pipeline.fitting.tryon import face_box, garment_on_white, repaint_with_identity, tryon_request, tryon_requests
 from pipeline.geometry import BodyMesh, Camera, PosedBody, views_json
@@ -59,6 +67,7 @@ class FittingBackends:
     faces: FaceEmbedder
     judge: QualityJudge | None = None  # a vision LLM's verdict on the views, when one is configured
     painter: TryOnPainter | None = None  # the generative try-on pass over the renders (the gpu profile)
+    refiner: ViewRefiner | None = None  # the full-figure photoreal pass over the views, after the try-on
 
 
 @dataclass(frozen=True)
@@ -115,10 +124,15 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     else:
         views, identity, tryon = repaint_views(backends, bank, views, dressed, body, cutout, report,
                                                garment.category.value)
+    refine: dict[str, object] = {"status": "not configured"}
+    if backends.refiner is not None:
+        views, identity, refine = refine_views(backends, bank, views, identity, dressed, body.faces,
+                                               person_crop(tried_on.image, given.photo.mask))
     gate = vision_gate(backends.judge, views, cutout, given.photo.rgb)
     photo_record = tried_on.record | {"identity": photo_identity(backends.faces, bank, tried_on.image, camera)}
     flags = quality_flags(bank, identity, dressed, gate) + [f"photo: {why}" for why in tried_on.guessed]
-    dressing = dressing_record(dressed, sleeves) | {"vision_gate": gate, "tryon": tryon, "photo": photo_record}
+    dressing = dressing_record(dressed, sleeves) | {"vision_gate": gate, "tryon": tryon, "refine": refine,
+                                                    "photo": photo_record}
     mesh = BodyMesh(dressed.vertices, body.faces, body.uvs, body.face_uvs)
     io.write("photo.png", encode_png(tried_on.image), "image/png")
     write_outputs(io, report, dressed, mesh, views, identity, flags, dressing)
@@ -232,6 +246,20 @@ def vision_gate(judge: QualityJudge | None, views: list[View], cutout: np.ndarra
         return {"status": f"no verdict: {exc}"}
     return {"status": "judged", "acceptable": verdict.acceptable, "score": round(verdict.score, 3),
             "problems": list(verdict.problems)}
+
+
+def refine_views(backends: FittingBackends, bank: FaceBank, views: list[View], identity: list[AngleIdentity],
+                 dressed: DressedBody, faces: np.ndarray, person: np.ndarray
+                 ) -> tuple[list[View], list[AngleIdentity], dict[str, object]]:
+    """The view refiner over the 8 views (`pipeline.fitting.refine`): each held by its depth, the face and the
+    background kept, the refined view kept per angle only where identity is no worse than before."""
+    from pipeline.render.raster import rasterize
+
+    assert backends.refiner is not None
+    depths = [rasterize(dressed.vertices, faces, view.camera).depth for view in views]
+    requests = refine_requests(backends.faces, views, depths, person)
+    done = refine_with_identity(backends.refiner, backends.faces, bank, views, identity, requests)
+    return done.views, done.identity, done.record
 
 
 def quality_flags(bank: FaceBank, identity: list[AngleIdentity], dressed: DressedBody,
