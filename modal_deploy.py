@@ -73,6 +73,10 @@ app = modal.App(APP_NAME)
 
 cpu_image = (modal.Image.debian_slim(python_version="3.11").pip_install_from_pyproject(str(PYPROJECT)).env(ENV)
              .add_local_python_source(*SOURCES))
+# the jobs HTTP API (functions/api): the base dependencies and the `api` extra (FastAPI, sse-starlette, ...)
+api_image = (modal.Image.debian_slim(python_version="3.11")
+             .pip_install_from_pyproject(str(PYPROJECT), optional_dependencies=["api"]).env(ENV)
+             .add_local_python_source(*SOURCES))
 cpu_model_image = (
     modal.Image.debian_slim(python_version="3.11").apt_install("libgl1", "libglib2.0-0")
     .pip_install(pin("cpu", "torch"), index_url=CPU_TORCH_INDEX)
@@ -195,6 +199,23 @@ def eventbridge() -> Any:
     settings = _settings()
     token = settings.endpoint_token.get_secret_value() if settings.endpoint_token else None
     return asgi_app(token, accept=lambda payload: route_events.spawn(payload))
+
+
+@app.function(image=api_image, secrets=secrets, scaledown_window=300, timeout=600)
+@modal.concurrent(max_inputs=100)
+@modal.asgi_app(label="dropfit-api")
+def api() -> Any:
+    """The jobs HTTP API (docs/api.md) on the S3 bucket: uploads and result links are presigned, so photos and
+    results never pass through this container. Public on the internet, so it refuses to start without an API
+    key (DROPFIT_API_KEY_HASHES in a secret)."""
+    from functions.api import ApiConfig, create_api
+    from functions.api.auth import check_bind
+    from functions.cloud import phase_registry, required, s3_store
+
+    settings = _settings()
+    check_bind("0.0.0.0", settings.api_key_hashes)  # ValueError, saying what to set, when no key is configured
+    store = s3_store(required(settings.bucket, "DROPFIT_BUCKET"), settings)
+    return create_api(ApiConfig.from_settings(store, phase_registry(settings, None), settings))
 
 
 @app.function(image=cpu_image, secrets=secrets, schedule=modal.Period(minutes=10), timeout=600, max_containers=1)

@@ -270,6 +270,61 @@ def watch_bucket(local: LocalApp, sweep_interval_s: float, *, grace_s: float = S
 
 
 @app.command()
+def serve(
+    bucket: BucketOpt = Path("dropfit-bucket"),
+    host: Annotated[str, typer.Option("--host", help="address to listen on; without an API key only loopback")] =
+    "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port to listen on")] = 8000,
+    work: Annotated[bool, typer.Option("--work/--no-work", help="also run the jobs here (as `dropfit watch` "
+                                       "does); --no-work when a `dropfit watch` runs them")] = True,
+    log_level: LogLevel = "info",
+    log_format: LogFormat = "console",
+) -> None:
+    """Serve the jobs HTTP API on BUCKET (docs/api.md; OpenAPI at /docs), and run its jobs. Without an API key
+    configured (DROPFIT_API_KEY_HASHES, `dropfit api-key`) it listens on loopback only."""
+    from functions.api import ApiConfig, create_api
+    from functions.api.auth import check_bind
+    from functions.api.server import ApiServer
+
+    settings = _settings(log_level, log_format)
+    try:
+        said = check_bind(host, settings.api_key_hashes)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--host") from exc
+    local = _open_bucket(bucket, settings, "--bucket", on_outcome=ProgressPrinter(console))
+    api = create_api(ApiConfig.from_settings(local.store, local.registry, settings))
+    server = ApiServer(api, host, port)
+    try:
+        server.start()
+    except RuntimeError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--port") from exc
+    console.print(f"dropfit API on {server.url} (docs: {server.url}/docs) for {local.store.root}; {said}",
+                  highlight=False)
+    try:
+        if work:
+            watch_bucket(local, settings.sweep_interval_s)
+        else:
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        server.stop()
+
+
+@app.command(name="api-key")
+def api_key() -> None:
+    """Make an API key for `dropfit serve` and the Modal endpoint: give the key to the client, put its sha256
+    into DROPFIT_API_KEY_HASHES (the server keeps only that)."""
+    from functions.api.auth import new_key
+
+    key, digest = new_key()
+    console.print(f"key (give it to the client; shown once): {key}", highlight=False)
+    console.print(f"sha256 (for the server): {digest}", highlight=False)
+    console.print(f"  export DROPFIT_API_KEY_HASHES='[\"{digest}\"]'", highlight=False)
+
+
+@app.command()
 def sweep(
     bucket: Annotated[Path, typer.Argument(help="the bucket folder")],
     log_level: LogLevel = "info",
