@@ -319,9 +319,9 @@ def api_key() -> None:
     from functions.api.auth import new_key
 
     key, digest = new_key()
-    console.print(f"key (give it to the client; shown once): {key}", highlight=False)
-    console.print(f"sha256 (for the server): {digest}", highlight=False)
-    console.print(f"  export DROPFIT_API_KEY_HASHES='[\"{digest}\"]'", highlight=False)
+    typer.echo(f"key (give it to the client; shown once): {key}")  # plain lines: copied, never wrapped
+    typer.echo(f"sha256 (for the server): {digest}")
+    typer.echo(f"  export DROPFIT_API_KEY_HASHES='[\"{digest}\"]'")
 
 
 @app.command()

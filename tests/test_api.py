@@ -320,3 +320,27 @@ def test_the_modal_endpoint_needs_a_key_and_serves_the_bucket(s3_env, monkeypatc
     with ApiServer(modal_deploy.api.local(), "127.0.0.1", 0) as server:
         assert requests.get(f"{server.url}/readyz", timeout=10).json()["checks"]["store"]["bucket"] == s3_bucket
         assert requests.get(f"{server.url}/v1/jobs/x", timeout=10).status_code == 401
+
+
+def test_a_real_job_over_http_returns_the_pipelines_own_files(tmp_path: Path) -> None:
+    """The product's CPU phases, not the test ones: the sample person and garment in one multipart POST, the
+    event stream to the end, and the GLB and the eight angles fetched over HTTP, byte for byte the manifest's."""
+    from pipeline.sample import sample_garment, sample_person
+
+    local = build_local(tmp_path / "bucket", Settings())
+    local.runtime.start()
+    served = Served("", local.store, local.registry, start_api(local.store, local.registry))
+    served.url = served.server.url
+    try:
+        created = served.call("POST", "/v1/jobs", data={"spec": json.dumps({"garment": {"category": "upper"}})},
+                              files={"person": ("p.png", sample_person(), "image/png"),
+                                     "garment": ("g.png", sample_garment(), "image/png")})
+        assert created.status_code == 201, created.text
+        events = follow(served, created.json()["job_id"], timeout_s=240)
+        job = events[-1]["job"]
+        names = {r["name"] for r in job["results"]}
+        assert {"model.glb", "angles/000.png", "angles/315.png", "fit_report.json"} <= names, names
+        check_results(served, job)
+    finally:
+        served.server.stop()
+        local.runtime.stop(grace_s=5)

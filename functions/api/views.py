@@ -45,7 +45,7 @@ def job_view(store: ObjectStore, registry: PhaseRegistry, job_id: str, link: Lin
     files = incoming_files(store, job_id)
     inputs = sorted(part for part in files if part in ("person", "garment", "size_chart", "spec"))
     base: dict[str, Any] = {"job_id": job_id, "inputs": inputs, "links": job_links(job_id)}
-    if plan is None or (is_ready(files) and not plan_is_current(plan, files) and plan.error is None):
+    if plan is None or (is_ready(files) and not plan_is_current(plan, files)):
         if plan is None and not files:
             return None
         if is_ready(files):  # intake is due: planned (again) at the next event or sweep
