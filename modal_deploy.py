@@ -17,6 +17,7 @@ and retries subscriber deliveries. Importing this file needs no credentials and 
 `.local()`.
 """
 
+import dataclasses
 import json
 import os
 import tomllib
@@ -36,6 +37,7 @@ WEIGHTS_VOLUME = "dropfit-models"
 MODELS_DIR = "/models"
 GPU_FALLBACKS = ["H100", "H200", "A100-80GB"]  # the first one free is taken; all hold the try-on batch (80 GB+)
 POLL_SECONDS = 50  # each scheduled poll long-polls this long: the queue is read almost continuously
+STREAM_MAX_S = 120.0  # the API's event streams end within Modal's 150 s request limit; clients resume
 ENDPOINT_WARM = 1  # keep the EventBridge endpoint warm (its caller gives up after 5 s); 0 for the SQS route only
 
 PYPROJECT = Path(__file__).with_name("pyproject.toml")
@@ -215,7 +217,10 @@ def api() -> Any:
     settings = _settings()
     check_bind("0.0.0.0", settings.api_key_hashes)  # ValueError, saying what to set, when no key is configured
     store = s3_store(required(settings.bucket, "DROPFIT_BUCKET"), settings)
-    return create_api(ApiConfig.from_settings(store, phase_registry(settings, None), settings))
+    config = ApiConfig.from_settings(store, phase_registry(settings, None), settings)
+    # Modal's web endpoints cut a request at 150 s: an event stream ends before, and the client resumes with its
+    # Last-Event-ID (a browser's EventSource by itself), missing nothing
+    return create_api(dataclasses.replace(config, stream_max_s=STREAM_MAX_S))
 
 
 @app.function(image=cpu_image, secrets=secrets, schedule=modal.Period(minutes=10), timeout=600, max_containers=1)

@@ -57,8 +57,8 @@ class Served:
         self.url = self.server.url
 
 
-def start_api(store: ObjectStore, registry: PhaseRegistry) -> ApiServer:
-    config = ApiConfig(store, registry, key_hashes=(key_hash(KEY),), poll_s=0.05)
+def start_api(store: ObjectStore, registry: PhaseRegistry, **options: Any) -> ApiServer:
+    config = ApiConfig(store, registry, key_hashes=(key_hash(KEY),), poll_s=0.05, **options)
     return ApiServer(create_api(config), "127.0.0.1", 0).start()
 
 
@@ -189,7 +189,8 @@ def test_a_job_runs_end_to_end_over_http(bucket: str, request: pytest.FixtureReq
     job = served.call("GET", f"/v1/jobs/{job_id}").json()
     assert [p["state"] for p in job["phases"]] == ["done"] * 4 and all(p["duration_s"] >= 0 for p in job["phases"])
     check_results(served, job)
-    assert follow(served, job_id, last_id=events[-1]["id"]) == [], "resuming at the end: nothing more"
+    resumed = served.call("GET", f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": events[-1]["id"]})
+    assert resumed.status_code == 204, "resuming at the end: nothing more, and an EventSource stops asking"
 
 
 def test_one_multipart_post_with_both_photos_runs_a_job(folder: Served) -> None:
@@ -277,6 +278,24 @@ def test_a_restart_of_the_server_mid_job_loses_no_event(slow_folder: Served) -> 
     assert sorted(done) == sorted(p.name for p in served.registry.table), (before, after)
     assert after[-1]["job"]["state"] == "succeeded"
     check_results(served, after[-1]["job"])
+
+
+def test_a_stream_cut_short_is_resumed_where_it_ended(slow_folder: Served) -> None:
+    """Where a proxy cuts long requests (Modal: 150 s), streams end early on purpose; the client resumes."""
+    created = slow_folder.call("POST", "/v1/jobs", json={}).json()
+    put_photos(slow_folder, created)
+    short = Served("", slow_folder.store, slow_folder.registry,
+                   start_api(slow_folder.store, slow_folder.registry, stream_max_s=0.3))
+    short.url = short.server.url
+    try:
+        first = follow(short, created["job_id"])
+    finally:
+        short.server.stop()
+    assert first and first[-1]["job"]["state"] in ("queued", "running"), "ended before the job did"
+    rest = follow(slow_folder, created["job_id"], last_id=first[-1]["id"])
+    done = [e["phase"] for e in first + rest if e.get("to") == "done"]
+    assert sorted(done) == sorted(p.name for p in slow_folder.registry.table) and rest[-1]["job"]["state"] == \
+        "succeeded"
 
 
 def test_a_batch_is_created_uploaded_committed_and_reported(folder: Served) -> None:

@@ -23,6 +23,7 @@ class ApiConfig:
     upload_expiry_s: int = 3600
     presign_expiry_s: int = WEEK_S
     poll_s: float = 0.5
+    stream_max_s: float | None = None  # an event stream ends after this long (the client resumes); None: never
     profile: str = "cpu"
     backends: dict[str, str] = field(default_factory=dict)
     model_cache: Path | None = None

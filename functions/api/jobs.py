@@ -18,7 +18,7 @@ from functions.api import idempotency
 from functions.api.config import ApiConfig
 from functions.api.errors import ApiError, refused
 from functions.api.models import JobCreated, JobView, UploadDone, UploadTarget
-from functions.api.stream import progress_events
+from functions.api.stream import progress_events, told_everything
 from functions.api.uploads import (
     MAX_FORM_BYTES,
     MAX_JSON_BYTES,
@@ -182,11 +182,12 @@ def router(config: ApiConfig) -> APIRouter:
     @api.get("/{job_id}/events", summary="Server-Sent Events: a progress event per change, until terminal",
              response_class=EventSourceResponse)
     async def job_events(job_id: str, request: Request,
-                         last_event_id: Annotated[str | None, Header(max_length=200)] = None) -> EventSourceResponse:
+                         last_event_id: Annotated[str | None, Header(max_length=200)] = None) -> Response:
         link = config.linker(request)
-        await run_in_threadpool(view_or_404, job_id, link)
+        if told_everything(last_event_id, await run_in_threadpool(view_or_404, job_id, link)):
+            return Response(status_code=204)
         return EventSourceResponse(progress_events(lambda: job_view(store, config.registry, job_id, link),
-                                                   last_event_id, config.poll_s), ping=15)
+                                                   last_event_id, config.poll_s, config.stream_max_s), ping=15)
 
     @api.get("/{job_id}/results/{name:path}", summary="A result file (folder buckets; S3 links are presigned)",
              response_class=Response)

@@ -4,7 +4,8 @@ An event's id is the state it leaves the client in, written out: a digest of the
 per phase (D done, F failed, R running, W waiting, P pending, U unavailable) and the job's state with the
 number of inputs uploaded, e.g. `3f2a9c1e.DDRW.r2`. A client that reconnects with `Last-Event-ID` is told
 every phase change since that state, one event each, from any server process: nothing is kept in memory, so
-a restart of the server loses nothing. The stream ends after the event that says the job is terminal.
+a restart of the server loses nothing. The stream ends after the event that says the job is terminal; a client
+that resumes at that event is answered 204 (an EventSource then stops reconnecting).
 """
 
 from __future__ import annotations
@@ -79,10 +80,18 @@ def changes(seen: Mark | None, view: JobView) -> list[tuple[str, dict[str, objec
     return events
 
 
-async def progress_events(read: Callable[[], JobView | None], last_event_id: str | None,
-                          poll_s: float) -> AsyncIterator[dict[str, str]]:
-    """Every change from `last_event_id` on, until the job is terminal; storage read off the event loop."""
+def told_everything(last_event_id: str | None, view: JobView) -> bool:
+    """The client resumes at the job's terminal event: nothing is left to tell (answered with 204, which tells
+    a browser's EventSource to stop reconnecting)."""
+    return view.state in TERMINAL and parse_mark(last_event_id) == mark_of(view)
+
+
+async def progress_events(read: Callable[[], JobView | None], last_event_id: str | None, poll_s: float,
+                          max_s: float | None = None) -> AsyncIterator[dict[str, str]]:
+    """Every change from `last_event_id` on, until the job is terminal (or for `max_s`, where a proxy cuts long
+    requests: the client resumes with the last id); storage read off the event loop."""
     seen = parse_mark(last_event_id)
+    deadline = None if max_s is None else asyncio.get_running_loop().time() + max_s
     while True:
         view = await asyncio.to_thread(read)
         if view is None:
@@ -90,6 +99,6 @@ async def progress_events(read: Callable[[], JobView | None], last_event_id: str
         for event_id, data in changes(seen, view):
             yield {"event": "progress", "id": event_id, "data": json.dumps(data)}
         seen = mark_of(view)
-        if view.state in TERMINAL:
+        if view.state in TERMINAL or (deadline is not None and asyncio.get_running_loop().time() > deadline):
             return
         await asyncio.sleep(poll_s)
