@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     api_key_hashes: tuple[str, ...] = Field(
         default=(), description="sha256 hex digests of the API's bearer keys (`dropfit api-key` makes one); none: "
         'the local server binds to loopback only. DROPFIT_API_KEY_HASHES=\'["9f86d0..."]\'')
+    api_link_secret: SecretStr | None = Field(
+        default=None, description="signs result links of a folder bucket; None: derived from the key digests")
     api_upload_expiry_s: int = Field(default=3600, ge=60, le=WEEK_S, description="lifetime of upload links (S3)")
     api_poll_s: float = Field(default=0.5, gt=0, le=30, description="how often an event stream re-reads storage")
 

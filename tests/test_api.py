@@ -22,6 +22,7 @@ from events.outbound import StoreEventLog
 from fakes import RunLog, make_fake_registry, photo
 from functions.api import ApiConfig, create_api
 from functions.api.auth import check_bind, key_hash
+from functions.api.links import link_secret
 from functions.api.server import ApiServer
 from functions.app import build_local
 from functions.handlers import Handlers
@@ -58,7 +59,9 @@ class Served:
 
 
 def start_api(store: ObjectStore, registry: PhaseRegistry, **options: Any) -> ApiServer:
-    config = ApiConfig(store, registry, key_hashes=(key_hash(KEY),), poll_s=0.05, **options)
+    hashes = (key_hash(KEY),)
+    config = ApiConfig(store, registry, key_hashes=hashes, poll_s=0.05, link_secret=link_secret(None, hashes),
+                       **options)
     return ApiServer(create_api(config), "127.0.0.1", 0).start()
 
 
@@ -141,26 +144,42 @@ def follow(served: Served, job_id: str, *, last_id: str | None = None,
     return events
 
 
-def put_photos(served: Served, created: dict[str, Any]) -> None:
+def put_photos(served: Served, created: dict[str, Any], *, form: str | None = None) -> None:
+    """Each photo to its upload target; `form`: that part through the presigned POST form instead (S3)."""
     for part, data in (("person", RED), ("garment", BLUE)):
         target = created["uploads"][part]
+        if part == form:
+            answer = requests.post(target["form"]["url"], data=target["form"]["fields"],
+                                   files={"file": (part, data)}, timeout=30)
+            assert answer.status_code == 204, answer.text
+            continue
         answer = requests.request(target["method"], urljoin(served.url, target["url"]), data=data,
                                   headers={**target["headers"], **({} if target["form"] else AUTH)}, timeout=30)
         assert answer.status_code == 200, answer.text
 
 
 def check_results(served: Served, job: dict[str, Any]) -> None:
-    """Every result link answers the bytes the manifest lists (sha256 and size), the manifest's own too."""
+    """Every result link answers the bytes the manifest lists (sha256 and size), the manifest's own too, with no
+    key: the links are presigned (S3) or signed in their path (a folder), so a browser can open them."""
     assert job["state"] == "succeeded" and job["progress"] == 1.0, job
     manifest = read_model(served.store, layout.result_manifest_key(job["job_id"]), ResultManifest)
     assert manifest is not None
     assert {r["name"]: r["sha256"] for r in job["results"]} == {f.name: f.sha256 for f in manifest.files}
     for link in job["results"]:
-        got = requests.get(link["url"], headers=AUTH, timeout=30)
+        got = requests.get(link["url"], timeout=30)
         assert got.status_code == 200, (link, got.text)
         assert hashlib.sha256(got.content).hexdigest() == link["sha256"] and len(got.content) == link["size"]
-    got = requests.get(job["manifest_url"], headers=AUTH, timeout=30)
+    got = requests.get(job["manifest_url"], timeout=30)
     assert ResultManifest.model_validate_json(got.content) == manifest
+    if isinstance(served.store, S3Store):
+        return
+    folder, _, name = job["manifest_url"].rpartition("/")
+    forged = f"{folder[: folder.rindex('-') + 1]}{'0' * 32}/{name}"
+    assert requests.get(forged, timeout=30).status_code == 403, "a link with another signature is refused"
+    other = folder.replace(f"/v1/results/{job['job_id']}/", "/v1/results/someone-else/")
+    assert requests.get(f"{other}/{name}", timeout=30).status_code == 403, "a job's signature opens only that job"
+    plain = served.call("GET", f"/v1/jobs/{job['job_id']}/results/{name}")
+    assert plain.status_code == 200 and plain.content == got.content, "with a key, the plain path serves it too"
 
 
 @pytest.mark.parametrize("bucket", ["folder", "s3"])
@@ -178,9 +197,12 @@ def test_a_job_runs_end_to_end_over_http(bucket: str, request: pytest.FixtureReq
         assert body["uploads"]["garment"]["url"].startswith(served.store.client.meta.endpoint_url)  # type: ignore[attr-defined]
         assert ["content-length-range", 1, 40 * 1024 * 1024] in json.loads(
             base64.b64decode(body["uploads"]["person"]["form"]["fields"]["policy"]))["conditions"]
+        wrong = requests.put(body["uploads"]["person"]["url"], data=RED, headers={"Content-Type": "text/plain"},
+                             timeout=30)
+        assert wrong.status_code == 403 and "SignatureDoesNotMatch" in wrong.text, "S3 checks the signed type"
     else:
         assert body["uploads"]["person"]["url"] == f"/v1/jobs/{job_id}/person"
-    put_photos(served, body)
+    put_photos(served, body, form="garment" if bucket == "s3" else None)
     events = follow(served, job_id)
     assert events[-1]["job"]["state"] == "succeeded"
     assert len({e["id"] for e in events}) == len(events), "every event id is new"
@@ -363,3 +385,15 @@ def test_a_real_job_over_http_returns_the_pipelines_own_files(tmp_path: Path) ->
     finally:
         served.server.stop()
         local.runtime.stop(grace_s=5)
+
+
+def test_a_signed_result_link_expires() -> None:
+    from functions.api.errors import ApiError
+    from functions.api.links import check, signed_folder
+
+    secret = link_secret(None, (key_hash(KEY),))
+    assert secret is not None and link_secret(None, ()) is None, "an open server signs nothing"
+    token = signed_folder(secret, "job-1", 60, now=1000.0).split("/")[4]
+    check(secret, "job-1", token, now=1059.0)
+    with pytest.raises(ApiError, match="expired"):
+        check(secret, "job-1", token, now=1061.0)

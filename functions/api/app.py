@@ -34,6 +34,7 @@ def create_api(config: ApiConfig) -> FastAPI:
     guarded = [Depends(bearer), Depends(KeyCheck(config.key_hashes))]
     app.include_router(jobs.router(config), dependencies=guarded, responses=REFUSALS)
     app.include_router(batches.router(config), dependencies=guarded, responses=REFUSALS)
+    app.include_router(jobs.links_router(config), responses=REFUSALS)  # the signature is the credential
 
     @app.get("/healthz", tags=["health"], summary="The server is alive")
     async def healthz() -> dict[str, str]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi import Request
 
+from functions.api.links import link_secret, signed_folder
 from functions.api.views import Linker
 from infra.s3_store import S3Store
 from infra.settings import WEEK_S, Settings
@@ -27,12 +28,15 @@ class ApiConfig:
     profile: str = "cpu"
     backends: dict[str, str] = field(default_factory=dict)
     model_cache: Path | None = None
+    link_secret: bytes | None = None  # signs a folder bucket's result links (functions/api/links.py)
 
     @classmethod
     def from_settings(cls, store: ObjectStore, registry: PhaseRegistry, settings: Settings) -> ApiConfig:
         return cls(store, registry, key_hashes=settings.api_key_hashes, upload_expiry_s=settings.api_upload_expiry_s,
                    presign_expiry_s=settings.presign_expiry_s, poll_s=settings.api_poll_s, profile=settings.profile,
-                   backends=dict(settings.backends), model_cache=settings.models().cache)
+                   backends=dict(settings.backends), model_cache=settings.models().cache,
+                   link_secret=link_secret(settings.api_link_secret.get_secret_value() if settings.api_link_secret
+                                           else None, settings.api_key_hashes))
 
     @property
     def presigns(self) -> bool:
@@ -40,14 +44,18 @@ class ApiConfig:
         return isinstance(self.store, S3Store)
 
     def linker(self, request: Request) -> Linker:
-        """Result links: presigned GETs on S3, this server's results path on a folder bucket."""
+        """Result links: presigned GETs on S3; on a folder bucket this server's signed results folder (a browser
+        opens it without a key), or its plain results path when the server is open (no key configured)."""
         store = self.store
         if isinstance(store, S3Store):
             expires = self.presign_expiry_s
             return lambda job_id, entry: store.presign_get(entry.key, expires)
         base = str(request.base_url).rstrip("/")
+        secret, expires_s = self.link_secret, self.presign_expiry_s
 
         def served(job_id: str, entry: FileEntry) -> str:
-            return f"{base}/v1/jobs/{job_id}/results/{entry.name}"
+            if secret is None:
+                return f"{base}/v1/jobs/{job_id}/results/{entry.name}"
+            return f"{base}{signed_folder(secret, job_id, expires_s)}{entry.name}"
 
         return served

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from functions.api import idempotency
+from functions.api import idempotency, links
 from functions.api.config import ApiConfig
 from functions.api.errors import ApiError, refused
 from functions.api.models import JobCreated, JobView, UploadDone, UploadTarget
@@ -36,6 +36,7 @@ from pipeline import layout
 from pipeline.errors import InvalidInput
 from pipeline.spec import JobSpec, check_job_spec, describe_errors, load_json_object
 from pipeline.state import result_manifest
+from pipeline.storage import ObjectStore
 
 Part = Literal["person", "garment", "size_chart"]
 WHAT = {"person": "person photo", "garment": "garment photo", "size_chart": "size-chart image"}
@@ -189,22 +190,10 @@ def router(config: ApiConfig) -> APIRouter:
         return EventSourceResponse(progress_events(lambda: job_view(store, config.registry, job_id, link),
                                                    last_event_id, config.poll_s, config.stream_max_s), ping=15)
 
-    @api.get("/{job_id}/results/{name:path}", summary="A result file (folder buckets; S3 links are presigned)",
-             response_class=Response)
+    @api.get("/{job_id}/results/{name:path}", summary="A result file (the links of a folder bucket on a server "
+             "without keys; S3 links are presigned)", response_class=Response)
     async def get_result(job_id: str, name: str) -> Response:
-        return await run_in_threadpool(result_file, job_id, name)
-
-    def result_file(job_id: str, name: str) -> Response:
-        manifest = result_manifest(store, job_id) if layout.is_valid_id(job_id) else None
-        if manifest is None:
-            raise ApiError(404, f"job {job_id!r} has no results (yet)", f"GET /v1/jobs/{job_id} says its state")
-        if name == "manifest.json":
-            return Response(store.get(layout.result_manifest_key(job_id)), media_type="application/json")
-        entry = next((f for f in manifest.files if f.name == name), None)
-        if entry is None:
-            raise ApiError(404, f"job {job_id!r} has no result file {name!r}",
-                           f"GET /v1/jobs/{job_id} lists its results")
-        return Response(store.get(entry.key), media_type=entry.content_type)
+        return await run_in_threadpool(result_file, store, job_id, name)
 
     return api
 
@@ -214,3 +203,29 @@ def request_digest(job_id: str | None, fields: dict[str, Any], photos: dict[str,
     canonical = {"job_id": job_id, "fields": fields,
                  "photos": {part: hashlib.sha256(data).hexdigest() for part, (data, _) in photos.items()}}
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+def result_file(store: ObjectStore, job_id: str, name: str) -> Response:
+    """A file the job's manifest lists (or the manifest itself), never another key under results/."""
+    manifest = result_manifest(store, job_id) if layout.is_valid_id(job_id) else None
+    if manifest is None:
+        raise ApiError(404, f"job {job_id!r} has no results (yet)", f"GET /v1/jobs/{job_id} says its state")
+    if name == "manifest.json":
+        return Response(store.get(layout.result_manifest_key(job_id)), media_type="application/json")
+    entry = next((f for f in manifest.files if f.name == name), None)
+    if entry is None:
+        raise ApiError(404, f"job {job_id!r} has no result file {name!r}", f"GET /v1/jobs/{job_id} lists its results")
+    return Response(store.get(entry.key), media_type=entry.content_type)
+
+
+def links_router(config: ApiConfig) -> APIRouter:
+    """/v1/results/{job_id}/{token}/{name}: signed result links, no key needed (functions/api/links.py)."""
+    api = APIRouter(prefix=links.PREFIX, tags=["jobs"])
+
+    @api.get("/{job_id}/{token}/{name:path}", summary="A result file through a signed link (folder buckets)",
+             response_class=Response)
+    async def signed_result(job_id: str, token: str, name: str) -> Response:
+        links.check(config.link_secret, job_id, token)
+        return await run_in_threadpool(result_file, config.store, job_id, name)
+
+    return api
