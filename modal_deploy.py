@@ -219,8 +219,9 @@ def api() -> Any:
     store = s3_store(required(settings.bucket, "DROPFIT_BUCKET"), settings)
     config = ApiConfig.from_settings(store, phase_registry(settings, None), settings)
     # Modal's web endpoints cut a request at 150 s: an event stream ends before, and the client resumes with its
-    # Last-Event-ID (a browser's EventSource by itself), missing nothing
-    return create_api(dataclasses.replace(config, stream_max_s=STREAM_MAX_S))
+    # Last-Event-ID (a browser's EventSource by itself), missing nothing. The model cache is the phases' volume,
+    # mounted where they run, not here.
+    return create_api(dataclasses.replace(config, stream_max_s=STREAM_MAX_S, model_cache=None))
 
 
 @app.function(image=cpu_image, secrets=secrets, schedule=modal.Period(minutes=10), timeout=600, max_containers=1)

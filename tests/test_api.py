@@ -337,6 +337,13 @@ def test_a_batch_is_created_uploaded_committed_and_reported(folder: Served) -> N
     while (batch := folder.call("GET", "/v1/batches/spring").json())["state"] not in ("succeeded", "failed"):
         assert time.monotonic() < deadline, batch
         time.sleep(0.1)
+    replay = folder.call("POST", "/v1/batches", headers={"Idempotency-Key": "b-1"},
+                         json={"people": ["ann.jpg"], "garments": ["tee.png"]})
+    again = folder.call("POST", "/v1/batches", headers={"Idempotency-Key": "b-1"},
+                        json={"people": ["ann.jpg"], "garments": ["tee.png"]})
+    assert replay.status_code == again.status_code == 201 and replay.json()["batch_id"] == again.json()["batch_id"]
+    assert folder.call("POST", "/v1/batches", headers={"Idempotency-Key": "b-1"},
+                       json={"people": ["bob.jpg"], "garments": ["tee.png"]}).status_code == 409
     assert batch["state"] == "succeeded" and batch["report"]["total"] == 2 and set(batch["jobs"].values()) == {
         "succeeded"}
 
@@ -359,7 +366,8 @@ def test_the_modal_endpoint_needs_a_key_and_serves_the_bucket(s3_env, monkeypatc
         modal_deploy.api.local()
     monkeypatch.setenv("DROPFIT_API_KEY_HASHES", json.dumps([key_hash(KEY)]))
     with ApiServer(modal_deploy.api.local(), "127.0.0.1", 0) as server:
-        assert requests.get(f"{server.url}/readyz", timeout=10).json()["checks"]["store"]["bucket"] == s3_bucket
+        ready = requests.get(f"{server.url}/readyz", timeout=10).json()
+        assert ready["ready"] and ready["checks"]["store"]["bucket"] == s3_bucket, ready
         assert requests.get(f"{server.url}/v1/jobs/x", timeout=10).status_code == 401
 
 

@@ -3,14 +3,16 @@ catalog/{batch_id}/, then commit: batch.json, the commit marker that fans the ba
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from starlette.concurrency import run_in_threadpool
 
+from functions.api import idempotency
 from functions.api.config import ApiConfig
 from functions.api.errors import ApiError, refused
 from functions.api.models import BatchCreated, BatchRequest, BatchView, UploadDone, UploadTarget
@@ -63,8 +65,21 @@ def router(config: ApiConfig) -> APIRouter:
                            "create it with POST /v1/batches (or check the id)")
         return record
 
-    def create(body: BatchRequest) -> PendingBatch:
+    def create(body: BatchRequest, key: str | None) -> PendingBatch:
         batch_id = body.batch_id or f"batch-{uuid.uuid4().hex[:12]}"
+        if key is not None:  # the same namespace as the jobs' keys, apart: "batch:" + the client's key
+            digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+            batch_id, replay = idempotency.remember(store, f"batch:{key}", digest, batch_id)
+            if replay:
+                return pending(batch_id)
+        try:
+            return _create(body, batch_id)
+        except ApiError:
+            if key is not None:
+                idempotency.forget(store, f"batch:{key}")
+            raise
+
+    def _create(body: BatchRequest, batch_id: str) -> PendingBatch:
         try:
             layout.check_id(batch_id, "batch id")
             check_overrides(parse_batch_spec(json.dumps(body.settings).encode()), body.people, body.garments)
@@ -93,10 +108,11 @@ def router(config: ApiConfig) -> APIRouter:
         return batch_view(store, config.registry, batch_id, record.keys(), config.linker(request))
 
     @api.post("", status_code=201, response_model=BatchCreated, summary="Create a batch: where each photo goes")
-    async def create_batch(body: BatchRequest, request: Request) -> BatchCreated:
+    async def create_batch(body: BatchRequest, request: Request,
+                           idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> BatchCreated:
         check_names(body.people, "people")
         check_names(body.garments, "garments")
-        record = await run_in_threadpool(create, body)
+        record = await run_in_threadpool(create, body, idempotency_key)
         base = f"/v1/batches/{record.batch_id}"
         uploads = {key.split("/", 2)[2]: target(key, f"{base}/{key.split('/', 2)[2]}") for key in record.keys()}
         return BatchCreated(batch_id=record.batch_id, uploads=uploads, commit_url=f"{base}/commit",

@@ -1,6 +1,6 @@
-"""Idempotency-Key on POST /v1/jobs: the first request with a key records its body's digest and its job under
-work/api/idempotency/ (a conditional create, so two racing requests make one job); the same key with the same
-body again answers with that job, with another body 409."""
+"""Idempotency-Key on POST /v1/jobs and /v1/batches: the first request with a key records its body's digest
+and its job (or batch) under work/api/idempotency/ (a conditional create, so two racing requests make one);
+the same key with the same body again answers with that one, with another body 409."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pipeline.storage import ObjectStore, PreconditionFailed
 class KeyRecord(Record):
     schema_version: Literal[1] = 1
     request_sha256: str
-    job_id: str
+    job_id: str  # or a batch's id, for a batch's key
     created_at: datetime
 
 
@@ -35,7 +35,7 @@ def remember(store: ObjectStore, key: str, digest: str, job_id: str) -> tuple[st
         raise ApiError(409, "a request with this Idempotency-Key is being handled right now",
                        "retry in a moment with the same key")
     if earlier.request_sha256 != digest:
-        raise ApiError(409, f"this Idempotency-Key was used for another request (job {earlier.job_id!r})",
+        raise ApiError(409, f"this Idempotency-Key was used for another request ({earlier.job_id!r})",
                        "use a new Idempotency-Key for a new job, or send exactly the earlier request again")
     return earlier.job_id, True
 
