@@ -286,6 +286,21 @@ def test_what_cannot_be_used_is_refused_at_upload_saying_what_to_do(folder: Serv
                        headers={"Content-Type": "application/json"})
     assert huge.status_code == 413
     assert folder.call("PUT", "/v1/jobs/never-made/person", data=RED).status_code == 404
+    before = {i.key for i in folder.store.list(layout.INCOMING)}
+    gif = folder.call("POST", "/v1/jobs", json={}, params={"person_format": "gif"})
+    assert gif.status_code == 422 and {i.key for i in folder.store.list(layout.INCOMING)} == before
+
+
+def test_a_failed_job_says_why_and_what_to_do(folder: Served) -> None:
+    created = folder.call("POST", "/v1/jobs", json={}).json()
+    assert folder.call("PUT", created["uploads"]["garment"]["url"], data=BLUE).status_code == 200
+    black = photo((0, 0, 0))  # the test avatar finds no one in it
+    assert folder.call("PUT", created["uploads"]["person"]["url"], data=black).status_code == 200
+    job = follow(folder, created["job_id"])[-1]["job"]
+    assert job["state"] == "failed" and job["results"] == []
+    error = json.loads(folder.store.get(layout.result_error_key(created["job_id"])))
+    assert job["error"] == error and error["phase"] == "avatar" and "no person found" in error["reason"]
+    assert error["user_action"] and job["phases"][0]["state"] == "failed"
 
 
 def test_a_restart_of_the_server_mid_job_loses_no_event(slow_folder: Served) -> None:

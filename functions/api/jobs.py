@@ -112,14 +112,15 @@ def router(config: ApiConfig) -> APIRouter:
             raise ApiError(404, f"there is no job {job_id!r}", "create it with POST /v1/jobs (or check the id)")
         return view
 
-    def targets(job_id: str, formats: dict[str, str]) -> dict[str, UploadTarget]:
+    def targets(job_id: str, formats: dict[layout.Role, str]) -> dict[str, UploadTarget]:
         if isinstance(store, S3Store):
-            return {part: s3_target(store, layout.incoming_image_key(job_id, part, ext), config.upload_expiry_s)  # type: ignore[arg-type]
+            expires = config.upload_expiry_s
+            return {part: s3_target(store, layout.incoming_image_key(job_id, part, ext), expires)
                     for part, ext in formats.items()}
         return {part: api_target(f"/v1/jobs/{job_id}/{part}") for part in formats}
 
     def create(job_id: str | None, fields: dict[str, Any], photos: dict[str, tuple[bytes, str]],
-               key: str | None, link: Linker) -> tuple[str, bool]:
+               key: str | None) -> tuple[str, bool]:
         digest = request_digest(job_id, fields, photos)
         job = job_id or f"job-{uuid.uuid4().hex[:12]}"
         if key is not None:
@@ -152,12 +153,12 @@ def router(config: ApiConfig) -> APIRouter:
             raise ApiError(415, f"a create request cannot be {kind}", "send job.json's fields as application/json, "
                            "or both photos as multipart/form-data")
         job_id, fields, _ = parse_request(spec_json)
-        link = config.linker(request)
-        job, replay = await run_in_threadpool(create, job_id, fields, photos, idempotency_key, link)
+        formats: dict[layout.Role, str] = {"person": photo_extension(person_format, "person_format"),
+                                           "garment": photo_extension(garment_format, "garment_format")}
+        job, replay = await run_in_threadpool(create, job_id, fields, photos, idempotency_key)
         if replay:
             response.headers["Idempotent-Replayed"] = "true"
-        formats = {"person": photo_extension(person_format, "person_format"),
-                   "garment": photo_extension(garment_format, "garment_format")}
+        link = config.linker(request)
         uploads = await run_in_threadpool(targets, job, formats)
         view = await run_in_threadpool(view_or_404, job, link)
         response.headers["Location"] = f"/v1/jobs/{job}"
