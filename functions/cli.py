@@ -292,6 +292,8 @@ def serve(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--host") from exc
     local = _open_bucket(bucket, settings, "--bucket", on_outcome=ProgressPrinter(console))
+    if work:
+        local.runtime.start()  # first: it imports torch (a second or two), before anyone is told to call
     api = create_api(ApiConfig.from_settings(local.store, local.registry, settings))
     server = ApiServer(api, host, port)
     try:

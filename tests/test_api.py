@@ -420,3 +420,33 @@ def test_a_signed_result_link_expires() -> None:
     check(secret, "job-1", token, now=1059.0)
     with pytest.raises(ApiError, match="expired"):
         check(secret, "job-1", token, now=1061.0)
+
+
+def test_dropfit_serve_says_who_may_call_it_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "300"}
+    env.pop("DROPFIT_API_KEY_HASHES", None)
+    command = [sys.executable, "-m", "functions.cli", "serve", "--bucket", str(tmp_path / "bucket")]
+    refused = subprocess.run([*command, "--host", "0.0.0.0"], env=env, text=True, capture_output=True, timeout=60)
+    assert refused.returncode == 2 and "only listen on loopback" in " ".join(refused.stderr.split())
+    env["DROPFIT_API_KEY_HASHES"] = json.dumps([key_hash(KEY)])
+    server = subprocess.Popen([*command, "--port", "0", "--log-level", "warning"], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        found = re.search(r"dropfit API on (http://127\.0\.0\.1:\d+)", first)
+        assert found and "API keys required" in first, first
+        url = found.group(1)
+        assert requests.get(f"{url}/v1/jobs/x", timeout=10).status_code == 401
+        assert requests.get(f"{url}/healthz", timeout=10).json() == {"status": "ok"}
+        assert "watching" in server.stdout.readline(), "it runs the jobs too"
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, _ = server.communicate(timeout=30)
+    assert server.returncode == 0 and "stopping" in out, out
