@@ -342,6 +342,9 @@ def test_a_batch_is_created_uploaded_committed_and_reported(folder: Served) -> N
     assert created.status_code == 201, created.text
     uploads = created.json()["uploads"]
     assert sorted(uploads) == ["garments/tee.png", "garments/top.png", "people/ann.jpg"]
+    assert folder.call("POST", "/v1/batches", json={"people": ["a.gif"], "garments": ["b.jpg"]}).status_code == 422
+    typo = folder.call("POST", "/v1/batches", json={"people": ["a.jpg"], "garments": ["b.jpg"], "setings": {}})
+    assert typo.status_code == 422 and "setings: unknown field" in typo.json()["error"]
     early = folder.call("POST", "/v1/batches/spring/commit")
     assert early.status_code == 409 and "misses 3 photo" in early.json()["error"]
     assert folder.store.head(layout.batch_marker_key("spring")) is None

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Request
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from functions.api import idempotency
@@ -23,6 +24,8 @@ from pipeline import layout
 from pipeline.errors import InvalidInput
 from pipeline.intake import check_overrides, parse_batch_spec
 from pipeline.manifests import Record, utcnow
+from pipeline.spec import MAX_JSON_BYTES as MAX_BATCH_BYTES
+from pipeline.spec import describe_errors, load_json_object
 from pipeline.state import read_model
 from pipeline.storage import PreconditionFailed
 
@@ -42,6 +45,17 @@ class PendingBatch(Record):
     def keys(self) -> list[str]:
         return [*(f"{layout.catalog_people_prefix(self.batch_id)}{n}" for n in self.people),
                 *(f"{layout.catalog_garments_prefix(self.batch_id)}{n}" for n in self.garments)]
+
+
+def parse_batch_request(data: bytes) -> BatchRequest:
+    """The body, read with a cap (batch.json's own), or 422 in the same words as job.json's errors."""
+    try:
+        return BatchRequest.model_validate(load_json_object(data, "the request body", "send one JSON object"))
+    except InvalidInput as exc:
+        raise refused(exc) from exc
+    except ValidationError as exc:
+        raise ApiError(422, f"the request is invalid: {describe_errors(exc)}",
+                       "correct those fields (see GET /docs, and the README's 'Catalog batches')") from exc
 
 
 def check_names(names: list[str], folder: str) -> None:
@@ -107,9 +121,12 @@ def router(config: ApiConfig) -> APIRouter:
         record = pending(batch_id)
         return batch_view(store, config.registry, batch_id, record.keys(), config.linker(request))
 
-    @api.post("", status_code=201, response_model=BatchCreated, summary="Create a batch: where each photo goes")
-    async def create_batch(body: BatchRequest, request: Request,
+    @api.post("", status_code=201, response_model=BatchCreated, summary="Create a batch: where each photo goes",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                  "schema": BatchRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}})
+    async def create_batch(request: Request,
                            idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> BatchCreated:
+        body = parse_batch_request(await read_body(request, MAX_BATCH_BYTES, "request body"))
         check_names(body.people, "people")
         check_names(body.garments, "garments")
         record = await run_in_threadpool(create, body, idempotency_key)
