@@ -15,6 +15,7 @@ from rich.console import Console
 from functions import cloud_cli
 from functions import status as status_view
 from functions.app import LocalApp, build_local
+from functions.incoming import clear_other_formats
 from functions.logs import configure
 from functions.models_cli import models_app
 from functions.progress import ProgressPrinter
@@ -131,7 +132,7 @@ def run_job(local: LocalApp, job: str, person: tuple[bytes, str], garment: tuple
     local.runtime.start()
     try:
         with progress or nullcontext():
-            _clear_other_formats(local.store, job, {"person": person[1], "garment": garment[1]})
+            clear_other_formats(local.store, job, {"person": person[1], "garment": garment[1]})
             if spec is not None:
                 store.put(layout.incoming_spec_key(job), spec, content_type="application/json")
             store.put(layout.incoming_image_key(job, "person", person[1]), person[0])
@@ -142,13 +143,6 @@ def run_job(local: LocalApp, job: str, person: tuple[bytes, str], garment: tuple
     finally:
         shut_down(console, local.runtime, grace_s=STOP_GRACE_S, deliveries_s=DELIVERY_WAIT_S, announce=False)
     return code
-
-
-def _clear_other_formats(store: ObjectStore, job: str, keep: dict[str, str]) -> None:
-    for info in list(store.list(layout.incoming_prefix(job))):
-        parsed = layout.parse_incoming(info.key)
-        if parsed and parsed.part in keep and not info.key.endswith(f".{keep[parsed.part]}"):
-            store.delete(info.key)
 
 
 def _terminal(store: ObjectStore, job: str) -> bool:

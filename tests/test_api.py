@@ -72,7 +72,7 @@ def folder(tmp_path: Path) -> Iterator[Served]:
 
 @pytest.fixture
 def slow_folder(tmp_path: Path) -> Iterator[Served]:
-    registry = make_fake_registry(RunLog(tmp_path / "runs.log"), slow_phase="fitting", slow_s=1.5)
+    registry = make_fake_registry(RunLog(tmp_path / "runs.log"), slow_phase="fitting", slow_s=3.0)
     yield from serve_folder(tmp_path, registry)
 
 
@@ -117,9 +117,10 @@ def s3(s3_client: Any, s3_bucket: str, tmp_path: Path) -> Iterator[Served]:
 
 
 def follow(served: Served, job_id: str, *, last_id: str | None = None,
-           until: Callable[[dict[str, Any]], bool] | None = None, timeout_s: float = 30) -> list[dict[str, Any]]:
+           until: Callable[[list[dict[str, Any]]], bool] | None = None,
+           timeout_s: float = 30) -> list[dict[str, Any]]:
     """The job's event stream as a client reads it: each event's id and data, until the server ends the stream
-    (the job is terminal) or `until(event)` says stop (the client hangs up)."""
+    (the job is terminal) or `until(events so far)` says stop (the client hangs up)."""
     headers = {**AUTH, **({"Last-Event-ID": last_id} if last_id else {})}
     events: list[dict[str, Any]] = []
     fields: dict[str, str] = {}
@@ -138,10 +139,24 @@ def follow(served: Served, job_id: str, *, last_id: str | None = None,
                 continue
             if "data" in fields:
                 events.append({"id": fields.get("id"), "event": fields.get("event"), **json.loads(fields["data"])})
-                if until is not None and until(events[-1]):
+                if until is not None and until(events):
                     return events
             fields = {}
     return events
+
+
+def phases_done(*streams: list[dict[str, Any]]) -> list[str]:
+    """The phases a client learnt were done, over its connections: a fresh stream's first event is the state
+    then (its job's phases), every later event one change; resumed streams (the later ones) only changes."""
+    done = []
+    for n, events in enumerate(streams):
+        for i, event in enumerate(events):
+            if n == 0 and i == 0:
+                assert event["phase"] is None, "a fresh stream starts with the state as it is"
+                done += [p["name"] for p in event["job"]["phases"] if p["state"] == "done"]
+            elif event.get("to") == "done":
+                done.append(event["phase"])
+    return done
 
 
 def put_photos(served: Served, created: dict[str, Any], *, form: str | None = None) -> None:
@@ -206,8 +221,7 @@ def test_a_job_runs_end_to_end_over_http(bucket: str, request: pytest.FixtureReq
     events = follow(served, job_id)
     assert events[-1]["job"]["state"] == "succeeded"
     assert len({e["id"] for e in events}) == len(events), "every event id is new"
-    done = [e["phase"] for e in events if e.get("to") == "done"]
-    assert sorted(done) == sorted(p.name for p in served.registry.table), events
+    assert sorted(phases_done(events)) == sorted(p.name for p in served.registry.table), events
     job = served.call("GET", f"/v1/jobs/{job_id}").json()
     assert [p["state"] for p in job["phases"]] == ["done"] * 4 and all(p["duration_s"] >= 0 for p in job["phases"])
     check_results(served, job)
@@ -307,12 +321,11 @@ def test_a_restart_of_the_server_mid_job_loses_no_event(slow_folder: Served) -> 
     served = slow_folder
     created = served.call("POST", "/v1/jobs", json={}).json()
     put_photos(served, created)
-    before = follow(served, created["job_id"], until=lambda e: e.get("phase") == "avatar" and e["to"] == "done")
+    before = follow(served, created["job_id"], until=lambda events: "avatar" in phases_done(events))
     served.restart()  # the client's stream breaks here; it reconnects to the new server with its last id
     assert served.call("GET", f"/v1/jobs/{created['job_id']}").json()["state"] == "running", "restarted mid-job"
     after = follow(served, created["job_id"], last_id=before[-1]["id"])
-    done = [e["phase"] for e in before + after if e.get("to") == "done"]
-    assert sorted(done) == sorted(p.name for p in served.registry.table), (before, after)
+    assert sorted(phases_done(before, after)) == sorted(p.name for p in served.registry.table), (before, after)
     assert after[-1]["job"]["state"] == "succeeded"
     check_results(served, after[-1]["job"])
 
@@ -330,7 +343,7 @@ def test_a_stream_cut_short_is_resumed_where_it_ended(slow_folder: Served) -> No
         short.server.stop()
     assert first and first[-1]["job"]["state"] in ("queued", "running"), "ended before the job did"
     rest = follow(slow_folder, created["job_id"], last_id=first[-1]["id"])
-    done = [e["phase"] for e in first + rest if e.get("to") == "done"]
+    done = phases_done(first, rest)
     assert sorted(done) == sorted(p.name for p in slow_folder.registry.table) and rest[-1]["job"]["state"] == \
         "succeeded"
 

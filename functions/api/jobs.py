@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import ValidationError
@@ -26,11 +26,11 @@ from functions.api.uploads import (
     api_target,
     check_photo,
     photo_extension,
-    put_photo,
     read_body,
     s3_target,
 )
 from functions.api.views import Linker, job_exists, job_view
+from functions.incoming import put_photo
 from infra.s3_store import S3Store
 from pipeline import layout
 from pipeline.errors import InvalidInput
@@ -38,7 +38,7 @@ from pipeline.spec import JobSpec, check_job_spec, describe_errors, load_json_ob
 from pipeline.state import result_manifest
 from pipeline.storage import ObjectStore
 
-Part = Literal["person", "garment", "size_chart"]
+Part = layout.Role
 WHAT = {"person": "person photo", "garment": "garment photo", "size_chart": "size-chart image"}
 FORMAT_HELP = "the photo's format, for the S3 upload link's signed content type: jpeg, png or webp"
 
@@ -78,7 +78,7 @@ def parse_request(data: bytes) -> tuple[str | None, dict[str, Any], JobSpec]:
     return request.job_id, fields, spec
 
 
-async def read_form(request: Request) -> tuple[bytes, dict[str, tuple[bytes, str]]]:
+async def read_form(request: Request) -> tuple[bytes, dict[layout.Role, tuple[bytes, str]]]:
     """A multipart create: (the spec field's JSON, {'person'|'garment': (bytes, extension)}), photos checked."""
     body = await read_body(request, MAX_FORM_BYTES, "request")
 
@@ -91,8 +91,9 @@ async def read_form(request: Request) -> tuple[bytes, dict[str, tuple[bytes, str
     except MultiPartException as exc:
         raise ApiError(422, f"the form cannot be read: {exc.message}", "send person and garment as files, "
                        "and job.json's fields as the text field 'spec'") from exc
-    photos = {}
-    for part in ("person", "garment"):
+    photos: dict[layout.Role, tuple[bytes, str]] = {}
+    parts: tuple[layout.Role, ...] = ("person", "garment")
+    for part in parts:
         upload = form.get(part)
         if not isinstance(upload, UploadFile):
             raise ApiError(422, f"the form has no {part} file", f"add the {WHAT[part]} as the file field {part!r}")
@@ -119,7 +120,7 @@ def router(config: ApiConfig) -> APIRouter:
                     for part, ext in formats.items()}
         return {part: api_target(f"/v1/jobs/{job_id}/{part}") for part in formats}
 
-    def create(job_id: str | None, fields: dict[str, Any], photos: dict[str, tuple[bytes, str]],
+    def create(job_id: str | None, fields: dict[str, Any], photos: dict[layout.Role, tuple[bytes, str]],
                key: str | None) -> tuple[str, bool]:
         digest = request_digest(job_id, fields, photos)
         job = job_id or f"job-{uuid.uuid4().hex[:12]}"
@@ -134,7 +135,7 @@ def router(config: ApiConfig) -> APIRouter:
                            f"replace its photos with PUT /v1/jobs/{job}/person and /garment")
         store.put(layout.incoming_spec_key(job), json.dumps(fields).encode(), content_type="application/json")
         for part, (data, ext) in photos.items():
-            put_photo(store, f"{layout.incoming_prefix(job)}{part}", data, ext)
+            put_photo(store, job, part, data, ext)
         return job, False
 
     @api.post("", status_code=201, response_model=JobCreated, openapi_extra=create_schema(),
@@ -144,7 +145,7 @@ def router(config: ApiConfig) -> APIRouter:
                          person_format: Annotated[str, Query(description=FORMAT_HELP)] = "jpeg",
                          garment_format: Annotated[str, Query(description=FORMAT_HELP)] = "jpeg") -> JobCreated:
         kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-        photos: dict[str, tuple[bytes, str]] = {}
+        photos: dict[layout.Role, tuple[bytes, str]] = {}
         if kind == "multipart/form-data":
             spec_json, photos = await read_form(request)
         elif kind in ("application/json", ""):
@@ -173,7 +174,7 @@ def router(config: ApiConfig) -> APIRouter:
         await run_in_threadpool(view_or_404, job_id, link)
         data = await read_body(request, MAX_PHOTO_BYTES, WHAT[part])
         ext = check_photo(data, WHAT[part])  # refused here, before anything is written
-        key = await run_in_threadpool(put_photo, store, f"{layout.incoming_prefix(job_id)}{part}", data, ext)
+        key = await run_in_threadpool(put_photo, store, job_id, part, data, ext)
         view = await run_in_threadpool(view_or_404, job_id, link)
         return UploadDone(key=key, size=len(data), format=ext, job=view)
 
@@ -199,7 +200,7 @@ def router(config: ApiConfig) -> APIRouter:
     return api
 
 
-def request_digest(job_id: str | None, fields: dict[str, Any], photos: dict[str, tuple[bytes, str]]) -> str:
+def request_digest(job_id: str | None, fields: dict[str, Any], photos: dict[layout.Role, tuple[bytes, str]]) -> str:
     """What an Idempotency-Key promises: the same job id, fields and photos."""
     canonical = {"job_id": job_id, "fields": fields,
                  "photos": {part: hashlib.sha256(data).hexdigest() for part, (data, _) in photos.items()}}

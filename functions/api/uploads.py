@@ -11,13 +11,12 @@ from PIL import Image, UnidentifiedImageError
 
 from functions.api.errors import ApiError, refused
 from functions.api.models import UploadTarget
+from functions.incoming import CONTENT_TYPES
 from infra.s3_store import S3Store
 from pipeline import layout
 from pipeline.errors import InvalidInput
 from pipeline.images import FORMATS, MAX_BYTES, MIB, inspect_image
-from pipeline.storage import ObjectStore
 
-CONTENT_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 MAX_PHOTO_BYTES = MAX_BYTES  # 40 MiB, intake's own limit (docs/inputs.md)
 MAX_JSON_BYTES = 1 * MIB  # a create request's body: job.json's fields (a size chart fits in a few KiB)
 MAX_FORM_BYTES = 2 * MAX_PHOTO_BYTES + MAX_JSON_BYTES  # a multipart create: both photos and the fields
@@ -59,19 +58,6 @@ def _is_accepted_format(data: bytes) -> bool:
             return (image.format or "") in FORMATS
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return data.startswith((b"\xff\xd8", b"\x89PNG")) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
-
-
-def put_photo(store: ObjectStore, key_of: str, data: bytes, ext: str) -> str:
-    """Write a checked photo at `key_of` + ext, after removing the same part in another format (person.png
-    replacing person.jpg), so intake never sees two and the replacement re-plans the job."""
-    key = f"{key_of}.{ext}"
-    prefix, _, stem = key_of.rpartition("/")
-    for info in list(store.list(f"{prefix}/")):
-        name = info.key[len(prefix) + 1:]
-        if "/" not in name and name.lower().partition(".")[0] == stem.lower() and info.key != key:
-            store.delete(info.key)
-    store.put(key, data, content_type=CONTENT_TYPES[ext])
-    return key
 
 
 def photo_extension(value: str, what: str) -> str:
