@@ -12,6 +12,8 @@ deterministic from their inputs, so a retry overwrites instead of duplicating.
     work/{step}/{id}/_claim.json        who is running a step, until when (a lease)
     work/jobs/{job_id}/plan.json        a job's plan: its inputs' hashes and the run key of every phase
     work/batches/{batch_id}/plan.json   a catalog batch's plan: its job ids and the photos they pair
+    work/api/idempotency/{digest}.json  the HTTP API: an Idempotency-Key's request hash and the job it made
+    work/api/batches/{batch_id}.json    the HTTP API: a batch created, not committed (its photos, batch.json)
     results/{job_id}/...                published results; manifest.json written last
     results/{job_id}/error.json         the job failed: phase, reason, what the user can do
     results/batches/{batch_id}/report.json  every job of a batch, once all are terminal
@@ -226,6 +228,15 @@ def plan_key(job_id: str) -> str:
 
 def batch_plan_key(batch_id: str) -> str:
     return f"{WORK}batches/{batch_id}/plan.json"
+
+
+def api_idempotency_key(idempotency_key: str) -> str:
+    """The record of one Idempotency-Key (hashed: a client's key may hold anything)."""
+    return f"{WORK}api/idempotency/{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}.json"
+
+
+def api_batch_key(batch_id: str) -> str:
+    return f"{WORK}api/batches/{check_id(batch_id, 'batch id')}.json"
 
 
 def parse_work(key: str) -> WorkKey | None:
