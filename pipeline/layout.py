@@ -13,8 +13,10 @@ deterministic from their inputs, so a retry overwrites instead of duplicating.
     work/jobs/{job_id}/plan.json        a job's plan: its inputs' hashes and the run key of every phase
     work/batches/{batch_id}/plan.json   a catalog batch's plan: its job ids and the photos they pair
     results/{job_id}/...                published results; manifest.json written last
+    results/{job_id}/index.html         the result page (with turntable.webp and page/), listed in the manifest
     results/{job_id}/error.json         the job failed: phase, reason, what the user can do
     results/batches/{batch_id}/report.json  every job of a batch, once all are terminal
+    results/batches/{batch_id}/index.html   the batch's grid page, written just before its report
 """
 
 from __future__ import annotations
@@ -256,6 +258,11 @@ def result_error_key(job_id: str) -> str:
     return f"{result_prefix(job_id)}error.json"
 
 
+def result_page_key(job_id: str) -> str:
+    """The job's result page; its assets sit next to it (`turntable.webp`, `page/...`)."""
+    return f"{result_prefix(job_id)}index.html"
+
+
 def result_event_key(job_id: str, outcome: str) -> str:
     """The local notifier's record of the job's terminal event ('succeeded' or 'failed')."""
     return f"{result_prefix(job_id)}_events/{outcome}.json"
@@ -285,6 +292,10 @@ def disabled_key(channel: str) -> str:
 
 def batch_report_key(batch_id: str) -> str:
     return f"{RESULTS}batches/{batch_id}/report.json"
+
+
+def batch_page_key(batch_id: str) -> str:
+    return f"{RESULTS}batches/{batch_id}/index.html"
 
 
 def parse_result(key: str) -> ResultKey | None:
