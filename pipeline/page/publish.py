@@ -29,13 +29,19 @@ M = TypeVar("M", FitReport, FittingRecord)
 
 INDEX = "index.html"
 TURNTABLE = "turntable.webp"
-VIEWER_SCRIPT = "page/model-viewer.min.js"
-EMBEDDED_GLB = "page/model-glb.js"  # the GLB as base64 in a classic script: what a page from a folder can load
+PAGE_DIR = "page/"
+VIEWER_SCRIPT = f"{PAGE_DIR}model-viewer.min.js"
+EMBEDDED_GLB = f"{PAGE_DIR}model-glb.js"  # the GLB as base64 in a classic script: what a page from a folder can load
 MAX_EMBEDDED_GLB = 32 * 1024 * 1024  # larger models are shown from a served page only (base64 adds a third)
 THUMBNAIL_SIDE = 640
 _ANGLE = re.compile(r"^angles/(\d{3})\.png$")
 DOWNLOADS = (("3D model (GLB)", "model.glb"), ("turntable (WebP)", TURNTABLE), ("contact sheet", "contact_sheet.jpg"),
              ("fit report", "fit_report.json"), ("fitting scores", "fitting.json"))
+
+
+def is_page_file(name: str) -> bool:
+    """Is this published name one the page step writes (not a phase's)?"""
+    return name in (INDEX, TURNTABLE) or name.startswith(PAGE_DIR)
 
 
 class _Writer:
@@ -103,7 +109,11 @@ def _inputs(store: ObjectStore, out: _Writer, inputs: dict[str, InputRef]) -> tu
         data = store.get(ref.key) if store.head(ref.key) is not None else b""
         if hashlib.sha256(data).hexdigest() != ref.sha256:
             continue
-        shown.append((role, out.put(f"page/{role}.jpg", thumbnail(data), "image/jpeg")))
+        try:
+            small = thumbnail(data)
+        except (OSError, ValueError, Image.DecompressionBombError):  # intake took it; a page need not show it
+            continue
+        shown.append((role, out.put(f"{PAGE_DIR}{role}.jpg", small, "image/jpeg")))
     return tuple(shown)
 
 
