@@ -11,11 +11,15 @@
       stage.dataset.angle = frames[index].dataset.angle;
       label.textContent = frames[index].dataset.angle + "\u00b0";
     };
-    var stop = function () { if (timer !== null) { clearInterval(timer); timer = null; } };
+    var stop = function () {
+      if (timer !== null) { clearInterval(timer); timer = null; }
+      delete stage.dataset.playing;
+    };
     var turn = function (steps) { stop(); show(index + steps); };
     var reduced = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
     if (!reduced && frames.length > 1) {  // one turn at 8 fps, back to the front view
       var played = 0;
+      stage.dataset.playing = "true";
       timer = setInterval(function () { played += 1; show(played); if (played >= frames.length) { stop(); } }, 125);
     }
     document.addEventListener("keydown", function (e) {
