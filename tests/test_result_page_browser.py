@@ -87,6 +87,7 @@ def open_page(browser: Any, url: str) -> tuple[Any, list[str]]:
 
     page.route("**/*", guard)
     page.goto(url)
+    page.locator("model-viewer").scroll_into_view_if_needed()  # model-viewer loads its model once in view
     # polled on a timer: SwiftShader draws slowly, so polling per animation frame (the default) lags by seconds
     page.wait_for_function("document.querySelector('model-viewer').loaded", timeout=30_000, polling=100)
     page.wait_for_function("!document.getElementById('turntable').dataset.playing", timeout=30_000, polling=100)

@@ -88,6 +88,7 @@ class GridCell:
     status: str
     href: str | None  # the pair's page, relative to the grid
     front: str | None  # the pair's front view, relative to the grid
+    caption: str | None = None  # the fit verdict, for a pair that succeeded
     phase: str | None = None
     error: str | None = None
     user_action: str | None = None

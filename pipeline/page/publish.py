@@ -145,12 +145,19 @@ def write_batch_page(store: ObjectStore, report: BatchReport,
             href=f"{job}/{INDEX}" if INDEX in names else None,
             front=f"{job}/angles/000.png" if "angles/000.png" in names else (
                 f"{job}/photo.png" if "photo.png" in names else None),
-            phase=entry.phase, error=entry.error, user_action=entry.user_action)
+            caption=_verdict(manifest), phase=entry.phase, error=entry.error, user_action=entry.user_action)
     grid = BatchGrid(batch_id=report.batch_id, people=_unique(e.person for e in report.jobs),
                      garments=_unique(e.garment for e in report.jobs), cells=cells, report=report)
     key = layout.batch_page_key(report.batch_id)
     store.put(key, render_batch(grid), content_type="text/html; charset=utf-8")
     return key
+
+
+def _verdict(manifest: ResultManifest | None) -> str | None:
+    fitting = manifest.phases.get("fitting") if manifest is not None else None
+    if fitting is None or "recommended_size" not in fitting.data:
+        return None
+    return f"size {fitting.data['recommended_size']} · {fitting.data.get('overall_fit', '?')}"
 
 
 def _unique(names: Iterable[str]) -> tuple[str, ...]:
