@@ -32,6 +32,8 @@ from pipeline.phases import PHASES
 from pipeline.state import load_plan, read_model
 
 JOB = "page job"  # a space: the page's links must not depend on the id
+VIEWER = find_viewer(Settings().models().cache)  # `make setup` vendors it where npm exists
+needs_viewer = pytest.mark.skipif(VIEWER.source is None, reason=str(VIEWER.missing))
 
 
 class PageText(HTMLParser):
@@ -81,8 +83,9 @@ def result_file(app: LocalApp, name: str) -> bytes:
 def test_the_manifest_lists_the_page_and_its_assets_with_their_sizes_and_hashes(job) -> None:
     app, manifest = job
     names = [f.name for f in manifest.files]
-    assert {"index.html", "turntable.webp", "page/model-viewer.min.js", "page/model-glb.js", "page/person.jpg",
-            "page/garment.jpg"} <= set(names)
+    assert {"index.html", "turntable.webp", "page/person.jpg", "page/garment.jpg"} <= set(names)
+    viewer_files = {"page/model-viewer.min.js", "page/model-glb.js"}
+    assert viewer_files <= set(names) if VIEWER.source is not None else not viewer_files & set(names)
     assert names[-1] == "index.html"  # built from everything else
     for entry in manifest.files:
         data = app.store.get(entry.key)
@@ -130,6 +133,7 @@ def test_the_page_shows_the_fit_report_and_the_scores_of_the_json_files(job) -> 
     assert fitting["quality_flags"] or "no quality flags" in flags
 
 
+@needs_viewer
 def test_the_page_links_only_relative_files_that_were_published(job) -> None:
     app, manifest = job
     page = PageText(result_file(app, "index.html").decode())
@@ -148,6 +152,7 @@ def test_the_page_links_only_relative_files_that_were_published(job) -> None:
     assert all(name in timings for name in manifest.phases) and "anny" in timings  # backends too
 
 
+@needs_viewer
 def test_the_embedded_glb_is_the_published_model(job) -> None:
     import base64
 
@@ -161,7 +166,7 @@ def test_a_re_publish_writes_the_same_bytes_to_the_same_keys(job) -> None:
     app, manifest = job
     before = {f.name: app.store.get(f.key) for f in manifest.files}
     app.store.delete(layout.result_manifest_key(JOB))  # as if the worker died before the manifest
-    steps.run_publish(app.store, JOB, StoreEventLog(app.store), PHASES, find_viewer(Settings().models().cache))
+    steps.run_publish(app.store, JOB, StoreEventLog(app.store), PHASES, VIEWER)
     again = read_model(app.store, layout.result_manifest_key(JOB), ResultManifest)
     assert again is not None
     assert [f.model_dump() for f in again.files] == [f.model_dump() for f in manifest.files]
@@ -183,6 +188,22 @@ def test_without_the_vendored_viewer_the_page_shows_the_rest_and_says_why(job, t
     page = PageText(html)
     assert "<model-viewer" not in html and "npm was not found at setup" in page.text("#viewer-note")
     assert page.text("#recommended-size") and page.text("000/distance")  # everything else is there
+
+
+def test_a_model_too_large_to_embed_is_left_to_served_pages(job, tmp_path: Path) -> None:
+    app, manifest = job
+    shutil.copytree(app.store.root, tmp_path / "copy", ignore=shutil.ignore_patterns(".dropfit"))
+    store = FolderStore(tmp_path / "copy")
+    plan = load_plan(store, JOB)
+    assert plan is not None
+    written = write_result_page(store, JOB, [f for f in manifest.files if not is_page_file(f.name)], plan.inputs,
+                                manifest.phases, ViewerScript(b"// the viewer's script\n"), max_embedded=1000)
+    assert "page/model-glb.js" not in {f.name for f in written} and "page/model-viewer.min.js" in {
+        f.name for f in written}
+    viewer = next(a for tag, a in PageText(store.get(layout.result_page_key(JOB)).decode()).elements
+                  if tag == "model-viewer")
+    assert viewer["data-src"] == "model.glb" and viewer["data-embedded"] == ""
+    assert "too large to embed" in viewer["data-not-embedded"]
 
 
 def test_every_value_on_the_page_is_escaped() -> None:

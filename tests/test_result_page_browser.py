@@ -23,12 +23,16 @@ from conftest import run_sample_job
 from functions.app import build_local
 from infra.settings import Settings
 from pipeline import layout
+from pipeline.page.viewer import find_viewer
 
 CHROMIUM = shutil.which("chromium")
 if CHROMIUM is None:
     pytest.skip("no chromium on PATH (`make setup` installs Debian's where it runs as root with apt-get)",
                 allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the dev extra)")
+VIEWER = find_viewer(Settings().models().cache)
+if VIEWER.source is None:
+    pytest.skip(str(VIEWER.missing), allow_module_level=True)
 
 JOB = "browser job"  # a space, so the file:// and http:// URLs are quoted
 SWIFTSHADER = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"]

@@ -60,9 +60,10 @@ class _Writer:
 
 def write_result_page(store: ObjectStore, job_id: str, files: list[FileEntry], inputs: dict[str, InputRef],
                       phases: dict[str, PhaseSummary], viewer: ViewerScript, *, batch_id: str | None = None,
-                      ) -> list[FileEntry]:
+                      max_embedded: int = MAX_EMBEDDED_GLB) -> list[FileEntry]:
     """The page, the turntable WebP and the page's assets under results/{job_id}/, given the job's published
-    `files` (already copied there); their manifest entries, the page last."""
+    `files` (already copied there); their manifest entries, the page last. A GLB over `max_embedded` bytes is
+    shown by served pages only."""
     by_name = {f.name: f for f in files}
     out = _Writer(store, job_id)
     angles = tuple(sorted(m.group(1) for m in map(_ANGLE.match, by_name) if m))
@@ -72,7 +73,7 @@ def write_result_page(store: ObjectStore, job_id: str, files: list[FileEntry], i
         turntable = out.put(TURNTABLE, turntable_webp(frames), "image/webp")
     page = ResultPage(
         job_id=job_id, batch_id=batch_id, photo="photo.png" if "photo.png" in by_name else None, angles=angles,
-        turntable=turntable, viewer=_viewer(store, out, by_name.get("model.glb"), viewer),
+        turntable=turntable, viewer=_viewer(store, out, by_name.get("model.glb"), viewer, max_embedded),
         report=_read(store, by_name.get("fit_report.json"), FitReport),
         fitting=_read(store, by_name.get("fitting.json"), FittingRecord),
         inputs=_inputs(store, out, inputs), phases=phase_rows(phases),
@@ -81,15 +82,16 @@ def write_result_page(store: ObjectStore, job_id: str, files: list[FileEntry], i
     return out.entries
 
 
-def _viewer(store: ObjectStore, out: _Writer, glb: FileEntry | None, viewer: ViewerScript) -> Viewer:
+def _viewer(store: ObjectStore, out: _Writer, glb: FileEntry | None, viewer: ViewerScript, max_embedded: int,
+            ) -> Viewer:
     if glb is None:
         return Viewer(None, None, None, "this result has no 3D model")
     if viewer.source is None:
         return Viewer(glb.name, None, None, viewer.missing or "the 3D viewer is not installed")
     script = out.put(VIEWER_SCRIPT, viewer.source, "text/javascript")
-    if glb.size > MAX_EMBEDDED_GLB:
+    if glb.size > max_embedded:
         return Viewer(glb.name, script, None, None, not_embedded=(
-            f"the model is {glb.size / 2**20:.0f} MB, too large to embed for a page opened from a folder"))
+            f"the model is {glb.size / 2**20:.1f} MB, too large to embed for a page opened from a folder"))
     encoded = base64.b64encode(store.get(glb.key)).decode("ascii")
     embedded = out.put(EMBEDDED_GLB, f'window.dropfitGlb = "{encoded}";\n'.encode(), "text/javascript")
     return Viewer(glb.name, script, embedded, None)
