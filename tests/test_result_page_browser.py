@@ -99,9 +99,10 @@ def open_page(browser: Any, url: str) -> tuple[Any, list[str]]:
 
 
 def drawn_share(png: bytes) -> tuple[float, float]:
-    """Of a screenshot: the share of pixels unlike its corner (background) colour, and of garment-red ones."""
+    """Of a screenshot: the share of pixels unlike its background (most common) colour, and of garment-red ones."""
     pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
-    background = pixels[2, 2]
+    colours, counts = np.unique(pixels.reshape(-1, 3), axis=0, return_counts=True)
+    background = colours[counts.argmax()]
     unlike = np.abs(pixels - background).sum(axis=2) > 40
     red = np.abs(pixels - GARMENT_RED).sum(axis=2) < 90
     return float(unlike.mean()), float(red.mean())
