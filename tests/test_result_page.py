@@ -246,3 +246,17 @@ def test_the_batch_grid_shows_each_pair_and_why_a_failed_one_failed(tmp_path: Pa
             link = f"../../{entry.job_id}/index.html"
             assert link in {a.get("href") for _, a in page.elements}
             assert (store.root / "results/batches/spring" / link).resolve().is_file()
+
+
+def test_a_job_that_fails_after_a_success_keeps_no_old_page(tmp_path: Path) -> None:
+    app = build_local(tmp_path / "bucket", Settings(workers=2, lease_s=5, retry_base_s=0.05),
+                      registry=make_fake_registry(RunLog(tmp_path / "runs.log")))
+    store, page = app.store, layout.result_page_key("again")
+    with app.runtime:
+        store.put(layout.incoming_image_key("again", "person", "jpg"), photo((200, 40, 40)))
+        store.put(layout.incoming_image_key("again", "garment", "jpg"), photo((40, 40, 200)))
+        assert app.runtime.run_until(lambda: store.head(layout.result_manifest_key("again")) is not None, timeout=60)
+        assert store.head(page) is not None
+        store.put(layout.incoming_image_key("again", "garment", "jpg"), photo((40, 40, 200))[:200])  # truncated
+        assert app.runtime.run_until(lambda: store.head(layout.result_error_key("again")) is not None, timeout=60)
+    assert store.head(layout.result_manifest_key("again")) is None and store.head(page) is None
