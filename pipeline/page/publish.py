@@ -65,6 +65,10 @@ def write_result_page(store: ObjectStore, job_id: str, files: list[FileEntry], i
     `files` (already copied there); their manifest entries, the page last. A GLB over `max_embedded` bytes is
     shown by served pages only."""
     by_name = {f.name: f for f in files}
+    clash = sorted(name for name in by_name if is_page_file(name))
+    if clash:
+        raise LookupError(f"job {job_id}: a phase publishes {', '.join(clash)}, which the page writes; "
+                          "fix the phase table")
     out = _Writer(store, job_id)
     angles = tuple(sorted(m.group(1) for m in map(_ANGLE.match, by_name) if m))
     turntable = None
