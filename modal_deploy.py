@@ -82,6 +82,16 @@ cpu_image = (modal.Image.debian_slim(python_version="3.11").pip_install_from_pyp
 api_image = (modal.Image.debian_slim(python_version="3.11")
              .pip_install_from_pyproject(str(PYPROJECT), optional_dependencies=["api"]).env(ENV)
              .add_local_python_source(*SOURCES))
+# The result page's templates are not Python, which add_local_python_source leaves out: the publish and report
+# steps (run_task) render them. Its 3D viewer, vendored by `make setup` (docs/result-page.md), is looked up in
+# the default cache, /root/.cache beside the sources; without it the pages say the 3D view is missing.
+cpu_image = cpu_image.add_local_dir(Path(__file__).with_name("pipeline") / "page" / "templates",
+                                    "/root/pipeline/page/templates")
+VIEWER_PACKAGE = Path(__file__).with_name(".cache") / "npm/node_modules/@google/model-viewer"
+for viewer_file in ("package.json", "dist/model-viewer-umd.min.js"):
+    if (VIEWER_PACKAGE / viewer_file).is_file():
+        cpu_image = cpu_image.add_local_file(VIEWER_PACKAGE / viewer_file,
+                                             f"/root/.cache/npm/node_modules/@google/model-viewer/{viewer_file}")
 cpu_model_image = (
     modal.Image.debian_slim(python_version="3.11").apt_install("libgl1", "libglib2.0-0")
     .pip_install(pin("cpu", "torch"), index_url=CPU_TORCH_INDEX)

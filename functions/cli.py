@@ -155,7 +155,9 @@ def _report_job(store: FolderStore, job: str, missing: dict[str, str], elapsed: 
     state = job_status(store, plan) if plan is not None else "running"
     manifest = result_manifest(store, job)
     if state == "succeeded" and manifest is not None:
-        console.print(f"[green]succeeded[/] in {elapsed:.1f} s: {store.root / layout.result_prefix(job)}")
+        page = store.root / layout.result_page_key(job)
+        where = page.resolve().as_uri() if page.is_file() else store.root / layout.result_prefix(job)
+        console.print(f"[green]succeeded[/] in {elapsed:.1f} s: {where}", highlight=False, soft_wrap=True)
         _print_result(store, job, manifest)
         return 0
     error = job_error(store, job)

@@ -15,8 +15,10 @@ deterministic from their inputs, so a retry overwrites instead of duplicating.
     work/api/idempotency/{digest}.json  the HTTP API: an Idempotency-Key's request hash and the job it made
     work/api/batches/{batch_id}.json    the HTTP API: a batch created, not committed (its photos, batch.json)
     results/{job_id}/...                published results; manifest.json written last
+    results/{job_id}/index.html         the result page (with turntable.webp and page/), listed in the manifest
     results/{job_id}/error.json         the job failed: phase, reason, what the user can do
     results/batches/{batch_id}/report.json  every job of a batch, once all are terminal
+    results/batches/{batch_id}/index.html   the batch's grid page, written just before its report
 """
 
 from __future__ import annotations
@@ -267,6 +269,11 @@ def result_error_key(job_id: str) -> str:
     return f"{result_prefix(job_id)}error.json"
 
 
+def result_page_key(job_id: str) -> str:
+    """The job's result page; its assets sit next to it (`turntable.webp`, `page/...`)."""
+    return f"{result_prefix(job_id)}index.html"
+
+
 def result_event_key(job_id: str, outcome: str) -> str:
     """The local notifier's record of the job's terminal event ('succeeded' or 'failed')."""
     return f"{result_prefix(job_id)}_events/{outcome}.json"
@@ -296,6 +303,10 @@ def disabled_key(channel: str) -> str:
 
 def batch_report_key(batch_id: str) -> str:
     return f"{RESULTS}batches/{batch_id}/report.json"
+
+
+def batch_page_key(batch_id: str) -> str:
+    return f"{RESULTS}batches/{batch_id}/index.html"
 
 
 def parse_result(key: str) -> ResultKey | None:
