@@ -180,6 +180,7 @@ def check_results(served: Served, job: dict[str, Any]) -> None:
     manifest = read_model(served.store, layout.result_manifest_key(job["job_id"]), ResultManifest)
     assert manifest is not None
     assert {r["name"]: r["sha256"] for r in job["results"]} == {f.name: f.sha256 for f in manifest.files}
+    assert manifest.cost is not None and job["cost"] == manifest.cost.model_dump(mode="json")
     for link in job["results"]:
         got = requests.get(link["url"], timeout=30)
         assert got.status_code == 200, (link, got.text)

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.cost import JobCost
+
 JobState = Literal["waiting_for_inputs", "queued", "running", "succeeded", "failed"]
 PhaseState = Literal["done", "failed", "running", "waiting", "pending", "unavailable"]
 
@@ -61,6 +63,7 @@ class JobView(Body):
     results: list[ResultLink] = Field(default_factory=list, description="on success: every file of the result")
     manifest_url: str | None = None
     page_url: str | None = Field(default=None, description="on success: the result page, when published")
+    cost: JobCost | None = Field(default=None, description="on success: the job's CPU/GPU seconds and US$ estimate")
     error: dict[str, Any] | None = Field(default=None, description="on failure: results/{job}/error.json")
     links: dict[str, str] = Field(default_factory=dict)
 

@@ -99,7 +99,7 @@ def succeeded_view(store: ObjectStore, job_id: str, phases: list[PhaseView], lin
                                content_type="application/json")
     page = next((r.url for r in results if r.name == PAGE), None)
     return JobView(state="succeeded", progress=1.0, phases=phases, results=results, page_url=page,
-                   manifest_url=link(job_id, manifest_entry), **base)
+                   manifest_url=link(job_id, manifest_entry), cost=manifest.cost, **base)
 
 
 def batch_view(store: ObjectStore, registry: PhaseRegistry, batch_id: str, expected: list[str],
