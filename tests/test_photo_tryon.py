@@ -53,3 +53,13 @@ def test_a_fill_keeps_the_photos_light_not_a_flat_colour() -> None:
     light = photo_light(photo, region)
     assert light[200, 60] < 0.9 < 1.1 < light[200, 240], "darker where the photo was darker"
     assert np.allclose(photo_light(photo, np.zeros((H, W), bool)), 1.0)
+
+
+def test_only_what_reaches_above_the_eyes_counts_as_hair() -> None:
+    from pipeline.fitting.photo import scalp_joined
+
+    mask = np.zeros((H, W), bool)
+    mask[20:120, 60:80] = True  # long hair beside the face, from the scalp down
+    mask[150:170, 100:200] = True  # headphones round the neck
+    joined = scalp_joined(mask, eye_y=60)
+    assert joined[20:120, 60:80].all() and not joined[150:170].any()

@@ -57,6 +57,18 @@ class Parsing:
     body_iou: float  # the fitted body's silhouette against the person mask
 
 
+def scalp_joined(mask: np.ndarray, eye_y: float) -> np.ndarray:
+    """The parts of `mask` that reach above the eyes: hair grows from the scalp, so what stands past the body only
+    lower down (headphones or a scarf round the neck, a collar) is not hair."""
+    import cv2
+
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return mask
+    above = np.unique(labels[: max(0, int(eye_y))][mask[: max(0, int(eye_y))]])
+    return np.isin(labels, above[above > 0])
+
+
 def measure_hair(photo: np.ndarray, parsing: Parsing, eye_y: float, shoulder_y: float) -> Hair | None:
     """The hair is what of the person stands past the fitted skull above the shoulders (else the non-skin pixels
     of the head above the eyes); its colour is their median, and it reaches as far down as the pixels of that
@@ -67,7 +79,7 @@ def measure_hair(photo: np.ndarray, parsing: Parsing, eye_y: float, shoulder_y: 
     if unit <= 2:
         return None
     rows = np.arange(photo.shape[0])[:, None]
-    outside = parsing.person & ~parsing.rendered & (rows < shoulder_y)  # past the skull: hair (or a hat)
+    outside = scalp_joined(parsing.person & ~parsing.rendered & (rows < shoulder_y), eye_y)  # hair (or a hat)
     top = parsing.person & ~parsing.skin & (rows < eye_y) & (parsing.part == PART["head"])
     if outside.sum() >= 200:  # voluminous or long hair: its colour is what stands past the head, skin-like or not
         top = outside
