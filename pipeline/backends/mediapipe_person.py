@@ -18,8 +18,8 @@ What counts as a person (anything else is skipped; no person left -> None):
   standing figure half the frame tall. Smaller figures (patterns on a flat-lay shirt pose as tiny people)
   are not dressed; they still count among `people` down to 5 % of the height.
 
-A photo cut at the chest (head and shoulders, the hips below the frame) finds nobody as it is: Pose wants
-room for the body to continue. When the photo finds no person, Pose looks again on the photo padded below
+A photo cut at the chest (head and shoulders, the hips below the frame) finds nobody as it is (the 3-of-4
+torso rule below). When the photo finds no person, Pose looks again on the photo padded below
 (and at the sides) with a flat grey or the edge pixels repeated (`CHEST_PADS`, in order), and the
 landmarks come back into the photo's frame: the hips and everything below keep their guessed positions
 outside it, with visibility 0, and the mask is cut back to the photo. That person counts only with both
