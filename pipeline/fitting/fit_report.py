@@ -41,6 +41,8 @@ Size evaluated: the garment's own size when it is a chart row (case-insensitive)
 
 Confidence per region: the body measurement's confidence times a factor per default the region leans on:
 the size chart (x 0.6, a generic chart, not the garment's), fabric stretch (x 0.85), fabric thickness (x 0.95).
+The notes word each default used, and name the regions whose body measurement the photo did not show (a photo
+cut at the chest: waist and hip follow the body model's proportions).
 """
 
 from __future__ import annotations
