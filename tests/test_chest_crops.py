@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,17 @@ from test_avatar import png_of, run_avatar
 from test_cli import dropfit
 
 from bench.devdata import DEV_DATA
+from fakes_person import FakePersonLandmarker, standing_person
 from infra.folder_store import FolderStore
 from pipeline.avatar.contracts import AvatarRecord
-from pipeline.backends.mediapipe_person import CHEST_CROP_NOTE, MediapipePersonLandmarker, padded_below, unpadded
+from pipeline.avatar.phase import find_person
+from pipeline.backends.mediapipe_person import (
+    CHEST_CROP_NOTE,
+    Detection,
+    MediapipePersonLandmarker,
+    padded_below,
+    unpadded,
+)
 from pipeline.body.measure import HIPS_UNSEEN
 from pipeline.errors import InvalidInput
 from pipeline.phase_api import PhaseRegistry
@@ -29,7 +38,8 @@ from pipeline.sample import sample_garment, sample_person
 
 HARD = DEV_DATA / "hard/people"
 HAT = HARD / "omnitry_person_hat.jpg"  # head and shoulders, a T-shirt under an open shirt
-NO_HEAD = HARD / "chatgarment_1dde6afed43187fe927089a615e3f744724ef3defdf3f2ae4a6cede5ad71dcea.jpg"  # cut at the chest
+# cut at the ribs: no head, no shoulders
+NO_HEAD = HARD / "chatgarment_1dde6afed43187fe927089a615e3f744724ef3defdf3f2ae4a6cede5ad71dcea.jpg"
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +69,6 @@ def test_padding_maps_back_to_the_photo_and_points_below_keep_their_place() -> N
     rgb = np.zeros((100, 80, 3), np.uint8)
     padded, left = padded_below(rgb, 1.0, 0.25, "grey")
     assert padded.shape == (200, 120, 3) and left == 20 and padded[150, 60, 0] == 128
-    from pipeline.backends.mediapipe_person import Detection
-
     marks = np.array([[30.0, 40.0, 0.9], [50.0, 170.0, 0.8], [5.0, 40.0, 0.9]] + [[60.0, 50.0, 1.0]] * 30, np.float32)
     back = unpadded(Detection(landmarks=marks, world=np.zeros((33, 3), np.float32),
                               mask=np.ones((200, 120), np.float32)), left, 80, 100)
@@ -68,6 +76,31 @@ def test_padding_maps_back_to_the_photo_and_points_below_keep_their_place() -> N
     assert back.landmarks[0].tolist() == pytest.approx([10.0, 40.0, 0.9])
     assert back.landmarks[1].tolist() == pytest.approx([30.0, 170.0, 0.0])  # below the photo: kept, unseen
     assert back.landmarks[2, 2] == 0.0  # in the left pad
+
+
+def cut_at(y: int, hide: tuple[int, ...] = ()) -> FakePersonLandmarker:
+    """A standing person (768x1024 photo) as the landmarker gives a photo cut at row `y`: points below it keep
+    their place, visibility 0; `hide` are more landmarks not seen."""
+    person = standing_person()
+    marks = person.landmarks.copy()
+    marks[marks[:, 1] > y, 2] = 0.0
+    marks[list(hide), 2] = 0.0
+    return FakePersonLandmarker(replace(person, image_size=(768, y), landmarks=marks, mask=person.mask[:y]))
+
+
+def test_the_avatar_refuses_only_where_the_garment_cannot_be_placed() -> None:
+    rgb = np.zeros((1, 1, 3), np.uint8)  # the fake ignores it
+    hips_y = float(standing_person().landmarks[23, 1])
+    assert find_person(cut_at(int(hips_y) - 60), rgb) is not None  # cut at the chest, face seen
+    assert find_person(cut_at(1024, hide=(0, 2, 5)), rgb) is not None  # whole body, no face: carries on
+    cases = [(cut_at(int(hips_y) - 60, hide=(0, 2, 5)), "shows no face"),  # chest crop, no face
+             (cut_at(1024, hide=(12,)), "shoulders are not both visible"),
+             (cut_at(1024, hide=(23,)), "hips are hidden"),  # a hip in the frame, not seen
+             (FakePersonLandmarker(None), "no person found")]
+    for landmarker, reason in cases:
+        with pytest.raises(InvalidInput) as caught:
+            find_person(landmarker, rgb)
+        assert reason in caught.value.reason and "cut at the chest will do" in caught.value.user_action
 
 
 def test_a_photo_cut_at_the_chest_is_found_with_its_hips_below_the_frame(

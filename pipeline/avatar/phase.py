@@ -98,7 +98,7 @@ def find_person(landmarker: PersonLandmarker, rgb: np.ndarray) -> PersonObservat
     if not (seen[list(HIPS)] | below).all():
         raise InvalidInput("the person's hips are hidden in the person photo (in the frame but not visible)",
                            NO_PERSON_ACTION)
-    if below.any() and not seen[list(HEAD)].all():
+    if below.all() and not seen[list(HEAD)].all():
         raise InvalidInput("the person photo is cut above the hips and shows no face: the head and the garment "
                            "cannot be placed", NO_PERSON_ACTION)
     return person
