@@ -115,6 +115,22 @@ def test_a_photo_cut_at_the_chest_is_found_with_its_hips_below_the_frame(
     assert (hips[:, 1] > 400).all() and (hips[:, 2] == 0).all()
 
 
+def test_the_body_fits_a_chest_crop_with_the_hips_unseen_and_the_legs_at_rest(
+        landmarker: MediapipePersonLandmarker) -> None:
+    from pipeline.backends.anny_body import AnnyBodyFitter
+
+    person = landmarker.find_person(chest_crop())
+    assert person is not None
+    fit = AnnyBodyFitter().fit(person, 1.7)
+    names = list(fit.keypoint_names)
+    assert fit.targets_2d[[names.index("left_hip"), names.index("right_hip")], 2].tolist() == [0.0, 0.0]
+    assert fit.targets_2d[[names.index("left_shoulder"), names.index("right_shoulder")], 2].min() > 0.5
+    legs = [b for b in fit.params if b.startswith("pose.") and ("leg" in b or "foot" in b)]
+    assert len(legs) == 6 and all(np.linalg.norm(fit.params[b]) < 0.02 for b in legs), fit.params
+    shoulders = fit.keypoints_2d[[names.index("left_shoulder"), names.index("right_shoulder")]]
+    assert np.abs(shoulders - person.landmarks[[11, 12], :2]).max() < 12  # px, on a 560x400 photo
+
+
 def test_the_avatar_of_a_chest_crop_fits_and_says_what_it_assumed(folder_store: FolderStore,
                                                                  registry: PhaseRegistry) -> None:
     _, files = run_avatar(folder_store, registry, png_of(chest_crop()))
