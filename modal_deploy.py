@@ -17,6 +17,7 @@ and retries subscriber deliveries. Importing this file needs no credentials and 
 `.local()`.
 """
 
+import dataclasses
 import json
 import os
 import tomllib
@@ -37,6 +38,7 @@ WEIGHTS_VOLUME = "dropfit-models"
 MODELS_DIR = "/models"
 GPU_FALLBACKS = ["H100", "H200", "A100-80GB"]  # the first one free is taken; all hold the try-on batch (80 GB+)
 POLL_SECONDS = 50  # each scheduled poll long-polls this long: the queue is read almost continuously
+STREAM_MAX_S = 120.0  # the API's event streams end within Modal's 150 s request limit; clients resume
 ENDPOINT_WARM = 1  # keep the EventBridge endpoint warm (its caller gives up after 5 s); 0 for the SQS route only
 
 PYPROJECT = Path(__file__).with_name("pyproject.toml")
@@ -76,6 +78,20 @@ app = modal.App(APP_NAME)
 
 cpu_image = (modal.Image.debian_slim(python_version="3.11").pip_install_from_pyproject(str(PYPROJECT)).env(ENV)
              .add_local_python_source(*SOURCES))
+# the jobs HTTP API (functions/api): the base dependencies and the `api` extra (FastAPI, sse-starlette, ...)
+api_image = (modal.Image.debian_slim(python_version="3.11")
+             .pip_install_from_pyproject(str(PYPROJECT), optional_dependencies=["api"]).env(ENV)
+             .add_local_python_source(*SOURCES))
+# The result page's templates are not Python, which add_local_python_source leaves out: the publish and report
+# steps (run_task) render them. Its 3D viewer, vendored by `make setup` (docs/result-page.md), is looked up in
+# the default cache, /root/.cache beside the sources; without it the pages say the 3D view is missing.
+cpu_image = cpu_image.add_local_dir(Path(__file__).with_name("pipeline") / "page" / "templates",
+                                    "/root/pipeline/page/templates")
+VIEWER_PACKAGE = Path(__file__).with_name(".cache") / "npm/node_modules/@google/model-viewer"
+for viewer_file in ("package.json", "dist/model-viewer-umd.min.js"):
+    if (VIEWER_PACKAGE / viewer_file).is_file():
+        cpu_image = cpu_image.add_local_file(VIEWER_PACKAGE / viewer_file,
+                                             f"/root/.cache/npm/node_modules/@google/model-viewer/{viewer_file}")
 cpu_model_image = (
     modal.Image.debian_slim(python_version="3.11").apt_install("libgl1", "libglib2.0-0")
     .pip_install(pin("cpu", "torch"), index_url=CPU_TORCH_INDEX)
@@ -198,6 +214,27 @@ def eventbridge() -> Any:
     settings = _settings()
     token = settings.endpoint_token.get_secret_value() if settings.endpoint_token else None
     return asgi_app(token, accept=lambda payload: route_events.spawn(payload))
+
+
+@app.function(image=api_image, secrets=secrets, scaledown_window=300, timeout=600)
+@modal.concurrent(max_inputs=100)
+@modal.asgi_app(label="dropfit-api")
+def api() -> Any:
+    """The jobs HTTP API (docs/api.md) on the S3 bucket: uploads and result links are presigned, so photos and
+    results never pass through this container. Public on the internet, so it refuses to start without an API
+    key (DROPFIT_API_KEY_HASHES in a secret)."""
+    from functions.api import ApiConfig, create_api
+    from functions.api.auth import check_bind
+    from functions.cloud import phase_registry, required, s3_store
+
+    settings = _settings()
+    check_bind("0.0.0.0", settings.api_key_hashes)  # ValueError, saying what to set, when no key is configured
+    store = s3_store(required(settings.bucket, "DROPFIT_BUCKET"), settings)
+    config = ApiConfig.from_settings(store, phase_registry(settings, None), settings)
+    # Modal's web endpoints cut a request at 150 s: an event stream ends before, and the client resumes with its
+    # Last-Event-ID (a browser's EventSource by itself), missing nothing. The model cache is the phases' volume,
+    # mounted where they run, not here.
+    return create_api(dataclasses.replace(config, stream_max_s=STREAM_MAX_S, model_cache=None))
 
 
 @app.function(image=cpu_image, secrets=secrets, schedule=modal.Period(minutes=10), timeout=600, max_containers=1)

@@ -14,6 +14,7 @@ from functions.runtime import LocalRuntime
 from infra.folder_store import FolderStore
 from infra.notifications import build_notifier
 from infra.settings import Settings
+from pipeline.page.viewer import find_viewer
 from pipeline.phase_api import PhaseRegistry
 from pipeline.registry import product_registry
 
@@ -31,8 +32,8 @@ def build_local(bucket: Path | str, settings: Settings | None = None, *, registr
     settings = settings or Settings()
     store = FolderStore(bucket)
     registry = registry or product_registry(settings.models())
-    handlers = Handlers(store, registry, notifier or build_notifier(store, settings),
-                        lease_s=settings.lease_s, prices=settings.prices())
+    handlers = Handlers(store, registry, notifier or build_notifier(store, settings), lease_s=settings.lease_s,
+                        viewer=find_viewer(settings.models().cache), prices=settings.prices())
     runtime = LocalRuntime(handlers, workers=settings.workers, max_attempts=settings.max_attempts,
                            retry_base_s=settings.retry_base_s, on_outcome=on_outcome, on_start=on_start)
     store.subscribe(runtime.submit_event)

@@ -15,6 +15,7 @@ from rich.console import Console
 from functions import cloud_cli
 from functions import status as status_view
 from functions.app import LocalApp, build_local
+from functions.incoming import clear_other_formats
 from functions.logs import configure
 from functions.models_cli import models_app
 from functions.progress import ProgressPrinter
@@ -131,7 +132,7 @@ def run_job(local: LocalApp, job: str, person: tuple[bytes, str], garment: tuple
     local.runtime.start()
     try:
         with progress or nullcontext():
-            _clear_other_formats(local.store, job, {"person": person[1], "garment": garment[1]})
+            clear_other_formats(local.store, job, {"person": person[1], "garment": garment[1]})
             if spec is not None:
                 store.put(layout.incoming_spec_key(job), spec, content_type="application/json")
             store.put(layout.incoming_image_key(job, "person", person[1]), person[0])
@@ -144,13 +145,6 @@ def run_job(local: LocalApp, job: str, person: tuple[bytes, str], garment: tuple
     return code
 
 
-def _clear_other_formats(store: ObjectStore, job: str, keep: dict[str, str]) -> None:
-    for info in list(store.list(layout.incoming_prefix(job))):
-        parsed = layout.parse_incoming(info.key)
-        if parsed and parsed.part in keep and not info.key.endswith(f".{keep[parsed.part]}"):
-            store.delete(info.key)
-
-
 def _terminal(store: ObjectStore, job: str) -> bool:
     plan = load_plan(store, job)
     return plan is not None and job_status(store, plan) != "running"
@@ -161,7 +155,9 @@ def _report_job(store: FolderStore, job: str, missing: dict[str, str], elapsed: 
     state = job_status(store, plan) if plan is not None else "running"
     manifest = result_manifest(store, job)
     if state == "succeeded" and manifest is not None:
-        console.print(f"[green]succeeded[/] in {elapsed:.1f} s: {store.root / layout.result_prefix(job)}")
+        page = store.root / layout.result_page_key(job)
+        where = page.resolve().as_uri() if page.is_file() else store.root / layout.result_prefix(job)
+        console.print(f"[green]succeeded[/] in {elapsed:.1f} s: {where}", highlight=False, soft_wrap=True)
         _print_result(store, job, manifest)
         return 0
     error = job_error(store, job)
@@ -268,6 +264,63 @@ def watch_bucket(local: LocalApp, sweep_interval_s: float, *, grace_s: float = S
         arm_stop_deadline(grace_s + DELIVERY_WAIT_S + STOP_SLACK_S)
         watcher.stop()
         shut_down(console, local.runtime, grace_s=grace_s, deliveries_s=DELIVERY_WAIT_S, announce=True)
+
+
+@app.command()
+def serve(
+    bucket: BucketOpt = Path("dropfit-bucket"),
+    host: Annotated[str, typer.Option("--host", help="address to listen on; without an API key only loopback")] =
+    "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port to listen on")] = 8000,
+    work: Annotated[bool, typer.Option("--work/--no-work", help="also run the jobs here (as `dropfit watch` "
+                                       "does); --no-work when a `dropfit watch` runs them")] = True,
+    log_level: LogLevel = "info",
+    log_format: LogFormat = "console",
+) -> None:
+    """Serve the jobs HTTP API on BUCKET (docs/api.md; OpenAPI at /docs), and run its jobs. Without an API key
+    configured (DROPFIT_API_KEY_HASHES, `dropfit api-key`) it listens on loopback only."""
+    from functions.api import ApiConfig, create_api
+    from functions.api.auth import check_bind
+    from functions.api.server import ApiServer
+
+    settings = _settings(log_level, log_format)
+    try:
+        said = check_bind(host, settings.api_key_hashes)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--host") from exc
+    local = _open_bucket(bucket, settings, "--bucket", on_outcome=ProgressPrinter(console))
+    if work:
+        local.runtime.start()  # first: it imports torch (a second or two), before anyone is told to call
+    api = create_api(ApiConfig.from_settings(local.store, local.registry, settings))
+    server = ApiServer(api, host, port)
+    try:
+        server.start()
+    except RuntimeError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--port") from exc
+    console.print(f"dropfit API on {server.url} (docs: {server.url}/docs) for {local.store.root}; {said}",
+                  highlight=False)
+    try:
+        if work:
+            watch_bucket(local, settings.sweep_interval_s)
+        else:
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        server.stop()
+
+
+@app.command(name="api-key")
+def api_key() -> None:
+    """Make an API key for `dropfit serve` and the Modal endpoint: give the key to the client, put its sha256
+    into DROPFIT_API_KEY_HASHES (the server keeps only that)."""
+    from functions.api.auth import new_key
+
+    key, digest = new_key()
+    typer.echo(f"key (give it to the client; shown once): {key}")  # plain lines: copied, never wrapped
+    typer.echo(f"sha256 (for the server): {digest}")
+    typer.echo(f"  export DROPFIT_API_KEY_HASHES='[\"{digest}\"]'")
 
 
 @app.command()

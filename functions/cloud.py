@@ -27,6 +27,7 @@ from infra.s3_store import S3Store
 from infra.settings import Settings
 from pipeline.backends.threads import pin_torch_threads
 from pipeline.backoff import backoff_s
+from pipeline.page.viewer import find_viewer
 from pipeline.phase_api import PhaseRegistry
 from pipeline.phases import STEP_NAMES
 from pipeline.registry import product_registry
@@ -41,8 +42,8 @@ def s3_store(bucket: str, settings: Settings) -> S3Store:
 def s3_handlers(bucket: str, settings: Settings, registry: PhaseRegistry | None = None) -> Handlers:
     store = s3_store(bucket, settings)
     registry = registry or product_registry(settings.models())  # the deployment's profile: intake plans with it
-    return Handlers(store, registry, build_notifier(store, settings),
-                    lease_s=settings.lease_s, prices=settings.prices())
+    return Handlers(store, registry, build_notifier(store, settings), lease_s=settings.lease_s,
+                    viewer=find_viewer(settings.models().cache), prices=settings.prices())
 
 
 def phase_registry(settings: Settings, cache_dir: Path | None) -> PhaseRegistry:

@@ -19,8 +19,10 @@ from events.tasks import Task
 from functions import steps
 from functions.claims import Claims, Lease
 from pipeline import layout
+from pipeline.backends.config import default_cache_dir
 from pipeline.cost import Prices
 from pipeline.errors import LeaseLost, PhaseUnavailable
+from pipeline.page.viewer import ViewerScript, find_viewer
 from pipeline.phase_api import PhaseRegistry
 from pipeline.phases import STEP_NAMES
 from pipeline.storage import ObjectStore
@@ -60,8 +62,9 @@ def worker_id() -> str:
 class Handlers:
     def __init__(self, store: ObjectStore, registry: PhaseRegistry, notifier: Notifier, *, lease_s: float = 60.0,
                  worker: str | None = None, clock: Callable[[], float] = time.time,
-                 prices: Prices | None = None) -> None:
+                 viewer: ViewerScript | None = None, prices: Prices | None = None) -> None:
         self.store = store
+        self._viewer = viewer  # the result page's 3D viewer script; None: looked up in the default cache once
         self.prices = prices or Prices()
         self.registry = registry
         self.notifier = notifier
@@ -123,6 +126,12 @@ class Handlers:
         """Start the subscriber deliveries whose retry time has come (none for a notifier without an outbox)."""
         return self.notifier.redeliver_due() if isinstance(self.notifier, Deliveries) else 0
 
+    @property
+    def viewer(self) -> ViewerScript:
+        if self._viewer is None:
+            self._viewer = find_viewer(default_cache_dir())
+        return self._viewer
+
     def _run(self, task: Task, lease: Lease, attempt: int) -> str:
         if task.is_phase:
             return steps.run_phase(self.store, self.registry, task, lease, attempt, self.worker)
@@ -131,7 +140,8 @@ class Handlers:
         if task.step == "batch":
             return steps.run_batch(self.store, task.subject, self.registry, self.notifier)
         if task.step == "publish":
-            return steps.run_publish(self.store, task.subject, self.notifier, self.registry.table, self.prices)
+            return steps.run_publish(self.store, task.subject, self.notifier, self.registry.table, self.viewer,
+                                     self.prices)
         if task.step == "fail":
             return steps.run_fail(self.store, task.subject, self.notifier)
         if task.step == "report":

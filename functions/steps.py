@@ -31,6 +31,8 @@ from pipeline.manifests import (
     RunManifest,
     utcnow,
 )
+from pipeline.page.publish import write_batch_page, write_result_page
+from pipeline.page.viewer import ViewerScript
 from pipeline.phase_api import PhaseIO, PhaseRegistry, PhaseTask
 from pipeline.phases import PhaseTable
 from pipeline.plan import BatchPlan, JobPlan, refused_batch_plan
@@ -221,10 +223,11 @@ def write_run_error(store: ObjectStore, task: Task, kind: str, reason: str, acti
 # ---- publish, fail, report -------------------------------------------------------------------------
 
 
-def run_publish(store: ObjectStore, job_id: str, notifier: Notifier, table: PhaseTable,
+def run_publish(store: ObjectStore, job_id: str, notifier: Notifier, table: PhaseTable, viewer: ViewerScript,
                 prices: Prices | None = None) -> str:
-    """Every run's published files (its row's `publishes`) copied under results/{job_id}/, then manifest.json
-    with the job's cost at `prices` (none given: no CPU price)."""
+    """Every run's published files (its row's `publishes`) copied under results/{job_id}/, the result page and its
+    assets (index.html, turntable.webp, page/: built from those files, `viewer` the 3D viewer's script), then
+    manifest.json, which lists them all, with the job's cost at `prices` (none given: no CPU price)."""
     plan = _plan(store, job_id)
     if job_status(store, plan) == "succeeded":  # published before a worker died, but never told
         published = result_manifest(store, job_id)
@@ -249,9 +252,11 @@ def run_publish(store: ObjectStore, job_id: str, notifier: Notifier, table: Phas
                        content_type=e.content_type) for e in sources.values()]
     in_parallel(lambda pair: store.copy(pair[0].key, pair[1].key, content_type=pair[1].content_type),
                 zip(sources.values(), files, strict=True))
-    store.delete(layout.result_error_key(job_id))
     shares, split = run_shares(store, plan)
     cost = job_cost({name: s.usage for name, s in summaries.items()}, shares, split, prices or Prices())
+    files += write_result_page(store, job_id, files, plan.inputs, summaries, viewer, batch_id=plan.batch_id,
+                               cost=cost)
+    store.delete(layout.result_error_key(job_id))
     result = ResultManifest(job_id=job_id, batch_id=plan.batch_id, plan_hash=plan.plan_hash,
                             inputs={n: i.key for n, i in plan.inputs.items()}, files=tuple(files),
                             phases=summaries, published_at=utcnow(), cost=cost)
@@ -309,6 +314,7 @@ def run_fail(store: ObjectStore, job_id: str, notifier: Notifier) -> str:
     if error is None:
         phase, reason, action = job_failure(store, plan)
         store.delete(layout.result_manifest_key(job_id))  # results of older inputs must not look current
+        store.delete(layout.result_page_key(job_id))
         error = JobError(job_id=job_id, batch_id=plan.batch_id, plan_hash=plan.plan_hash, phase=phase,
                          reason=reason, user_action=action, failed_at=utcnow())
         store.put(layout.result_error_key(job_id), error.to_bytes(), content_type="application/json")
@@ -327,8 +333,7 @@ def run_report(store: ObjectStore, batch_id: str, prices: Prices | None = None) 
 
 
 def _write_report(store: ObjectStore, batch: BatchPlan, prices: Prices | None = None) -> BatchReport:
-    entries = []
-    costs: list[JobCost] = []
+    entries, manifests = [], {}
     for pair in batch.jobs:
         plan = _plan(store, pair.job_id)
         status = job_status(store, plan)
@@ -337,18 +342,18 @@ def _write_report(store: ObjectStore, batch: BatchPlan, prices: Prices | None = 
         entry = BatchJobEntry(job_id=pair.job_id, person=pair.person, garment=pair.garment, status=status)
         if status == "succeeded":
             entry = entry.model_copy(update={"result": layout.result_manifest_key(pair.job_id)})
-            published = result_manifest(store, pair.job_id)
-            if published is not None and published.cost is not None:
-                costs.append(published.cost)
+            manifests[pair.job_id] = result_manifest(store, pair.job_id)
         else:
             phase, reason, action = job_failure(store, plan)
             entry = entry.model_copy(update={"error": reason, "user_action": action, "phase": phase})
         entries.append(entry)
     succeeded = sum(e.status == "succeeded" for e in entries)
+    costs = [m.cost for m in manifests.values() if m is not None and m.cost is not None]
     report = BatchReport(batch_id=batch.batch_id, plan_hash=batch.plan_hash, total=len(entries),
                          succeeded=succeeded, failed=len(entries) - succeeded, jobs=tuple(entries),
-                         finished_at=utcnow(), error=batch.error,
-                         cost=batch_cost(costs, prices or Prices()) if costs else None)
+                         finished_at=utcnow(), error=batch.error, cost=batch_cost(costs, prices or Prices())
+                         if costs else None)
+    write_batch_page(store, report, manifests)  # before the report, which means "the batch is done"
     store.put(layout.batch_report_key(batch.batch_id), report.to_bytes(), content_type="application/json")
     return report
 

@@ -42,6 +42,15 @@ class Settings(BaseSettings):
         default=None, description="shared secret EventBridge sends in `x-dropfit-token`; unset = endpoint refuses")
     presign_expiry_s: int = Field(default=WEEK_S, ge=60, le=WEEK_S, description="lifetime of result links")
 
+    # ---- the jobs HTTP API (functions/api, docs/api.md) ---------------------------------------------
+    api_key_hashes: tuple[str, ...] = Field(
+        default=(), description="sha256 hex digests of the API's bearer keys (`dropfit api-key` makes one); none: "
+        'the local server binds to loopback only. DROPFIT_API_KEY_HASHES=\'["9f86d0..."]\'')
+    api_link_secret: SecretStr | None = Field(
+        default=None, description="signs result links of a folder bucket; None: derived from the key digests")
+    api_upload_expiry_s: int = Field(default=3600, ge=60, le=WEEK_S, description="lifetime of upload links (S3)")
+    api_poll_s: float = Field(default=0.5, gt=0, le=30, description="how often an event stream re-reads storage")
+
     # ---- subscribers -------------------------------------------------------------------------------
     webhook_urls: tuple[str, ...] = Field(default=(), description="the operator's webhooks, told of every job")
     webhook_secret: SecretStr | None = Field(default=None, description="Standard Webhooks signing secret, whsec_...")
@@ -96,6 +105,15 @@ class Settings(BaseSettings):
             if not (kind and colon and target):
                 raise ValueError(f'a DROPFIT_NOTIFY entry is "kind:target" (e.g. "sqs:https://..."), not {entry!r}')
         return entries
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _sha256_hex(cls, digests: tuple[str, ...]) -> tuple[str, ...]:
+        for digest in digests:
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError("each DROPFIT_API_KEY_HASHES entry is a key's sha256 as 64 lower-case hex "
+                                 "characters (`dropfit api-key` prints one), never the key itself")
+        return digests
 
     @model_validator(mode="after")
     def _plan_is_allowed(self) -> Settings:

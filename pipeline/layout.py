@@ -12,9 +12,13 @@ deterministic from their inputs, so a retry overwrites instead of duplicating.
     work/{step}/{id}/_claim.json        who is running a step, until when (a lease)
     work/jobs/{job_id}/plan.json        a job's plan: its inputs' hashes and the run key of every phase
     work/batches/{batch_id}/plan.json   a catalog batch's plan: its job ids and the photos they pair
+    work/api/idempotency/{digest}.json  the HTTP API: an Idempotency-Key's request hash and the job it made
+    work/api/batches/{batch_id}.json    the HTTP API: a batch created, not committed (its photos, batch.json)
     results/{job_id}/...                published results; manifest.json written last
+    results/{job_id}/index.html         the result page (with turntable.webp and page/), listed in the manifest
     results/{job_id}/error.json         the job failed: phase, reason, what the user can do
     results/batches/{batch_id}/report.json  every job of a batch, once all are terminal
+    results/batches/{batch_id}/index.html   the batch's grid page, written just before its report
 """
 
 from __future__ import annotations
@@ -228,6 +232,15 @@ def batch_plan_key(batch_id: str) -> str:
     return f"{WORK}batches/{batch_id}/plan.json"
 
 
+def api_idempotency_key(idempotency_key: str) -> str:
+    """The record of one Idempotency-Key (hashed: a client's key may hold anything)."""
+    return f"{WORK}api/idempotency/{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}.json"
+
+
+def api_batch_key(batch_id: str) -> str:
+    return f"{WORK}api/batches/{check_id(batch_id, 'batch id')}.json"
+
+
 def parse_work(key: str) -> WorkKey | None:
     parts = key.split("/", 3)
     if len(parts) != 4 or parts[0] != WORK.rstrip("/") or not parts[1] or not parts[2]:
@@ -254,6 +267,11 @@ def result_manifest_key(job_id: str) -> str:
 
 def result_error_key(job_id: str) -> str:
     return f"{result_prefix(job_id)}error.json"
+
+
+def result_page_key(job_id: str) -> str:
+    """The job's result page; its assets sit next to it (`turntable.webp`, `page/...`)."""
+    return f"{result_prefix(job_id)}index.html"
 
 
 def result_event_key(job_id: str, outcome: str) -> str:
@@ -285,6 +303,10 @@ def disabled_key(channel: str) -> str:
 
 def batch_report_key(batch_id: str) -> str:
     return f"{RESULTS}batches/{batch_id}/report.json"
+
+
+def batch_page_key(batch_id: str) -> str:
+    return f"{RESULTS}batches/{batch_id}/index.html"
 
 
 def parse_result(key: str) -> ResultKey | None:

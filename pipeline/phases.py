@@ -24,7 +24,7 @@ from typing import Literal
 INPUT_NAMES: tuple[str, ...] = ("person", "garment", "size_chart")
 SpecPart = Literal["person", "garment", "none"]
 STEP_NAMES = frozenset({"intake", "batch", "publish", "fail", "report"})  # the orchestration steps
-NOT_PHASE_NAMES = STEP_NAMES | {"jobs", "batches", "outbox"}  # folders under work/ that are not phase runs
+NOT_PHASE_NAMES = STEP_NAMES | {"jobs", "batches", "outbox", "api"}  # folders under work/ that are not phase runs
 
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:

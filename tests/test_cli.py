@@ -52,6 +52,8 @@ def test_demo_runs_on_a_fresh_folder_and_points_at_the_results(tmp_path: Path) -
     assert "fit: size" in result.stdout and "identity at 000: distance" in result.stdout
     assert "W0000" not in result.stderr and "XNNPACK" not in result.stderr  # no native start-up noise
     results = tmp_path / "dropfit-demo/results/demo"
+    succeeded = next(line for line in result.stdout.splitlines() if line.startswith("succeeded"))
+    assert succeeded.endswith((results / "index.html").resolve().as_uri())  # the page, first
     manifest = json.loads((results / "manifest.json").read_text())
     assert set(manifest["phases"]) == {"avatar", "wardrobe", "fitting", "viewer3d"}
     assert (results / "model.glb").read_bytes()[:4] == b"glTF" and (results / "angles/315.png").is_file()

@@ -58,7 +58,8 @@ def test_a_job_alone_and_in_a_concurrent_batch_publishes_identical_bytes(tmp_pat
     single = published(tmp_path / "alone", "one")
     among = published(tmp_path / "batch", layout.catalog_job_id("b", "sample.png", "sample.png"))
     assert set(single) == set(among) and {"model.glb", "angles/000.png", "fitting.json"} <= set(single)
-    differ = sorted(name for name in single if single[name] != among[name])
+    # the page says which job and batch it shows, and how long each phase took: the rest is the same bytes
+    differ = sorted(name for name in single if name != "index.html" and single[name] != among[name])
     assert differ == [], f"these published files differ between the job alone and inside the batch: {differ}"
 
 

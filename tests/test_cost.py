@@ -101,3 +101,5 @@ def test_a_single_job_counts_its_runs_whole_and_tells_the_cost_to_subscribers(tm
 
     event = json.loads(app.store.get(layout.result_event_key("one", "succeeded")))
     assert event["data"]["cost"] == {"usd": 0.0, "cpu_s": manifest.cost.cpu_s, "gpu_s": 0.0}
+    page = app.store.get(layout.result_prefix("one") + "index.html").decode()
+    assert "Cost: <strong>$0.000000</strong>" in page and "no CPU price is configured" in page

@@ -25,6 +25,7 @@ from infra.s3_store import S3Store
 from infra.settings import Settings
 from pipeline import layout
 from pipeline.manifests import ResultManifest
+from pipeline.page.publish import is_page_file
 from pipeline.phases import PHASES
 from pipeline.state import read_model
 
@@ -58,7 +59,8 @@ def test_upload_two_images_and_drain_runs_the_job_on_s3(wired: dict[str, Any]) -
     with LocalRuntime(wired["handlers"], workers=2) as runtime:
         stats = drain(wired["sqs"], wired["queue_url"], runtime)
     manifest = read_model(store, layout.result_manifest_key("job 1"), ResultManifest)
-    assert manifest is not None and len(manifest.files) == 9
+    assert manifest is not None and len([f for f in manifest.files if not is_page_file(f.name)]) == 9
+    assert "index.html" in {f.name for f in manifest.files}
     assert [wired["log"].count(p.name) for p in PHASES] == [1, 1, 1, 1]
     assert stats.events >= 6 and stats.kept == 0 and stats.errors == []
     event = json.loads(store.get("results/job 1/_events/succeeded.json"))

@@ -18,6 +18,7 @@ from functions.app import LocalApp, build_local
 from infra.settings import Settings
 from pipeline import layout
 from pipeline.manifests import BatchReport, JobError, ResultManifest
+from pipeline.page.publish import is_page_file
 from pipeline.phase_api import PhaseIO, PhaseRegistry, PhaseResult, PhaseTask
 from pipeline.phases import PHASES
 from pipeline.state import job_status, load_plan, read_model, run_manifest
@@ -59,7 +60,10 @@ def test_a_job_runs_end_to_end_and_publishes(app: LocalApp, log: RunLog) -> None
     run_job(app, "j1", photo(RED), photo(BLUE), {"person": {"height_cm": 170}})
     manifest = read_model(app.store, layout.result_manifest_key("j1"), ResultManifest)
     assert manifest is not None and manifest.status == "succeeded"
-    assert {f.name for f in manifest.files} == {"model.json"} | {f"angles/{a:03d}.json" for a in range(0, 360, 45)}
+    names = {f.name for f in manifest.files}
+    phase_files = {n for n in names if not is_page_file(n)}
+    assert phase_files == {"model.json"} | {f"angles/{a:03d}.json" for a in range(0, 360, 45)}
+    assert {"index.html", "page/person.jpg", "page/garment.jpg"} <= names  # the page, and the inputs it shows
     for entry in manifest.files:
         assert app.store.head(entry.key) is not None and app.store.head(entry.key).size == entry.size
     assert set(manifest.phases) == {p.name for p in PHASES}

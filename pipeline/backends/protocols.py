@@ -236,6 +236,17 @@ class MeshRequest:
     views: dict[str, np.ndarray]  # tag from MESH_VIEW_TAGS -> (H, W, 4) uint8 RGBA, alpha 255 on the subject
     seed: int
 
+    def front(self, model: str) -> np.ndarray:
+        """The `front` view, checked, for a single-view model named `model`: the tags known, (H, W, 4) uint8."""
+        unknown = sorted(set(self.views) - set(MESH_VIEW_TAGS))
+        if unknown or "front" not in self.views:
+            raise ValueError(f"{model} needs a `front` view tagged from {', '.join(MESH_VIEW_TAGS)}; got "
+                             f"{sorted(self.views)}")
+        view = self.views["front"]
+        if view.ndim != 3 or view.shape[2] != 4 or view.dtype != np.uint8:
+            raise ValueError(f"the front view must be (H, W, 4) uint8 RGBA, got {view.shape} {view.dtype}")
+        return view
+
 
 @dataclass(frozen=True)
 class ShapeMesh:

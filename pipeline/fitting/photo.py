@@ -10,8 +10,10 @@ The dressed body is rendered with the photo's own camera (the body fit has it) a
    and hands (never painted: the face, hair and hands stay the photo's pixels).
 3. Refill: what the old garment covered and the new one does not becomes what a person expects there: skin on
    the arms and shoulders, the lower garment continued on a bared waist (skin when there is none), the photo's
-   background where the old garment reached past the body. Fills take the old pixels' shading (their blurred
-   luminance against the region's mean), so they are shaded like the rest instead of a flat patch.
+   background where the old garment reached past the body. The old garment also counts where the part map gave
+   it to another part (`strays_of`: clothes near it in its colours, nearer them than the other garment's: a
+   sleeve hanging over the legs). Fills take the body's roundness and the old pixels' shading (their blurred
+   luminance against the region's mean, `photo_light`), so they are shaded like the rest, not a flat patch.
 Everything else is the photo's own pixels, untouched. The record says what was painted and refilled, and flags
 what had to be guessed (no skin tone seen, a body that does not match the person's outline).
 """
@@ -168,6 +170,89 @@ def old_garment(parsing: Parsing, category: str, hip_y: float | None) -> np.ndar
     return clothes & zone
 
 
+OLD_COLOUR_DELTA = 12.0  # Lab distance to the old garment's colours for a stray pixel to count as the old garment
+OLD_REACH = 0.1  # how far past the parsed old garment (share of the photo's height) strays are looked for
+SLEEVE_GAP = 0.012  # on the arms, skin gaps this share of the height inside the old garment are the garment's
+MIN_STRAY_SHARE = 0.0005  # a stray patch smaller than this share of the photo is noise
+PHOTO_LIGHT_SIGMA = 0.015  # the photo's light under a fill: its luminance blurred over this share of the height
+PHOTO_LIGHT_STRENGTH = 0.6  # ... taken to this power (1: all of the old clothes' shading, 0: none)
+
+
+def colour_centres(lab: np.ndarray, k: int = 3) -> np.ndarray:
+    """(<= k, 3) Lab centres of (N, 3) Lab pixels (none for fewer than 50)."""
+    from pipeline.wardrobe.appearance import kmeans
+
+    if len(lab) < 50:
+        return np.zeros((0, 3), np.float32)
+    samples = np.ascontiguousarray(lab[:: max(1, len(lab) // 20000)], dtype=np.float32)
+    _, centres = kmeans(samples, min(k, len(samples)), np.random.default_rng(0), attempts=2, max_iter=20, eps=0.5)
+    return np.asarray(centres, np.float32)
+
+
+def _nearest(lab: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    if not len(centres):
+        return np.full(len(lab), np.inf, dtype=np.float32)
+    return np.linalg.norm(lab[:, None, :] - centres[None, :, :], axis=2).min(axis=1)
+
+
+def strays_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray, category: str) -> np.ndarray:
+    """(H, W) bool: the old garment's pixels the part map gave to a part it does not replace (a sleeve hanging
+    over the legs, a shirt between an arm and the torso): clothes near the parsed old garment, in the old
+    garment's colours and nearer to them than to the other garment's (the lower one for a top)."""
+    import cv2
+
+    if old.sum() < 200:
+        return np.zeros_like(old)
+    lab = _lab(photo)
+    other_parts = {"upper": LOWER, "lower": UPPER, "full": ()}[category]
+    reach = max(3, int(OLD_REACH * photo.shape[0]))
+    near = cv2.dilate(old.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)) > 0
+    other = parsing.clothes & np.isin(parsing.part, other_parts) & ~near  # the other garment, away from the strays
+    candidate = parsing.clothes & near & ~old & ~np.isin(parsing.part, KEEP)
+    if not candidate.any():
+        return np.zeros_like(old)
+    pixels = lab[candidate]
+    to_old = _nearest(pixels, colour_centres(lab[old]))
+    to_other = _nearest(pixels, colour_centres(lab[other])) if other.sum() >= 200 else np.full(len(pixels), np.inf)
+    found = np.zeros(old.shape, np.uint8)
+    found[candidate] = (to_old < OLD_COLOUR_DELTA) & (to_old < to_other)
+    # whole patches, not speckle: close the gaps a print or a fold leaves, drop specks
+    found = cv2.morphologyEx(found, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(found, connectivity=8)
+    big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= MIN_STRAY_SHARE * old.size)
+    return np.isin(labels, big[big > 0]) & parsing.person
+
+
+def whole_sleeves(parsing: Parsing, old: np.ndarray, category: str, keep: np.ndarray) -> np.ndarray:
+    """`old` with the skin a sheer, lace or mesh sleeve lets through closed in: on the arms, gaps up to
+    SLEEVE_GAP of the photo's height inside the old garment count as garment, so a bared arm is filled whole
+    instead of leaving the old sleeve's pattern as speckle."""
+    import cv2
+
+    if category == "lower":
+        return old
+    arms = np.isin(parsing.part, ARMS) & parsing.person & ~keep
+    size = max(3, int(SLEEVE_GAP * parsing.part.shape[0])) | 1
+    closed = cv2.morphologyEx((old & arms).astype(np.uint8), cv2.MORPH_CLOSE,
+                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))) > 0
+    return old | (closed & arms)
+
+
+def photo_light(photo: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """(H, W) float: the photo's own light over `region` (its blurred luminance against the region's mean), so a
+    fill keeps the shadows and highlights the old clothes had instead of lying flat."""
+    import cv2
+
+    if not region.any():
+        return np.ones(region.shape, np.float32)
+    luma = _lab(photo)[..., 0]
+    sigma = max(1.0, PHOTO_LIGHT_SIGMA * photo.shape[0])
+    weight = cv2.GaussianBlur(region.astype(np.float32), (0, 0), sigma)
+    blurred = cv2.GaussianBlur(np.where(region, luma, 0.0).astype(np.float32), (0, 0), sigma) / np.maximum(weight, 1e-3)
+    mean = float(luma[region].mean())
+    return np.clip(blurred / max(mean, 1.0), 0.6, 1.4) ** PHOTO_LIGHT_STRENGTH
+
+
 def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dressed_mesh: BodyMesh, atlas: np.ndarray,
                 garment_vertices: np.ndarray, vertex_part: np.ndarray, skin_tone: np.ndarray | None, category: str,
                 lighting: Lighting, hip_y: float | None = None, shoulder_y: float | None = None,
@@ -199,27 +284,29 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
         rows = np.arange(height)[:, None]
         keep |= parsing.person & ~parsing.rendered & (rows < shoulder_y)
     painted = garment & ~keep
-    old = old_garment(parsing, category, hip_y) & ~keep
+    parsed_old = old_garment(parsing, category, hip_y) & ~keep
+    strays = strays_of(photo, parsing, parsed_old, category) & ~keep
+    old = whole_sleeves(parsing, parsed_old, category, keep) | strays
     exposed = old & ~painted
     out = photo.astype(np.float32)
-    shading = body_shading(raster, surface, camera, exposed)
+    shading = body_shading(raster, surface, camera, exposed) * photo_light(photo, exposed)
     bare = parsing.skin & np.isin(parsing.part, (*UPPER, *LOWER))
     if bare.sum() > 200:  # the body's own skin in this light is a better match than the face's tone
         skin_tone = np.median(photo[bare], axis=0)
     arms = exposed & np.isin(parsing.part, ARMS)
     _fill(out, arms, np.asarray(skin_tone, np.float32), shading)
-    torso = exposed & ~arms & parsing.rendered
+    behind = exposed & ~arms & (~parsing.rendered | strays)  # what is behind: the background, or the legs
+    torso = exposed & ~arms & ~behind
     lower_clothes = parsing.clothes & np.isin(parsing.part, LOWER)
     if category == "upper" and lower_clothes.sum() > 50:
         below = np.asarray(np.median(photo[lower_clothes], axis=0), np.float32)
         _fill(out, torso, below, shading)
     else:
         _fill(out, torso, np.asarray(skin_tone, np.float32), shading)
-    outside = exposed & ~parsing.rendered  # the old garment reached past the body: the background behind it
-    if outside.any():
-        hole = cv2.dilate(outside.astype(np.uint8), np.ones((3, 3), np.uint8))
+    if behind.any():  # the old garment past the body or over the legs: what is around it, continued
+        hole = cv2.dilate(behind.astype(np.uint8), np.ones((3, 3), np.uint8))
         background = cv2.inpaint(np.clip(out, 0, 255).astype(np.uint8), hole, 5, cv2.INPAINT_TELEA)
-        out[outside] = background[outside]
+        out[behind] = background[behind]
     alpha = cv2.GaussianBlur(painted.astype(np.float32), (0, 0), sigmaX=FEATHER_PX) * (~keep)
     alpha = np.maximum(alpha, painted.astype(np.float32) * 0.999)[..., None]
     out = out * (1 - alpha) + render.astype(np.float32) * alpha
@@ -227,7 +314,8 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
     image[keep] = photo[keep]
     record: dict[str, object] = {
         "painted_share": round(float(painted.mean()), 4), "refilled_share": round(float(exposed.mean()), 4),
-        "old_garment_share": round(float(old.mean()), 4), "body_iou": round(parsing.body_iou, 4),
+        "old_garment_share": round(float(old.mean()), 4), "old_garment_strays": round(float(strays.mean()), 4),
+        "body_iou": round(parsing.body_iou, 4),
         "coverage": round(float(painted.sum() / max(garment.sum(), 1)), 4), "guessed": guessed,
     }
     limbs = parsing.person & np.isin(parsing.part, ARMS if category == "upper" else (*ARMS, *LOWER)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from pipeline.backends.protocols import MESH_VIEW_TAGS, MeshRequest, ShapeMesh
+from pipeline.backends.protocols import MeshRequest, ShapeMesh
 from pipeline.backends.table import BuildContext
 from pipeline.errors import RetryableError
 
@@ -53,13 +53,7 @@ OPAQUE = 0.8 * 255  # the crop's alpha threshold (TRELLIS.2's)
 
 def front_view(request: MeshRequest) -> np.ndarray:
     """The request's `front` view, checked: (H, W, 4) uint8 RGBA with some subject in its alpha."""
-    unknown = sorted(set(request.views) - set(MESH_VIEW_TAGS))
-    if unknown or "front" not in request.views:
-        raise ValueError(f"TRELLIS.2 needs a `front` view tagged from {', '.join(MESH_VIEW_TAGS)}; got "
-                         f"{sorted(request.views)}")
-    view = request.views["front"]
-    if view.ndim != 3 or view.shape[2] != 4 or view.dtype != np.uint8:
-        raise ValueError(f"the front view must be (H, W, 4) uint8 RGBA, got {view.shape} {view.dtype}")
+    view = request.front("TRELLIS.2")
     if not (view[..., 3] > OPAQUE).any():
         raise ValueError("the front view has no subject: no pixel of its alpha is over 80 %")
     return view

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.backends.protocols import MESH_VIEW_TAGS, MeshRequest, ShapeMesh
+from pipeline.backends.protocols import MeshRequest, ShapeMesh
 from pipeline.backends.table import BuildContext
 from pipeline.errors import RetryableError
 
@@ -64,13 +64,7 @@ def import_native_libraries() -> None:
 
 def front_view(request: MeshRequest) -> np.ndarray:
     """The request's `front` view, checked: (H, W, 4) uint8 RGBA with some subject in its alpha."""
-    unknown = sorted(set(request.views) - set(MESH_VIEW_TAGS))
-    if unknown or "front" not in request.views:
-        raise ValueError(f"TripoSR needs a `front` view tagged from {', '.join(MESH_VIEW_TAGS)}; got "
-                         f"{sorted(request.views)}")
-    view = request.views["front"]
-    if view.ndim != 3 or view.shape[2] != 4 or view.dtype != np.uint8:
-        raise ValueError(f"the front view must be (H, W, 4) uint8 RGBA, got {view.shape} {view.dtype}")
+    view = request.front("TripoSR")
     ys, xs = np.nonzero(view[..., 3])
     if len(ys) == 0 or ys.max() == ys.min() or xs.max() == xs.min():
         raise ValueError("the front view has no subject: its alpha is empty (or one pixel wide)")

@@ -1,0 +1,55 @@
+"""photo.png's old-garment region on synthetic parsings: strays the part map gave to the legs, sheer sleeves."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.fitting.photo import PART, Parsing, photo_light, strays_of, whole_sleeves
+
+H, W = 400, 300
+SHIRT, JEANS, SKIN = (60, 110, 220), (40, 50, 70), (200, 150, 120)
+
+
+def parsing(part: np.ndarray, clothes: np.ndarray) -> Parsing:
+    person = part >= 0
+    return Parsing(part=part, rendered=person, skin=person & ~clothes, clothes=clothes & person, person=person,
+                   body_iou=1.0)
+
+
+def test_a_shirt_patch_labelled_as_legs_is_old_garment_and_the_jeans_are_not() -> None:
+    photo = np.full((H, W, 3), 230, np.uint8)
+    part = np.full((H, W), -1)
+    part[50:200, 80:220] = PART["torso"]
+    part[200:380, 80:220] = PART["thigh"]
+    photo[50:200, 80:220] = SHIRT
+    photo[200:380, 80:220] = JEANS
+    photo[200:230, 80:130] = SHIRT  # a shirt tail the part map calls thigh
+    clothes = part >= 0
+    old = np.zeros((H, W), bool)
+    old[50:200, 80:220] = True
+    strays = strays_of(photo, parsing(part, clothes), old, "upper")
+    assert strays[203:227, 85:125].all(), "the shirt tail over the legs is the old garment"
+    assert not strays[260:380].any(), "the jeans stay"
+    assert not strays[50:200].any(), "what was old already is not a stray"
+
+
+def test_a_lace_sleeve_is_filled_whole_not_left_as_speckle() -> None:
+    part = np.full((H, W), -1)
+    part[60:300, 40:80] = PART["forearm"]
+    part[60:300, 100:200] = PART["torso"]
+    lace = np.zeros((H, W), bool)
+    lace[60:300, 40:80] = (np.add.outer(np.arange(240), np.arange(40)) // 3) % 2 == 0  # skin shows between threads
+    closed = whole_sleeves(parsing(part, lace), lace, "upper", np.zeros((H, W), bool))
+    assert closed[70:290, 45:75].all()
+    assert not closed[:, 100:200].any(), "only the arms are closed"
+    assert (whole_sleeves(parsing(part, lace), lace, "lower", np.zeros((H, W), bool)) == lace).all()
+
+
+def test_a_fill_keeps_the_photos_light_not_a_flat_colour() -> None:
+    luma = np.linspace(60, 200, W, dtype=np.float32)
+    photo = np.repeat(np.repeat(luma[None, :, None], H, axis=0), 3, axis=2).astype(np.uint8)
+    region = np.zeros((H, W), bool)
+    region[100:300, 50:250] = True
+    light = photo_light(photo, region)
+    assert light[200, 60] < 0.9 < 1.1 < light[200, 240], "darker where the photo was darker"
+    assert np.allclose(photo_light(photo, np.zeros((H, W), bool)), 1.0)
