@@ -1,7 +1,7 @@
 """How the output looks, measured: framing, the old garment, flat patches and hair, per job and in total.
 
-    .venv/bin/python -m bench.look [--set hard|dev|all] [--limit N] [--garment NAME] [--out bench/out/look.json]
-                                   [--sheets DIR]
+    .venv/bin/python -m bench.look [--set hard|dev|all] [--only NAME ...] [--limit N] [--garment NAME]
+                                   [--out bench/out/look.json] [--sheets DIR]
 
 Runs whole jobs (a catalog batch: the chosen person photos x one garment) on the CPU default through the local
 runtime, then measures each job's published files (photo.png, angles/000..315.png) against its own inputs:
@@ -247,6 +247,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", choices=("hard", "dev", "all"), default="hard")
     parser.add_argument("--limit", type=int, default=0, help="at most this many person photos (0: all)")
+    parser.add_argument("--only", nargs="+", default=[], metavar="NAME",
+                        help="only these person photos of the set (file names), e.g. the chest crops")
     parser.add_argument("--garment", default="00055_00.jpg", help="a garment photo of the dev set")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out/look.json")
     parser.add_argument("--sheets", type=Path, default=None)
@@ -254,6 +256,7 @@ def main() -> None:
     hard = sorted(p for p in (DEV_DATA / "hard/people").glob("*") if p.suffix.lower() in (".jpg", ".png"))
     dev = dev_photos("people")[:8]
     people = {"hard": hard, "dev": dev, "all": dev + hard}[args.set]
+    people = [p for p in people if p.name in args.only] if args.only else people
     people = people[: args.limit] if args.limit else people
     garment = DEV_DATA / "garments" / args.garment
     if not people or not garment.is_file():

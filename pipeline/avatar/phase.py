@@ -23,10 +23,11 @@ from pipeline.errors import InvalidInput
 from pipeline.geometry import BodyFit
 from pipeline.phase_api import PhaseIO, PhaseResult, PhaseTask
 
-NO_PERSON = "no person found in the person photo"
-NO_PERSON_ACTION = "use a photo with one standing person, head to at least the hips visible"
-TORSO = (11, 12, 23, 24)  # mediapipe: shoulders and hips
-MIN_TORSO_VISIBILITY = 0.5
+NO_PERSON = "no person found in the person photo with the head and both shoulders in view"
+NO_PERSON_ACTION = ("use a photo with one standing person, the head and both shoulders visible (a photo cut at "
+                    "the chest will do; head to feet is best)")
+SHOULDERS, HIPS, HEAD = (11, 12), (23, 24), (0, 2, 5)  # mediapipe: shoulders, hips, nose and eyes
+MIN_VISIBILITY = 0.5
 
 
 @dataclass(frozen=True)
@@ -84,15 +85,22 @@ def scaled_note(photo: bytes, rgb: np.ndarray) -> list[str]:
 
 
 def find_person(landmarker: PersonLandmarker, rgb: np.ndarray) -> PersonObservation:
+    """The person, refused only where the garment cannot be placed: both shoulders must be seen, and each hip
+    seen or below the frame (a photo cut at the chest), which then needs the face to place the head."""
     person = landmarker.find_person(rgb)
     if person is None:
         raise InvalidInput(NO_PERSON, NO_PERSON_ACTION)
-    torso = person.landmarks[list(TORSO), 2]
-    if float(torso.min()) < MIN_TORSO_VISIBILITY:
-        raise InvalidInput(
-            "the person's shoulders and hips are not all visible in the person photo",
-            NO_PERSON_ACTION,
-        )
+    seen = person.landmarks[:, 2] >= MIN_VISIBILITY
+    if not seen[list(SHOULDERS)].all():
+        raise InvalidInput("the person's shoulders are not both visible in the person photo: the garment cannot "
+                           "be placed", NO_PERSON_ACTION)
+    below = person.landmarks[list(HIPS), 1] > person.image_size[1]
+    if not (seen[list(HIPS)] | below).all():
+        raise InvalidInput("the person's hips are hidden in the person photo (in the frame but not visible)",
+                           NO_PERSON_ACTION)
+    if below.all() and not seen[list(HEAD)].all():
+        raise InvalidInput("the person photo is cut above the hips and shows no face: the head and the garment "
+                           "cannot be placed", NO_PERSON_ACTION)
     return person
 
 

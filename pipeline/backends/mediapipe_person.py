@@ -18,6 +18,16 @@ What counts as a person (anything else is skipped; no person left -> None):
   standing figure half the frame tall. Smaller figures (patterns on a flat-lay shirt pose as tiny people)
   are not dressed; they still count among `people` down to 5 % of the height.
 
+A photo cut at the chest (head and shoulders, the hips below the frame) finds nobody as it is (the 3-of-4
+torso rule below). When the photo finds no person, Pose looks again on the photo padded below
+(and at the sides) with a flat grey or the edge pixels repeated (`CHEST_PADS`, in order), and the
+landmarks come back into the photo's frame: the hips and everything below keep their guessed positions
+outside it, with visibility 0, and the mask is cut back to the photo. That person counts only with both
+shoulders and the face (nose and eyes) confidently inside the photo, the hips below it, upright, the mask
+on the shoulders and the shoulders at least a fifth of the photo wide; the observation says
+"cut at the chest: hips and below assumed". It costs up to 3 more Pose calls, only on photos with nobody
+found.
+
 Landmarks outside the frame get visibility 0 (on photos cropped at the thigh mediapipe still gives the
 off-image knees and ankles 0.45-0.7). The graphs load on first use, once per object, and every call into
 them holds a lock: the runtime calls from several threads. mediapipe and cv2 are imported inside functions.
@@ -49,6 +59,11 @@ MAX_PEOPLE = 4
 BLANK_GROW = 0.03  # painting a person out also covers this fraction of the photo's long side around them
 MIN_SHOULDER_SPAN = 0.45  # shoulder distance / mask width below them; facing the camera: 0.55-0.85
 CROP_MARGIN = 0.1  # the crop around the person used, as a fraction of their box's height
+CHEST_PADS = ((1.0, 0.25, "grey"), (1.0, 0.0, "edge"), (0.5, 0.25, "grey"))  # (below, each side) x photo size
+PAD_GREY = 128
+HEAD = (0, 2, 5)  # nose, left and right eye
+MIN_CHEST_SHOULDERS = 0.2  # a chest crop's shoulder distance / photo width
+CHEST_CROP_NOTE = "cut at the chest: hips and below assumed (the body model's default pose and proportions)"
 PARTS = {"head": range(0, 11), "hands": range(15, 23), "knees": range(25, 27), "feet": range(27, 33)}
 
 
@@ -92,7 +107,7 @@ class MediapipePersonLandmarker:
         height, width = rgb.shape[:2]
         people = [d for d in self._search(rgb) if d.torso_length >= MIN_OTHER_TORSO_FRACTION * height]
         if not people:
-            return None
+            return self._chest_crop(rgb)
         chosen = max(people, key=lambda d: d.torso_length)
         if chosen.torso_length < MIN_TORSO_FRACTION * height:
             return None
@@ -125,6 +140,22 @@ class MediapipePersonLandmarker:
             painted |= person_region(detection)
             work = painted_out(rgb, painted)
         return found
+
+    def _chest_crop(self, rgb: np.ndarray) -> PersonObservation | None:
+        """The person of a photo cut at the chest, posed on the photo padded below (None: nobody)."""
+        height, width = rgb.shape[:2]
+        for below, side, fill in CHEST_PADS:
+            padded, left = padded_below(rgb, below, side, fill)
+            found = self._detect(padded)
+            if found is None:
+                continue
+            detection = unpadded(found, left, width, height)
+            if chest_crop_rejection(detection, width, height) is None:
+                notes = (CHEST_CROP_NOTE, *cut_off_notes(detection.landmarks, width, height))
+                return PersonObservation(image_size=(width, height), landmarks=detection.landmarks,
+                                         world=detection.world, mask=detection.mask, box=person_box(detection),
+                                         people=1, notes=notes)
+        return None
 
     def _second_look(self, rgb: np.ndarray, chosen: Detection, others: list[Detection]) -> Detection | None:
         """Pose the chosen person again on a crop around them, the others painted out; None when the crop
@@ -200,6 +231,49 @@ def rejection(detection: Detection) -> str | None:
         return "not upright: the hips are not below the shoulders"
     if support(detection.mask, np.vstack([torso[:, :2], detection.torso_centre])) < MIN_MASK_SUPPORT:
         return "the person mask does not cover the torso"
+    return None
+
+
+def padded_below(rgb: np.ndarray, below: float, side: float, fill: str) -> tuple[np.ndarray, int]:
+    """The photo with `below` x its height added under it and `side` x its width at each side, filled with
+    flat grey or its edge pixels repeated; and the left pad's width (the photo's x offset in it)."""
+    import cv2
+
+    height, width = rgb.shape[:2]
+    bottom, left = int(round(below * height)), int(round(side * width))
+    if fill == "edge":
+        return cv2.copyMakeBorder(rgb, 0, bottom, left, left, cv2.BORDER_REPLICATE), left
+    grey = (PAD_GREY,) * 3
+    return cv2.copyMakeBorder(rgb, 0, bottom, left, left, cv2.BORDER_CONSTANT, value=grey), left
+
+
+def unpadded(detection: Detection, left: int, width: int, height: int) -> Detection:
+    """A detection on the padded photo in the photo's frame: points outside it keep their position with
+    visibility 0, the mask is cut back to the photo."""
+    marks = detection.landmarks.copy()
+    marks[:, 0] -= left
+    marks[~inside_frame(marks, width, height), 2] = 0.0
+    mask = np.ascontiguousarray(detection.mask[:height, left:left + width])
+    return Detection(landmarks=marks, world=detection.world, mask=mask)
+
+
+def chest_crop_rejection(detection: Detection, width: int, height: int) -> str | None:
+    """Why a pose on the padded photo is not a person cut at the chest (None when it is one)."""
+    marks = detection.landmarks
+    if (marks[[11, 12], 2] < MIN_VISIBILITY).any():
+        return "the shoulders are not both seen inside the photo"
+    if (marks[list(HEAD), 2] < MIN_VISIBILITY).any():
+        return "no face inside the photo"
+    if (marks[[23, 24], 1] <= height).any():
+        return "a hip falls inside the photo: not a chest crop"
+    down = marks[[23, 24], :2].mean(0) - marks[[11, 12], :2].mean(0)
+    if down[1] <= MAX_TILT * float(np.linalg.norm(down)):
+        return "not upright: the hips are not below the shoulders"
+    if float(np.linalg.norm(marks[11, :2] - marks[12, :2])) < MIN_CHEST_SHOULDERS * width:
+        return "too small: the shoulders span under a fifth of the photo"
+    shoulders = marks[[11, 12], :2]
+    if support(detection.mask, np.vstack([shoulders, shoulders.mean(0)])) < MIN_MASK_SUPPORT:
+        return "the person mask does not cover the shoulders"
     return None
 
 

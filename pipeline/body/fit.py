@@ -63,7 +63,7 @@ def fit_body(rig: Rig, person: PersonObservation, height_m: float, settings: Fit
     goal = targets.keypoint_targets(person)
     if (goal[list(initial.TORSO), 2] > 0).sum() < 2:
         raise InvalidInput("too few of the person's shoulders and hips are visible to fit a body",
-                           "use a photo with the person's head to at least the hips in view")
+                           "use a photo with the head and both shoulders in view (a photo cut at the chest will do)")
     focal = targets.focal_length_px(person.image_size, settings.focal_factor)
     problem = make_problem(person, goal, height_m, focal)
     chain = Chain.build(rig, FIT_BONES)

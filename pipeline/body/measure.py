@@ -7,6 +7,8 @@ the narrowest between chest and hips, hip = the fullest between the crotch and t
 from the crotch (where the legs' loops part) to the floor; the shoulder width is the body's breadth across
 the deltoids at shoulder-joint height. Confidence falls with what the photo did not show: the keypoints'
 target weights (0 = unseen) say which parts were visible, and girths carry the doubt of a clothed photo.
+On a photo cut at the chest (both hips unseen) the waist and hip are the body model's shape below what the
+photo shows: their basis says so (`HIPS_UNSEEN`) and their confidence is halved.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ NEIGHBOURS = 48  # vertices whose motion carries a keypoint from the posed to th
 STEP_M = 0.01  # spacing of the sections searched
 COCO = {"left_shoulder": 5, "right_shoulder": 6, "left_hip": 11, "right_hip": 12, "left_knee": 13,
         "right_knee": 14, "left_ankle": 15, "right_ankle": 16}  # fmt: skip
+HIPS_UNSEEN = "hips not in the photo: assumed from the body model's proportions"
 ARMS_JOIN_JUMP = 0.2  # the torso loop widening by this times the shoulder-joint distance in one step: the armpit
 
 
@@ -71,14 +74,17 @@ def measure(fit: BodyFit) -> Measurements:
     torso_seen = float(np.mean([seen["left_shoulder"], seen["right_shoulder"], seen["left_hip"], seen["right_hip"]]))
     legs_seen = float(np.mean([seen[k] for k in ("left_knee", "right_knee", "left_ankle", "right_ankle")]))
     shoulders_seen = (seen["left_shoulder"] + seen["right_shoulder"]) / 2
+    hips_seen = (seen["left_hip"] + seen["right_hip"]) / 2
     crotch = crotch_height(frame)
     girth = 0.35 + 0.3 * torso_seen
     clothed = "shape fitted to landmarks and a clothed silhouette"
+    low, low_note = (1.0, "") if hips_seen > 0 else (0.5, f"; {HIPS_UNSEEN}")  # cut at the chest
     return Measurements(
         height=cm(float(frame.vertices[:, 2].max()), 1.0, "the requested height: the body is scaled to it"),
         chest=cm(chest_girth(frame), girth, f"fullest torso girth below the armpits, rest pose; {clothed}"),
-        waist=cm(waist_girth(frame), girth - 0.05, f"narrowest torso girth between chest and hips; {clothed}"),
-        hip=cm(hip_girth(frame, crotch), girth, f"fullest girth between crotch and waist; {clothed}"),
+        waist=cm(waist_girth(frame), low * (girth - 0.05),
+                 f"narrowest torso girth between chest and hips; {clothed}{low_note}"),
+        hip=cm(hip_girth(frame, crotch), low * girth, f"fullest girth between crotch and waist; {clothed}{low_note}"),
         inseam=cm(crotch, 0.15 + 0.55 * legs_seen, "crotch to floor, rest pose" + (
             "" if legs_seen > 0.5 else "; legs not visible: their length follows the body model's proportions")),
         shoulder_width=cm(shoulder_breadth(frame), 0.3 + 0.4 * shoulders_seen,

@@ -41,6 +41,8 @@ Size evaluated: the garment's own size when it is a chart row (case-insensitive)
 
 Confidence per region: the body measurement's confidence times a factor per default the region leans on:
 the size chart (x 0.6, a generic chart, not the garment's), fabric stretch (x 0.85), fabric thickness (x 0.95).
+The notes word each default used, and name the regions whose body measurement the photo did not show (a photo
+cut at the chest: waist and hip follow the body model's proportions).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from pipeline.body.measure import Measurements
+from pipeline.body.measure import HIPS_UNSEEN, Measurements
 from pipeline.errors import InvalidInput
 from pipeline.fitting.contracts import FitLabel, FitReport, Region, RegionFit, SizeSource
 from pipeline.spec import Category, SizeRow
@@ -210,6 +212,12 @@ def default_notes(category: Category, defaults: Sequence[str], fabric: Fabric) -
     return notes
 
 
+def assumed_body_notes(body: Measurements, regions: Sequence[Region]) -> list[str]:
+    """A note naming the judged regions whose body measurement the photo did not show (cut at the chest)."""
+    assumed = [r for r in regions if HIPS_UNSEEN in getattr(body, r).basis]
+    return [f"{' and '.join(assumed)}: {HIPS_UNSEEN} (the photo is cut above them)"] if assumed else []
+
+
 def fit_report(body: Measurements, garment: GarmentAnalysis) -> FitReport:
     """The P2P fit report of this body in this garment (see the module docstring for every rule)."""
     category, chart, fabric = garment.category.value, garment.size_chart, garment.fabric
@@ -223,6 +231,7 @@ def fit_report(body: Measurements, garment: GarmentAnalysis) -> FitReport:
         notes.append(f"size {row.label} gives no {', '.join(missing)} value: not judged")
     if any(r.length_cm is not None for r in chart.rows):
         notes.append("the chart gives lengths: length is not judged (girths only)")
+    notes += assumed_body_notes(body, [f.region for f in fits])
     overall = overall_label(fits)
     return FitReport(category=category, size_evaluated=row.label, size_source=source,
                      recommended_size=recommended.label, regions=fits, overall_label=overall,
