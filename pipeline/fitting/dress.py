@@ -330,11 +330,15 @@ def texture_unseen(atlas: np.ndarray, tex: Texels, source: np.ndarray, made: np.
     slopes = unseen.fit_shading(colour @ unseen.LUMA, tex.part, side, up, source)
     light = unseen.shading(side, up, slopes, made)
     colour = unseen.apply(colour, made, grain[tex.index], light)
-    if hair is not None:
+    candidates = np.flatnonzero(made > 0) if hair is not None else np.zeros(0, dtype=np.int64)
+    if hair is not None and len(candidates):  # only made-up texels can take strands: the rest is left alone
         head = tex.part == _HEAD
         centre = np.median(tex.points[head], axis=0) if head.any() else np.median(tex.points, axis=0)
-        distance = np.linalg.norm(appearance.lab(colour) - appearance.lab(hair)[0], axis=1)
-        colour = unseen.hair_strands(colour, made, distance, unseen.strands(tex.points, centre))
+        distance = np.linalg.norm(appearance.lab(colour[candidates]) - appearance.lab(hair)[0], axis=1)
+        near = distance < unseen.HAIR_NEAR
+        pick = candidates[near]
+        colour[pick] = unseen.hair_strands(colour[pick], made[pick], distance[near],
+                                           unseen.strands(tex.points[pick], centre))
     flat[tex.index] = (colour + 0.5).astype(np.uint8)
     return flat.reshape(atlas.shape)
 
@@ -393,12 +397,13 @@ class GarmentLook:
 
 
 def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm_by_region: dict[str, float], *,
-               atlas_size: int = 1024, worn_in_photo: bool = False) -> DressedBody:
+               atlas_size: int = 1024, worn_in_photo: bool = False, texture_made: bool = True) -> DressedBody:
     """Put the garment on the posed body (see the module docstring). A `PosedBody` (its keypoints and rest pose)
     sharpens the region (arms told from torso); a plain `BodyMesh` is split into parts by height alone.
     `worn_in_photo`: the photo already shows the person in this garment (a try-on model's photo.png), so the
     garment texels it shows keep the photo's colours (its folds and light) and only the unseen ones take the
-    garment photo."""
+    garment photo. `texture_made`: give the made-up texels grain, shading and hair strands
+    (`pipeline.fitting.unseen`); off where only the garment's texels are used (photo.png's render)."""
     from pipeline.render.raster import rasterize
 
     vertices, faces, camera = np.asarray(body.vertices, np.float64), body.faces, photo.camera
@@ -440,8 +445,9 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
                                    photo.hair.colour, drop_m, photo.hair.half_width * unit, made)
     atlas, known_grid, garment_grid = _assemble(tex, colour, known, on_garment, atlas_size)
     made = np.where(known, made, 1.0)
-    atlas = texture_unseen(fill_unknown(atlas, known_grid), tex, ~on_garment & known & (made < 0.5), made, camera,
-                           found.hair)
+    atlas = fill_unknown(atlas, known_grid)
+    if texture_made:
+        atlas = texture_unseen(atlas, tex, ~on_garment & known & (made < 0.5), made, camera, found.hair)
     offsets = ease_offsets(parts, weight, ease_cm_by_region)
     dressed = vertices + vertex_normals(vertices, faces) * offsets[:, None]
     front = on_garment & (facing > 0)

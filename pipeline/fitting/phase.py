@@ -107,7 +107,7 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
                        print_box=printed.box if printed.kind == "placed" else None,
                        sleeve_reach=sleeves.reach if sleeves is not None else None)
     ease: dict[str, float] = {r.region: r.effective_ease_cm for r in report.regions}
-    first = dress_body(body, given.photo, look, ease)
+    first = dress_body(body, given.photo, look, ease, texture_made=False)  # photo.png takes its garment texels only
     tried_on = try_on_photo(given, first, look)
     if backends.painter is not None:  # the try-on model where it is strongest: on the person's own photo
         tried_on = repaint_photo(backends, bank, given, tried_on, cutout, report)

@@ -116,9 +116,9 @@ def strands(points: np.ndarray, centre: np.ndarray) -> np.ndarray:
     """(N,) a zero-mean pattern of about unit spread: streaks along the height (z), across the arc length round a
     vertical axis through `centre` (x, y), waving slowly along their length."""
     rng = np.random.default_rng(STRAND_SEED)
-    arc = np.arctan2(points[:, 1] - centre[1], points[:, 0] - centre[0]) * 0.1  # metres on a 10 cm radius
-    z = points[:, 2]
-    out = np.zeros(len(points))
+    arc = (np.arctan2(points[:, 1] - centre[1], points[:, 0] - centre[0]) * 0.1).astype(np.float32)  # metres, r 10 cm
+    z = points[:, 2].astype(np.float32)
+    out = np.zeros(len(points), dtype=np.float32)
     for _ in range(STRAND_WAVES):
         spacing = rng.uniform(*STRAND_MM) / 1000.0
         wave = rng.uniform(0.001, 0.003) * np.sin(2 * np.pi * z / rng.uniform(0.08, 0.2) + rng.uniform(0, 2 * np.pi))
