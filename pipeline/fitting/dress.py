@@ -10,7 +10,9 @@ the person's own appearance (projected from the photo) everywhere else, on one t
    photo at their point mirrored through the body's coronal plane when that pixel shows the same body part
    (backs of the torso, legs and arms). The head turned from the camera takes hair and skin tones, and limbs
    the garment bares lose the person's old sleeves or trousers (`pipeline.fitting.appearance`); what is left
-   takes the nearest known texel's colour (distance transform), softened.
+   takes the nearest known texel's colour (distance transform), softened. Every texel whose colour was made up
+   (those fills, the skin, the head's hair and skin, photo.png's own refills) then takes the photo's grain
+   and shading, and hair strands where it is hair (`pipeline.fitting.unseen`), so no flat patch is left.
 4. Garment: front-facing garment texels take the cutout, its mask box mapped onto the region's box as the photo's
    camera sees it; the back takes the cutout at the mirrored point (a placed print stays on the front); the
    rest (sides the cutout misses) a mirrored-repeat tile of the plain fabric crop (texture.png), placed by the
@@ -317,29 +319,34 @@ def texture_unseen(atlas: np.ndarray, tex: Texels, source: np.ndarray, made: np.
                    hair: np.ndarray | None = None) -> np.ndarray:
     """The atlas with its made-up texels (`made`, 0..1 per texel) given the grain of the `source` texels (the
     photo's own, off the garment), the photo's light and, where they are the `hair` colour, strands
-    (`pipeline.fitting.unseen`)."""
+    (`pipeline.fitting.unseen`). Texels with nothing made up are left exactly as they are."""
     size = atlas.shape[0]
+    todo = np.flatnonzero(made > 0)
+    if not len(todo):
+        return atlas
     part = np.full(size * size, -1, dtype=np.int64)
     part[tex.index] = tex.part
     grid = np.zeros(size * size, dtype=bool)
     grid[tex.index[source]] = True
-    grain = unseen.transfer_grain(atlas, grid.reshape(size, size), part.reshape(size, size)).reshape(-1)
+    target = np.zeros(size * size, dtype=bool)
+    target[tex.index[todo]] = True
+    grain = unseen.transfer_grain(atlas, grid.reshape(size, size), part.reshape(size, size),
+                                  target.reshape(size, size)).reshape(-1)
     flat = atlas.reshape(-1, 3).copy()
-    colour = flat[tex.index].astype(np.float32)
     side, up = unseen.side_and_up(tex.normals, np.asarray(camera.rotation, dtype=np.float64)[2])
-    slopes = unseen.fit_shading(colour @ unseen.LUMA, tex.part, side, up, source)
-    light = unseen.shading(side, up, slopes, made)
-    colour = unseen.apply(colour, made, grain[tex.index], light)
-    candidates = np.flatnonzero(made > 0) if hair is not None else np.zeros(0, dtype=np.int64)
-    if hair is not None and len(candidates):  # only made-up texels can take strands: the rest is left alone
+    fit = np.flatnonzero(source)[:: unseen.FIT_STRIDE]
+    slopes = unseen.fit_shading(flat[tex.index[fit]].astype(np.float32) @ unseen.LUMA, tex.part[fit], side[fit],
+                                up[fit], np.ones(len(fit), dtype=bool))
+    light = unseen.shading(side[todo], up[todo], slopes, made[todo])
+    colour = unseen.apply(flat[tex.index[todo]].astype(np.float32), made[todo], grain[tex.index[todo]], light)
+    if hair is not None:  # strands on the made-up texels of the hair's colour
         head = tex.part == _HEAD
         centre = np.median(tex.points[head], axis=0) if head.any() else np.median(tex.points, axis=0)
-        distance = np.linalg.norm(appearance.lab(colour[candidates]) - appearance.lab(hair)[0], axis=1)
-        near = distance < unseen.HAIR_NEAR
-        pick = candidates[near]
-        colour[pick] = unseen.hair_strands(colour[pick], made[pick], distance[near],
-                                           unseen.strands(tex.points[pick], centre))
-    flat[tex.index] = (colour + 0.5).astype(np.uint8)
+        distance = np.linalg.norm(appearance.lab(colour) - appearance.lab(hair)[0], axis=1)
+        near = np.flatnonzero(distance < unseen.HAIR_NEAR)
+        colour[near] = unseen.hair_strands(colour[near], made[todo[near]], distance[near],
+                                           unseen.strands(tex.points[todo[near]], centre))
+    flat[tex.index[todo]] = (colour + 0.5).astype(np.uint8)
     return flat.reshape(atlas.shape)
 
 
