@@ -178,7 +178,7 @@ def test_a_flat_colour_the_photo_made_up_gets_the_photos_grain_and_shading() -> 
     patch = lum[np.ix_(rows, columns)]
     assert np.abs(np.diff(patch, axis=0)).mean() > 1.0 and np.abs(np.diff(patch, axis=1)).mean() > 1.0  # grain
     plain = dress_photo(photo, np.ones((600, 300), np.float32))
-    assert plain.seen_texels is not None
+    assert plain.seen_texels is not None and plain.made_up < 0.02 < dressed.made_up  # the refill counts as made up
     outside = plain.seen_texels & ~dressed.garment_texels & (texel_grid(256)[1] < BAND[0] - 0.05)
     assert outside.sum() > 1000 and np.array_equal(dressed.atlas[outside], plain.atlas[outside])  # left alone
 
@@ -190,6 +190,7 @@ def test_an_unseen_band_is_filled_with_grain_not_streaks_of_its_edge() -> None:
     mask[band_rows()] = 0.0
     dressed = dress_photo(textured_photo(), mask)
     assert dressed.seen_texels is not None and not dressed.seen_texels[band_texels(256, 1.0)].any()
+    assert 0.05 < dressed.made_up < 0.5  # the band and the cylinder's ends, not the rest
     lum = luminance(dressed.atlas)
     band = band_texels(256, 0.6)
     rows, columns = np.flatnonzero(band.any(axis=1)), np.flatnonzero(band.any(axis=0))

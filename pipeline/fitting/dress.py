@@ -62,6 +62,7 @@ class DressedBody:
     vertex_part: np.ndarray | None = None  # (V,) int index into regions.PARTS
     skin: np.ndarray | None = None  # (3,) float RGB skin tone seen in the photo (None: none seen)
     seen_texels: np.ndarray | None = None  # (S, S) bool: texels whose colour the photo shows directly
+    made_up: float = 0.0  # share of the body's texels off the garment whose colour was made up (weighted 0..1)
 
 
 @dataclass(frozen=True)
@@ -465,6 +466,7 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
         garment_vertices=weight > 0.5, coverage=float(took[front].mean()) if front.any() else 0.0,
         seen=float(seen.mean()) if len(seen) else 0.0, sleeve_m=sleeve_m, bared_limbs=bared,
         vertex_part=parts.label, skin=found.skin, seen_texels=seen_grid.reshape(atlas_size, atlas_size),
+        made_up=float(made[~on_garment].mean()) if (~on_garment).any() else 0.0,
     )
 
 

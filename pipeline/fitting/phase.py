@@ -284,7 +284,7 @@ def dressing_record(dressed: DressedBody, sleeves: SleeveReach | None) -> dict[s
             "sleeve_reach": None if sleeves is None else sleeves.reach,
             "sleeve_basis": "the category's default" if sleeves is None else sleeves.basis,
             "sleeve_m": None if dressed.sleeve_m is None else round(dressed.sleeve_m, 3),
-            "bared_limbs": round(dressed.bared_limbs, 4)}
+            "bared_limbs": round(dressed.bared_limbs, 4), "made_up": round(dressed.made_up, 4)}
 
 
 def write_outputs(io: PhaseIO, report: FitReport, dressed: DressedBody, mesh: BodyMesh, views: list[View],
