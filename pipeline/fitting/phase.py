@@ -112,7 +112,8 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     if backends.painter is not None:  # the try-on model where it is strongest: on the person's own photo
         tried_on = repaint_photo(backends, bank, given, tried_on, cutout, report)
     # the 8 views take their colours from photo.png (the person already wearing the garment), not the old photo
-    dressed = dress_body(body, replace(given.photo, rgb=tried_on.image, hair=tried_on.hair, made=tried_on.refilled,
+    made = tried_on.refilled if backends.painter is None else None  # the painter's fills are photoreal, not flat
+    dressed = dress_body(body, replace(given.photo, rgb=tried_on.image, hair=tried_on.hair, made=made,
                                        mask=np.maximum(given.photo.mask, tried_on.painted.astype(np.float32))),
                          look, ease, worn_in_photo=backends.painter is not None)
     table = turntable(camera, dressed.vertices)  # one framing for all 8 angles, the visible figure whole
