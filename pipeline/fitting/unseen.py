@@ -2,7 +2,7 @@
 
 The dressing makes up colours where the photo says nothing (the nearest known colour, skin over the old
 sleeves, hair and skin on the back of the head, photo.png's own refills). Left as they are these are one flat
-colour over a large area, while the texels the photo shows carry its grain and its light. Two terms, applied to
+colour over a large area, while the texels the photo shows carry its grain and its light. Three terms, applied to
 the made-up texels only (weighted by how made-up each is, so the photo's own shading is never doubled):
 
 1. Grain (`transfer_grain`): the photo texels' luminance detail (their luminance minus its local mean, a
