@@ -339,6 +339,7 @@ def texture_unseen(atlas: np.ndarray, tex: Texels, source: np.ndarray, made: np.
     slopes = unseen.fit_shading(flat[tex.index[fit]].astype(np.float32) @ unseen.LUMA, tex.part[fit], side[fit],
                                 up[fit], np.ones(len(fit), dtype=bool))
     light = unseen.shading(side[todo], up[todo], slopes, made[todo])
+    light[tex.part[todo] == _HEAD] = 1.0  # not on the head: shading its made-up sides moved the identity distance
     colour = unseen.apply(flat[tex.index[todo]].astype(np.float32), made[todo], grain[tex.index[todo]], light)
     if hair is not None:  # strands on the made-up texels of the hair's colour
         head = tex.part == _HEAD
