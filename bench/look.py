@@ -1,7 +1,7 @@
 """How the output looks, measured: framing, the old garment, flat patches and hair, per job and in total.
 
-    .venv/bin/python -m bench.look [--set hard|dev|all] [--only NAME ...] [--limit N] [--garment NAME]
-                                   [--out bench/out/look.json] [--sheets DIR]
+    .venv/bin/python -m bench.look [--set hard|dev|all] [--limit N] [--only NAME,...] [--garment NAME]
+                                   [--out bench/out/look.json] [--sheets DIR] [--flat-only]
 
 Runs whole jobs (a catalog batch: the chosen person photos x one garment) on the CPU default through the local
 runtime, then measures each job's published files (photo.png, angles/000..315.png) against its own inputs:
@@ -14,14 +14,15 @@ runtime, then measures each job's published files (photo.png, angles/000..315.pn
   colours (k-means in Lab); then the share of the figure in photo.png and in the 000 view, outside the new
   garment's colours, within 10 Lab units of an old colour.
 - flat patches: per view, the figure minus the new garment's colours; pixels whose blurred Lab gradient is under
-  1.5 units are "flat"; the largest connected flat region as a share of the figure.
+  1.5 units are "flat"; the largest connected flat region as a share of the figure. The same measure on the
+  person's own photo (inside its person mask) says how flat the photo itself is by this measure.
 - hair: for photos whose person reaches past the fitted head above the shoulders (hair beyond the head), the
   area and mean colour of the non-skin, non-background pixels above the figure's shoulders at 000 and 180,
   against the photo's (area as a share of the photo's, colour as a Lab distance).
 
 Targets (README): 0 views with a cut head, figure height spread under 5 %, old-garment share under 1 %, no flat
 patch over 2 % of the figure. Exit code 0 even when missed. `--sheets DIR` writes photo | garment | photo.png |
-000 | 090 | 180 | 270 per job.
+000 | 090 | 180 | 270 | the view with the largest flat patch (tinted magenta) per job.
 """
 
 from __future__ import annotations
@@ -101,12 +102,19 @@ def dominant(pixels_rgb: np.ndarray, k: int = 2) -> np.ndarray:
 
 
 def flat_patch(view: np.ndarray, garment_lab: np.ndarray) -> float:
-    import cv2
-
     mask = figure(view)
-    body = mask & ~near_colours(lab(view), garment_lab, 14.0)
     if mask.sum() == 0:
         return 0.0
+    return float(largest_flat(view, garment_lab).sum()) / float(mask.sum())
+
+
+def largest_flat(view: np.ndarray, garment_lab: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """(H, W) bool: the view's largest connected flat region on the body (see the module docstring); `mask`: the
+    figure when it is not the render's (the photo's person mask)."""
+    import cv2
+
+    mask = figure(view) if mask is None else mask
+    body = mask & ~near_colours(lab(view), garment_lab, 14.0)
     blurred = cv2.GaussianBlur(lab(view), (0, 0), 1.5)
     grad = np.zeros(mask.shape, np.float32)
     for c in range(3):
@@ -115,8 +123,25 @@ def flat_patch(view: np.ndarray, garment_lab: np.ndarray) -> float:
         grad = np.maximum(grad, np.hypot(gx, gy))
     flat = (body & (grad < 1.5)).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=4)
-    largest = int(stats[1:, cv2.CC_STAT_AREA].max()) if count > 1 else 0
-    return largest / float(mask.sum())
+    if count <= 1:
+        return np.zeros(mask.shape, dtype=bool)
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def photo_flat(root: Path, job: str, garment_lab: np.ndarray) -> float | None:
+    """The same measure on the person's own upright photo inside its person mask: how flat the photo itself is."""
+    from infra.folder_store import FolderStore
+    from pipeline.state import load_plan
+
+    plan = load_plan(FolderStore(root), job)
+    if plan is None:
+        return None
+    avatar = root / layout.run_prefix("avatar", plan.run("avatar").key)
+    photo = decode_rgb((avatar / "upright.png").read_bytes())
+    mask = decode_rgb((avatar / "mask.png").read_bytes())[..., 0] > 127
+    if mask.shape != photo.shape[:2] or not mask.any():
+        return None
+    return round(float(largest_flat(photo, garment_lab, mask).sum()) / float(mask.sum()), 4)
 
 
 def photo_parsing(store_root: Path, job: str) -> tuple[np.ndarray, Any, np.ndarray] | None:
@@ -182,13 +207,15 @@ def hair(photo: np.ndarray, parsing: Any, shoulder_rows: float | None, views: di
     return out
 
 
-def measure_job(root: Path, job: str, garment_colours_lab: np.ndarray) -> dict[str, Any]:
+def measure_job(root: Path, job: str, garment_colours_lab: np.ndarray, flat_only: bool = False) -> dict[str, Any]:
     res = root / layout.result_prefix(job)
     views = {a: decode_rgb((res / f"angles/{a}.png").read_bytes()) for a in ANGLES}
     row: dict[str, Any] = {"job": job, "framing": framing(list(views.values()))}
     patches = [flat_patch(v, garment_colours_lab) for v in views.values()]
     row["flat_patch_share"] = round(max(patches), 4)
-    parsed = photo_parsing(root, job)
+    row["flat_patch_per_view"] = [round(p, 4) for p in patches]
+    row["flat_patch_share_in_photo"] = photo_flat(root, job, garment_colours_lab)
+    parsed = None if flat_only else photo_parsing(root, job)
     if parsed is not None:
         photo, parsing, old = parsed
         old_lab = dominant(photo[old])
@@ -239,6 +266,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "old_garment_share_000_median": median("old_garment_share_000"),
         "flat_patch_share_median": median("flat_patch_share"),
         "flat_patch_share_max": max((r["flat_patch_share"] for r in ok), default=None),
+        "flat_patch_share_in_photo_median": median("flat_patch_share_in_photo"),
         "targets": TARGETS,
     }
 
@@ -247,8 +275,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", choices=("hard", "dev", "all"), default="hard")
     parser.add_argument("--limit", type=int, default=0, help="at most this many person photos (0: all)")
-    parser.add_argument("--only", nargs="+", default=[], metavar="NAME",
-                        help="only these person photos of the set (file names), e.g. the chest crops")
+    parser.add_argument("--only", default="", help="comma-separated parts of the photos' names to keep")
+    parser.add_argument("--flat-only", action="store_true", help="measure framing and flat patches only (quicker)")
     parser.add_argument("--garment", default="00055_00.jpg", help="a garment photo of the dev set")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out/look.json")
     parser.add_argument("--sheets", type=Path, default=None)
@@ -256,7 +284,8 @@ def main() -> None:
     hard = sorted(p for p in (DEV_DATA / "hard/people").glob("*") if p.suffix.lower() in (".jpg", ".png"))
     dev = dev_photos("people")[:8]
     people = {"hard": hard, "dev": dev, "all": dev + hard}[args.set]
-    people = [p for p in people if p.name in args.only] if args.only else people
+    if args.only:
+        people = [p for p in people if any(part in p.name for part in args.only.split(","))]
     people = people[: args.limit] if args.limit else people
     garment = DEV_DATA / "garments" / args.garment
     if not people or not garment.is_file():
@@ -281,11 +310,11 @@ def main() -> None:
                 rgb = np.asarray([[int(c.hex[i:i + 2], 16) for i in (1, 3, 5)] for c in analysis.appearance.colours],
                                  np.uint8).reshape(-1, 1, 3)
                 garment_lab = lab(rgb).reshape(-1, 3)
-            rows.append(measure_job(tmp / "bucket", entry.job_id, garment_lab))
+            rows.append(measure_job(tmp / "bucket", entry.job_id, garment_lab, args.flat_only))
             print(json.dumps(rows[-1]), flush=True)
             if args.sheets is not None:
                 args.sheets.mkdir(parents=True, exist_ok=True)
-                write_sheet(tmp / "bucket", entry.job_id, args.sheets)
+                write_sheet(tmp / "bucket", entry.job_id, args.sheets, garment_lab)
         summary = summarise(rows)
         print(json.dumps(summary, indent=2))
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -294,19 +323,23 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_sheet(root: Path, job: str, folder: Path) -> None:
+def write_sheet(root: Path, job: str, folder: Path, garment_lab: np.ndarray) -> None:
+    """photo | garment | photo.png | 000 | 090 | 180 | 270, then the view with the largest flat patch, tinted."""
     from PIL import Image
 
     res = root / layout.result_prefix(job)
     manifest = json.loads((res / "manifest.json").read_text())
     tiles = [root / manifest["inputs"]["person"], root / manifest["inputs"]["garment"], res / "photo.png"]
     tiles += [res / f"angles/{a}.png" for a in ("000", "090", "180", "270")]
-    images = []
-    for path in tiles:
-        with Image.open(path) as im:
-            rgb = im.convert("RGB")
-            images.append(np.asarray(rgb.resize((round(rgb.width * 360 / rgb.height), 360))))
-    Image.fromarray(np.concatenate(images, axis=1)).save(folder / f"{job}.jpg", quality=85)
+    images = [np.asarray(Image.open(path).convert("RGB")) for path in tiles]
+    views = [decode_rgb((res / f"angles/{a}.png").read_bytes()) for a in ANGLES]
+    patches = [largest_flat(v, garment_lab) for v in views]
+    worst = int(np.argmax([p.sum() for p in patches]))
+    tinted = views[worst].astype(np.float32)
+    tinted[patches[worst]] = 0.4 * tinted[patches[worst]] + 0.6 * np.array([255.0, 0.0, 255.0])
+    images.append(tinted.astype(np.uint8))
+    resized = [np.asarray(Image.fromarray(im).resize((round(im.shape[1] * 360 / im.shape[0]), 360))) for im in images]
+    Image.fromarray(np.concatenate(resized, axis=1)).save(folder / f"{job}.jpg", quality=85)
 
 
 if __name__ == "__main__":

@@ -124,3 +124,75 @@ def test_zero_ease_leaves_the_body() -> None:
     dressed, vertices, _ = dress(0.0, size=128)
     assert np.allclose(dressed.vertices, vertices, atol=1e-6)
     assert dressed.atlas.shape == (128, 128, 3) and dressed.atlas.dtype == np.uint8
+
+
+BAND = (0.3, 0.55)  # heights (metres) of the band below the garment that the photo does not show as it is
+SKIN = (190, 140, 120)
+
+
+def textured_photo() -> np.ndarray:
+    """The photo of the cylinder lit from the camera (darker towards its sides) with a fine grain on it."""
+    columns = (np.arange(300) + 0.5 - 150.0) / (300 * RADIUS / 3.0)  # -1 .. 1 across the cylinder's silhouette
+    light = 0.55 + 0.45 * np.sqrt(np.clip(1.0 - columns**2, 0.0, 1.0))
+    grain = 1.0 + 0.12 * np.random.default_rng(0).standard_normal((600, 300))
+    return np.clip(np.asarray(RED, float)[None, None, :] * (light[None, :] * grain)[..., None], 0, 255).astype(np.uint8)
+
+
+def band_rows() -> slice:
+    """The photo rows showing the band (image y = cy - focal * (z - centre) / distance)."""
+    return slice(round(300 - 100 * (BAND[1] - HEIGHT / 2)), round(300 - 100 * (BAND[0] - HEIGHT / 2)))
+
+
+def dress_photo(photo: np.ndarray, mask: np.ndarray, made: np.ndarray | None = None) -> DressedBody:
+    vertices, faces, uvs, face_uvs = cylinder()
+    garment = np.zeros((100, 80, 4), np.uint8)
+    garment[10:90, 10:70] = (*BLUE, 255)
+    return dress_body(BodyMesh(vertices, faces, uvs, face_uvs), PersonPhoto(photo, mask, front_camera(), made=made),
+                      GarmentLook(garment, "upper"), {"chest": 0.0, "waist": 0.0, "hip": 0.0}, atlas_size=256)
+
+
+def band_texels(size: int, spread: float) -> np.ndarray:
+    """The band's texels on the front (within `spread` radians of facing the camera), 2 cm inside its edges."""
+    angle, height = texel_grid(size)
+    return (np.abs(angle - 1.5 * np.pi) < spread) & (height > BAND[0] + 0.02) & (height < BAND[1] - 0.02)
+
+
+def luminance(atlas: np.ndarray) -> np.ndarray:
+    return atlas.astype(float) @ np.array([0.299, 0.587, 0.114])
+
+
+def test_a_flat_colour_the_photo_made_up_gets_the_photos_grain_and_shading() -> None:
+    """photo.png refills bared skin with one colour: in the atlas it takes the grain of the photo's own texels
+    nearby and darkens towards the sides like them, instead of staying one flat patch."""
+    photo = textured_photo()
+    made = np.zeros((600, 300), bool)
+    made[band_rows()] = True
+    photo[made] = SKIN
+    dressed = dress_photo(photo, np.ones((600, 300), np.float32), made)
+    lum = luminance(dressed.atlas)
+    band = band_texels(256, 1.3)
+    centre, sides = band & band_texels(256, 0.35), band & ~band_texels(256, 0.9)
+    assert lum[centre].mean() > 1.08 * lum[sides].mean()  # shaded like the photo's texels: darker at the sides
+    rows = np.flatnonzero(band.any(axis=1))
+    columns = np.flatnonzero(centre.any(axis=0))
+    patch = lum[np.ix_(rows, columns)]
+    assert np.abs(np.diff(patch, axis=0)).mean() > 1.0 and np.abs(np.diff(patch, axis=1)).mean() > 1.0  # grain
+    plain = dress_photo(photo, np.ones((600, 300), np.float32))
+    assert plain.seen_texels is not None and plain.made_up < 0.02 < dressed.made_up  # the refill counts as made up
+    outside = plain.seen_texels & ~dressed.garment_texels & (texel_grid(256)[1] < BAND[0] - 0.05)
+    assert outside.sum() > 1000 and np.array_equal(dressed.atlas[outside], plain.atlas[outside])  # left alone
+
+
+def test_an_unseen_band_is_filled_with_grain_not_streaks_of_its_edge() -> None:
+    """Texels neither seen nor mirrored (a band the person mask leaves out) take the grain of the seen texels
+    around them in both directions, not the edge's colours smeared across (one colour per column)."""
+    mask = np.ones((600, 300), np.float32)
+    mask[band_rows()] = 0.0
+    dressed = dress_photo(textured_photo(), mask)
+    assert dressed.seen_texels is not None and not dressed.seen_texels[band_texels(256, 1.0)].any()
+    assert 0.05 < dressed.made_up < 0.5  # the band and the cylinder's ends, not the rest
+    lum = luminance(dressed.atlas)
+    band = band_texels(256, 0.6)
+    rows, columns = np.flatnonzero(band.any(axis=1)), np.flatnonzero(band.any(axis=0))
+    patch = lum[np.ix_(rows, columns)]
+    assert np.abs(np.diff(patch, axis=0)).mean() > 1.0  # varies along the height too

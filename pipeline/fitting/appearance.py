@@ -52,7 +52,7 @@ class Tones:
     hair: np.ndarray | None  # (3,) float RGB; None when no hair is seen (then the head takes skin)
 
 
-def _lab(rgb: np.ndarray) -> np.ndarray:
+def lab(rgb: np.ndarray) -> np.ndarray:
     import cv2
 
     pixels = np.clip(np.asarray(rgb, np.float32).reshape(-1, 1, 3) / 255.0, 0, 1)
@@ -81,13 +81,13 @@ def tones(colour: np.ndarray, seen: np.ndarray, facing: np.ndarray, part: np.nda
 
 def _hair_cluster(samples: np.ndarray, skin: np.ndarray | None) -> np.ndarray | None:
     """The median colour of the cluster farther from the skin, when it differs clearly from the skin."""
-    lab = _lab(samples)
-    labels, centres = kmeans(lab, 2, np.random.default_rng(HAIR_SEED), attempts=3, max_iter=20, eps=0.5)
+    samples_lab = lab(samples)
+    labels, centres = kmeans(samples_lab, 2, np.random.default_rng(HAIR_SEED), attempts=3, max_iter=20, eps=0.5)
     if skin is None:  # no skin to tell them apart: the darker cluster
         pick = int(np.argmin(centres[:, 0]))
     else:
-        pick = int(np.argmax(np.linalg.norm(centres - _lab(skin)[0], axis=1)))
-        if np.linalg.norm(centres[pick] - _lab(skin)[0]) < NOT_SKIN_DELTA[0]:
+        pick = int(np.argmax(np.linalg.norm(centres - lab(skin)[0], axis=1)))
+        if np.linalg.norm(centres[pick] - lab(skin)[0]) < NOT_SKIN_DELTA[0]:
             return None
     members = samples[labels == pick]
     return np.median(members, axis=0) if len(members) >= MIN_SAMPLES else None
@@ -98,9 +98,11 @@ def _ramp(x: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def paint_head(colour: np.ndarray, known: np.ndarray, seen: np.ndarray, facing: np.ndarray, part: np.ndarray,
-               height: np.ndarray, eye_level: float | None, found: Tones, drop_m: float | None = None) -> None:
+               height: np.ndarray, eye_level: float | None, found: Tones, drop_m: float | None = None,
+               made: np.ndarray | None = None) -> None:
     """In place: the head's texels turned from the camera take hair (above the ears' lower edge, or as far down
-    as the photo's hair falls, `drop_m` below the eyes) or skin."""
+    as the photo's hair falls, `drop_m` below the eyes) or skin. `made` (N,), when given, is raised to the share
+    of each texel's colour that was made up (`pipeline.fitting.unseen` gives those grain and shade)."""
     skin = found.skin if found.skin is not None else found.hair
     hair = found.hair if found.hair is not None else skin
     if skin is None or hair is None:  # neither tone was found
@@ -112,10 +114,12 @@ def paint_head(colour: np.ndarray, known: np.ndarray, seen: np.ndarray, facing: 
     crown = _ramp(height, eye + 0.03, eye + 0.03 + HAIR_EDGE_M)
     back = 1.0 - _ramp(facing, *HAIR_BACK_FACING)
     share = np.clip(np.maximum(crown, back * below_nape), 0.0, 1.0)[:, None]
-    made = (share * hair[None, :] + (1 - share) * skin[None, :]).astype(np.float32)
+    made_up = (share * hair[None, :] + (1 - share) * skin[None, :]).astype(np.float32)
     keep = np.where(seen, _ramp(facing, *HEAD_PHOTO_FACING), 0.0)[:, None]
-    colour[head] = keep[head] * colour[head] + (1 - keep[head]) * made[head]
+    colour[head] = keep[head] * colour[head] + (1 - keep[head]) * made_up[head]
     known[head] = True
+    if made is not None:
+        made[head] = np.maximum(made[head], 1 - keep[head, 0])
 
 
 LONG_HAIR_FROM = 0.5  # hair seen falling this far (in eye-to-shoulder lengths) in front is long ...
@@ -132,7 +136,7 @@ LONG_HAIR_FACING = (-0.1, 0.25)  # long hair covers the back where the surface f
 
 def paint_long_hair(colour: np.ndarray, known: np.ndarray, seen: np.ndarray, facing: np.ndarray, part: np.ndarray,
                     height: np.ndarray, x: np.ndarray, eye_level: float, hair: np.ndarray, drop_m: float,
-                    half_width_m: float) -> None:
+                    half_width_m: float, made: np.ndarray | None = None) -> None:
     """In place: hair that falls below the head in the photo covers the back of the neck and torso the photo does
     not see, as far down as it falls and as wide as it is there, blended at its edges (a shell on the body, not
     volume: the views show long hair at 180 instead of a crop)."""
@@ -147,18 +151,22 @@ def paint_long_hair(colour: np.ndarray, known: np.ndarray, seen: np.ndarray, fac
     share = np.where(torso & ~seen, vertical * across * back, 0.0)[:, None]
     colour[:] = (1 - share) * colour + share * np.asarray(hair, np.float32)[None, :]
     known |= share[:, 0] > 0.5
+    if made is not None:
+        np.maximum(made, share[:, 0], out=made)
 
 
 def bare_limbs(colour: np.ndarray, known: np.ndarray, part: np.ndarray, on_garment: np.ndarray, category: str,
-               found: Tones) -> float:
+               found: Tones, made: np.ndarray | None = None) -> float:
     """In place: old clothes on the limbs the garment replaces turn to skin. Returns the share of those limb
-    texels changed (for the manifest)."""
+    texels changed (for the manifest); `made` (N,), when given, is raised to the share of skin put in."""
     if found.skin is None:
         return 0.0
     limbs = np.isin(part, REPLACED[category]) & ~on_garment & known
     if not limbs.any():
         return 0.0
-    delta = np.linalg.norm(_lab(colour[limbs]) - _lab(found.skin)[0], axis=1)
+    delta = np.linalg.norm(lab(colour[limbs]) - lab(found.skin)[0], axis=1)
     amount = _ramp(delta, *NOT_SKIN_DELTA)[:, None]
     colour[limbs] = (1 - amount) * colour[limbs] + amount * found.skin[None, :].astype(np.float32)
+    if made is not None:
+        made[limbs] = np.maximum(made[limbs], amount[:, 0])
     return float((amount > 0.5).mean())

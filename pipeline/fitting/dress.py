@@ -10,7 +10,9 @@ the person's own appearance (projected from the photo) everywhere else, on one t
    photo at their point mirrored through the body's coronal plane when that pixel shows the same body part
    (backs of the torso, legs and arms). The head turned from the camera takes hair and skin tones, and limbs
    the garment bares lose the person's old sleeves or trousers (`pipeline.fitting.appearance`); what is left
-   takes the nearest known texel's colour (distance transform), softened.
+   takes the nearest known texel's colour (distance transform), softened. Every texel whose colour was made up
+   (those fills, the skin, the head's hair and skin, photo.png's own refills) then takes the photo's grain
+   and shading, and hair strands where it is hair (`pipeline.fitting.unseen`), so no flat patch is left.
 4. Garment: front-facing garment texels take the cutout, its mask box mapped onto the region's box as the photo's
    camera sees it; the back takes the cutout at the mirrored point (a placed print stays on the front); the
    rest (sides the cutout misses) a mirrored-repeat tile of the plain fabric crop (texture.png), placed by the
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.fitting import appearance, regions
+from pipeline.fitting import appearance, regions, unseen
 from pipeline.geometry import BodyMesh, Camera, PosedBody
 from pipeline.render.shade import vertex_normals
 from pipeline.render.views import camera_position
@@ -60,6 +62,7 @@ class DressedBody:
     vertex_part: np.ndarray | None = None  # (V,) int index into regions.PARTS
     skin: np.ndarray | None = None  # (3,) float RGB skin tone seen in the photo (None: none seen)
     seen_texels: np.ndarray | None = None  # (S, S) bool: texels whose colour the photo shows directly
+    made_up: float = 0.0  # share of the body's texels off the garment whose colour was made up (weighted 0..1)
 
 
 @dataclass(frozen=True)
@@ -295,6 +298,60 @@ def fill_unknown(atlas: np.ndarray, known: np.ndarray) -> np.ndarray:
     return filled
 
 
+def _made_in_photo(tex: Texels, camera: Camera, made_px: np.ndarray | None, seen: np.ndarray,
+                   known: np.ndarray) -> np.ndarray:
+    """(N,) float: 1 where a texel's photo colour is itself made up (it falls on `made_px`, directly or mirrored)."""
+    made = np.zeros(len(tex.index), dtype=np.float64)
+    if made_px is None or not np.any(made_px):
+        return made
+    grid = np.asarray(made_px, dtype=bool)
+    width, height = camera.image_size
+    if grid.shape != (height, width):
+        return made  # a mask that is not the photo's frame says nothing
+    xy, _ = project(camera, tex.points)
+    mxy, _ = project(camera, mirrored(tex.points))
+    made[seen] = pixel_lookup(grid, xy[seen], False)
+    back = known & ~seen
+    made[back] = pixel_lookup(grid, mxy[back], False)
+    return made
+
+
+def texture_unseen(atlas: np.ndarray, tex: Texels, source: np.ndarray, made: np.ndarray, camera: Camera,
+                   hair: np.ndarray | None = None) -> np.ndarray:
+    """The atlas with its made-up texels (`made`, 0..1 per texel) given the grain of the `source` texels (the
+    photo's own, off the garment), the photo's light and, where they are the `hair` colour, strands
+    (`pipeline.fitting.unseen`). Texels with nothing made up are left exactly as they are."""
+    size = atlas.shape[0]
+    todo = np.flatnonzero(made > 0)
+    if not len(todo):
+        return atlas
+    part = np.full(size * size, -1, dtype=np.int64)
+    part[tex.index] = tex.part
+    grid = np.zeros(size * size, dtype=bool)
+    grid[tex.index[source]] = True
+    target = np.zeros(size * size, dtype=bool)
+    target[tex.index[todo]] = True
+    grain = unseen.transfer_grain(atlas, grid.reshape(size, size), part.reshape(size, size),
+                                  target.reshape(size, size)).reshape(-1)
+    flat = atlas.reshape(-1, 3).copy()
+    side, up = unseen.side_and_up(tex.normals, np.asarray(camera.rotation, dtype=np.float64)[2])
+    fit = np.flatnonzero(source)[:: unseen.FIT_STRIDE]
+    slopes = unseen.fit_shading(flat[tex.index[fit]].astype(np.float32) @ unseen.LUMA, tex.part[fit], side[fit],
+                                up[fit], np.ones(len(fit), dtype=bool))
+    light = unseen.shading(side[todo], up[todo], slopes, made[todo])
+    light[tex.part[todo] == _HEAD] = 1.0  # not on the head: shading its made-up sides moved the identity distance
+    colour = unseen.apply(flat[tex.index[todo]].astype(np.float32), made[todo], grain[tex.index[todo]], light)
+    if hair is not None:  # strands on the made-up texels of the hair's colour
+        head = tex.part == _HEAD
+        centre = np.median(tex.points[head], axis=0) if head.any() else np.median(tex.points, axis=0)
+        distance = np.linalg.norm(appearance.lab(colour) - appearance.lab(hair)[0], axis=1)
+        near = np.flatnonzero(distance < unseen.HAIR_NEAR)
+        colour[near] = unseen.hair_strands(colour[near], made[todo[near]], distance[near],
+                                           unseen.strands(tex.points[todo[near]], centre))
+    flat[tex.index[todo]] = (colour + 0.5).astype(np.uint8)
+    return flat.reshape(atlas.shape)
+
+
 def ease_offsets(parts: regions.BodyParts, weight: np.ndarray, ease_cm_by_region: dict[str, float]) -> np.ndarray:
     """(V,) metres: ease / (2 pi), clipped to [0, MAX_OFFSET_CM], times the soft garment weight."""
     ease = regions.ease_per_vertex(parts, ease_cm_by_region)
@@ -334,6 +391,7 @@ class PersonPhoto:
     mask: np.ndarray  # (H, W) float32 in [0, 1]
     camera: Camera
     hair: appearance.Hair | None = None  # the hair measured on the photo (colour, length): carried round the head
+    made: np.ndarray | None = None  # (H, W) bool: pixels the photo made up itself (photo.png's refills)
 
 
 @dataclass(frozen=True)
@@ -348,12 +406,13 @@ class GarmentLook:
 
 
 def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm_by_region: dict[str, float], *,
-               atlas_size: int = 1024, worn_in_photo: bool = False) -> DressedBody:
+               atlas_size: int = 1024, worn_in_photo: bool = False, texture_made: bool = True) -> DressedBody:
     """Put the garment on the posed body (see the module docstring). A `PosedBody` (its keypoints and rest pose)
     sharpens the region (arms told from torso); a plain `BodyMesh` is split into parts by height alone.
     `worn_in_photo`: the photo already shows the person in this garment (a try-on model's photo.png), so the
     garment texels it shows keep the photo's colours (its folds and light) and only the unseen ones take the
-    garment photo."""
+    garment photo. `texture_made`: give the made-up texels grain, shading and hair strands
+    (`pipeline.fitting.unseen`); off where only the garment's texels are used (photo.png's render)."""
     from pipeline.render.raster import rasterize
 
     vertices, faces, camera = np.asarray(body.vertices, np.float64), body.faces, photo.camera
@@ -371,6 +430,7 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     body_raster = rasterize(vertices, faces, camera)
     face_part = parts.label[np.asarray(faces)[:, 0]]
     colour, known, seen, facing = person_colours(tex, camera, rgb, mask, body_raster, face_part)
+    made = _made_in_photo(tex, camera, photo.made, seen, known)
     eye = parts.levels.get("eye")
     found = appearance.tones(colour, seen, facing, tex.part, tex.height, eye)
     drop_m = None
@@ -378,30 +438,36 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     if photo.hair is not None:  # the photo's own hair colour beats the texels' cluster (blonde hair on a blonde wall)
         found = appearance.Tones(found.skin, photo.hair.colour.astype(np.float64))
         drop_m = appearance.back_drop(photo.hair.drop) * unit if unit > 0 else None
-    appearance.paint_head(colour, known, seen, facing, tex.part, tex.height, eye, found, drop_m)
+    appearance.paint_head(colour, known, seen, facing, tex.part, tex.height, eye, found, drop_m, made)
     on_garment = tex.garment > 0.5
-    bared = appearance.bare_limbs(colour, known, tex.part, on_garment, category, found)
+    bared = appearance.bare_limbs(colour, known, tex.part, on_garment, category, found, made)
     cutout = np.asarray(garment.cutout)
     tile = fabric_tile(cutout, garment.texture)
     g_colour, took = garment_colours(tex, camera, cutout, tile, region_box(vertices, weight > 0.5, camera),
                                      garment.print_box)
     from_garment = on_garment & ~seen if worn_in_photo else on_garment
     colour[from_garment] = g_colour[from_garment]
+    made[on_garment] = 0.0  # the garment's own look (its photo, its fabric tile) is not made up
     known |= on_garment
     if photo.hair is not None and eye is not None and drop_m is not None:  # long hair falls over the back
         appearance.paint_long_hair(colour, known, seen, facing, tex.part, tex.height, tex.points[:, 0], eye,
-                                   photo.hair.colour, drop_m, photo.hair.half_width * unit)
+                                   photo.hair.colour, drop_m, photo.hair.half_width * unit, made)
     atlas, known_grid, garment_grid = _assemble(tex, colour, known, on_garment, atlas_size)
+    made = np.where(known, made, 1.0)
+    atlas = fill_unknown(atlas, known_grid)
+    if texture_made:
+        atlas = texture_unseen(atlas, tex, ~on_garment & known & (made < 0.5), made, camera, found.hair)
     offsets = ease_offsets(parts, weight, ease_cm_by_region)
     dressed = vertices + vertex_normals(vertices, faces) * offsets[:, None]
     front = on_garment & (facing > 0)
     seen_grid = np.zeros(atlas_size * atlas_size, dtype=bool)
     seen_grid[tex.index[seen]] = True
     return DressedBody(
-        vertices=dressed.astype(np.float32), atlas=fill_unknown(atlas, known_grid), garment_texels=garment_grid,
+        vertices=dressed.astype(np.float32), atlas=atlas, garment_texels=garment_grid,
         garment_vertices=weight > 0.5, coverage=float(took[front].mean()) if front.any() else 0.0,
         seen=float(seen.mean()) if len(seen) else 0.0, sleeve_m=sleeve_m, bared_limbs=bared,
         vertex_part=parts.label, skin=found.skin, seen_texels=seen_grid.reshape(atlas_size, atlas_size),
+        made_up=float(made[~on_garment].mean()) if (~on_garment).any() else 0.0,
     )
 
 

@@ -107,12 +107,13 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
                        print_box=printed.box if printed.kind == "placed" else None,
                        sleeve_reach=sleeves.reach if sleeves is not None else None)
     ease: dict[str, float] = {r.region: r.effective_ease_cm for r in report.regions}
-    first = dress_body(body, given.photo, look, ease)
+    first = dress_body(body, given.photo, look, ease, texture_made=False)  # photo.png takes its garment texels only
     tried_on = try_on_photo(given, first, look)
     if backends.painter is not None:  # the try-on model where it is strongest: on the person's own photo
         tried_on = repaint_photo(backends, bank, given, tried_on, cutout, report)
     # the 8 views take their colours from photo.png (the person already wearing the garment), not the old photo
-    dressed = dress_body(body, replace(given.photo, rgb=tried_on.image, hair=tried_on.hair,
+    made = tried_on.refilled if backends.painter is None else None  # the painter's fills are photoreal, not flat
+    dressed = dress_body(body, replace(given.photo, rgb=tried_on.image, hair=tried_on.hair, made=made,
                                        mask=np.maximum(given.photo.mask, tried_on.painted.astype(np.float32))),
                          look, ease, worn_in_photo=backends.painter is not None)
     table = turntable(camera, dressed.vertices)  # one framing for all 8 angles, the visible figure whole
@@ -284,7 +285,7 @@ def dressing_record(dressed: DressedBody, sleeves: SleeveReach | None) -> dict[s
             "sleeve_reach": None if sleeves is None else sleeves.reach,
             "sleeve_basis": "the category's default" if sleeves is None else sleeves.basis,
             "sleeve_m": None if dressed.sleeve_m is None else round(dressed.sleeve_m, 3),
-            "bared_limbs": round(dressed.bared_limbs, 4)}
+            "bared_limbs": round(dressed.bared_limbs, 4), "made_up": round(dressed.made_up, 4)}
 
 
 def write_outputs(io: PhaseIO, report: FitReport, dressed: DressedBody, mesh: BodyMesh, views: list[View],
