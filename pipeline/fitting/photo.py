@@ -57,6 +57,10 @@ class Parsing:
     body_iou: float  # the fitted body's silhouette against the person mask
 
 
+HAIR_SEED_SLACK = 0.25  # short hair (its seed, what stands past the skull, ends this share of eye-to-shoulder
+# above the shoulders) reaches at most this much below its seed
+
+
 def scalp_joined(mask: np.ndarray, eye_y: float) -> np.ndarray:
     """The parts of `mask` that reach above the eyes: hair grows from the scalp, so what stands past the body only
     lower down (headphones or a scarf round the neck, a collar) is not hair."""
@@ -98,7 +102,11 @@ def measure_hair(photo: np.ndarray, parsing: Parsing, eye_y: float, shoulder_y: 
         return Hair(colour, 0.0, 0.5)
     ys, xs = np.nonzero(joined)
     centre = float(np.median(xs[ys < eye_y])) if (ys < eye_y).any() else float(np.median(xs))
-    drop = float(np.percentile(ys, 98) - eye_y) / unit
+    bottom = float(np.percentile(ys, 98))
+    seed_bottom = float(np.nonzero(top)[0].max())
+    if seed_bottom < shoulder_y - HAIR_SEED_SLACK * unit:  # short hair: its colour may run on below it (a dark
+        bottom = min(bottom, seed_bottom + HAIR_SEED_SLACK * unit)  # collar, a beard's shadow); the hair does not
+    drop = (bottom - eye_y) / unit
     half_width = float(np.percentile(np.abs(xs - centre), 95)) / unit
     return Hair(colour, max(0.0, min(drop, 4.0)), max(0.3, min(half_width, 2.0)))
 
