@@ -42,6 +42,8 @@ from functions.app import build_local
 from infra.settings import Settings
 from pipeline import layout
 from pipeline.codec import decode_rgb
+from pipeline.fitting.photo import colour_centres
+from pipeline.fitting.photo import lab8 as lab
 from pipeline.manifests import BatchReport
 from pipeline.render.shade import BACKGROUND
 from pipeline.state import read_model
@@ -49,12 +51,6 @@ from pipeline.state import read_model
 ROOT = Path(__file__).resolve().parents[1]
 ANGLES = ("000", "045", "090", "135", "180", "225", "270", "315")
 TARGETS = {"cut_heads": 0, "height_spread": 0.05, "old_garment_share": 0.01, "flat_patch_share": 0.02}
-
-
-def lab(rgb: np.ndarray) -> np.ndarray:
-    import cv2
-
-    return cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2Lab).astype(np.float32)
 
 
 def figure(view: np.ndarray) -> np.ndarray:
@@ -89,16 +85,8 @@ def near_colours(image_lab: np.ndarray, colours_lab: np.ndarray, within: float) 
 
 
 def dominant(pixels_rgb: np.ndarray, k: int = 2) -> np.ndarray:
-    """(k, 3) Lab centres of the pixels (fewer when there are few)."""
-    from pipeline.wardrobe.appearance import kmeans
-
-    samples = lab(pixels_rgb.reshape(-1, 1, 3)).reshape(-1, 3)
-    if len(samples) < 50:
-        return np.zeros((0, 3), np.float32)
-    samples = samples[:: max(1, len(samples) // 20000)]
-    _, centres = kmeans(samples.astype(np.float32), min(k, len(samples)), np.random.default_rng(0), attempts=2,
-                        max_iter=20, eps=0.5)
-    return np.asarray(centres, np.float32)
+    """(k, 3) Lab centres of the pixels (fewer when there are few), as photo.png's parsing finds them."""
+    return colour_centres(lab(pixels_rgb.reshape(-1, 1, 3)).reshape(-1, 3), k)
 
 
 def flat_patch(view: np.ndarray, garment_lab: np.ndarray) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -252,7 +253,7 @@ def run_publish(store: ObjectStore, job_id: str, notifier: Notifier, table: Phas
                        content_type=e.content_type) for e in sources.values()]
     in_parallel(lambda pair: store.copy(pair[0].key, pair[1].key, content_type=pair[1].content_type),
                 zip(sources.values(), files, strict=True))
-    shares, split = run_shares(store, plan)
+    shares, split = run_shares(store, plan, table)
     cost = job_cost({name: s.usage for name, s in summaries.items()}, shares, split, prices or Prices())
     files += write_result_page(store, job_id, files, plan.inputs, summaries, viewer, batch_id=plan.batch_id,
                                cost=cost)
@@ -264,27 +265,27 @@ def run_publish(store: ObjectStore, job_id: str, notifier: Notifier, table: Phas
     return _tell_success(store, plan, notifier, [f.key for f in files], cost)
 
 
-SHARED_BY = {"avatar": "person", "wardrobe": "garment"}  # the phases a batch's jobs share, by which photo
-
-
-def run_shares(store: ObjectStore, plan: JobPlan) -> tuple[dict[str, float], str]:
-    """Each run's share counted for this job, and the rule in words: a batch's avatar run serves every pair
-    with this person photo, its wardrobe run every pair with this garment photo; the rest are the job's own."""
+def run_shares(store: ObjectStore, plan: JobPlan, table: PhaseTable) -> tuple[dict[str, float], str]:
+    """Each run's share counted for this job, and the rule in words. Runs are keyed by their inputs' content, so a
+    batch's jobs that share a photo share the runs made from it (the avatar of a person photo, the wardrobe of a
+    garment photo): a run that k of the batch's jobs use counts 1/k in each, and the batch's sum counts it once."""
     if plan.batch_id is None:
         return {}, "every run counted whole: a single job shares no run"
     batch = load_batch_plan(store, plan.batch_id)
     if batch is None:  # its jobs are planned first, the batch last: a fast job can get here in between
         raise LookupError(f"job {plan.job_id}: batch {plan.batch_id} has no plan yet; cannot split its cost")
-    pair = next((p for p in batch.jobs if p.job_id == plan.job_id), None)
-    if pair is None:
+    if all(p.job_id != plan.job_id for p in batch.jobs):
         return {}, f"every run counted whole: batch {batch.batch_id} does not list this job"
-    shares = {}
-    for phase, by in SHARED_BY.items():
-        mine = getattr(pair, by)
-        shares[phase] = 1.0 / sum(getattr(p, by) == mine for p in batch.jobs)
-    return shares, (f"batch {batch.batch_id}: avatar split over the {round(1 / shares['avatar'])} pairs with this "
-                    f"person photo, wardrobe over the {round(1 / shares['wardrobe'])} with this garment photo; "
-                    "fitting and viewer3d are the pair's own")
+    users = Counter((name, run.key) for pair in batch.jobs if (other := load_plan(store, pair.job_id)) is not None
+                    for name, run in other.runs.items())
+    shares = {name: 1.0 / max(1, users[(name, run.key)]) for name, run in plan.runs.items()}
+    shared = [(name, users[(name, run.key)]) for name, run in plan.runs.items() if users[(name, run.key)] > 1]
+    own = [name for name in plan.runs if shares[name] == 1.0]
+    said = [f"{name} {'split ' if i == 0 else ''}over the {k}{' pairs' if i == 0 else ''} with this "
+            f"{' and '.join(table.by_name[name].inputs) if name in table.by_name else 'same input'} photo"
+            for i, (name, k) in enumerate(shared)]
+    return shares, (f"batch {batch.batch_id}: " + ", ".join(said or ["no run shared"])
+                    + (f"; {' and '.join(own)} {'is' if len(own) == 1 else 'are'} the pair's own" if own else ""))
 
 
 def _tell_success(store: ObjectStore, plan: JobPlan, notifier: Notifier, keys: list[str],

@@ -29,6 +29,7 @@ from pipeline.page.publish import is_page_file, write_result_page
 from pipeline.page.render import render_result
 from pipeline.page.viewer import ViewerScript, find_viewer
 from pipeline.phases import PHASES
+from pipeline.plan import JobPlan
 from pipeline.state import load_plan, read_model
 
 JOB = "page job"  # a space: the page's links must not depend on the id
@@ -173,12 +174,18 @@ def test_a_re_publish_writes_the_same_bytes_to_the_same_keys(job) -> None:
     assert {f.name: app.store.get(f.key) for f in again.files} == before
 
 
-def test_without_the_vendored_viewer_the_page_shows_the_rest_and_says_why(job, tmp_path: Path) -> None:
-    app, manifest = job
-    shutil.copytree(app.store.root, tmp_path / "copy", ignore=shutil.ignore_patterns(".dropfit"))
+def copied_job(source: FolderStore, tmp_path: Path) -> tuple[FolderStore, JobPlan]:
+    """The finished job's bucket copied (the page written again there leaves the fixture's alone), and its plan."""
+    shutil.copytree(source.root, tmp_path / "copy", ignore=shutil.ignore_patterns(".dropfit"))
     store = FolderStore(tmp_path / "copy")
     plan = load_plan(store, JOB)
     assert plan is not None
+    return store, plan
+
+
+def test_without_the_vendored_viewer_the_page_shows_the_rest_and_says_why(job, tmp_path: Path) -> None:
+    app, manifest = job
+    store, plan = copied_job(app.store, tmp_path)
     phase_files = [f for f in manifest.files if not is_page_file(f.name)]
     written = write_result_page(store, JOB, phase_files, plan.inputs, manifest.phases,
                                 ViewerScript(None, "npm was not found at setup"))
@@ -192,10 +199,7 @@ def test_without_the_vendored_viewer_the_page_shows_the_rest_and_says_why(job, t
 
 def test_a_model_too_large_to_embed_is_left_to_served_pages(job, tmp_path: Path) -> None:
     app, manifest = job
-    shutil.copytree(app.store.root, tmp_path / "copy", ignore=shutil.ignore_patterns(".dropfit"))
-    store = FolderStore(tmp_path / "copy")
-    plan = load_plan(store, JOB)
-    assert plan is not None
+    store, plan = copied_job(app.store, tmp_path)
     written = write_result_page(store, JOB, [f for f in manifest.files if not is_page_file(f.name)], plan.inputs,
                                 manifest.phases, ViewerScript(b"// the viewer's script\n"), max_embedded=1000)
     assert "page/model-glb.js" not in {f.name for f in written} and "page/model-viewer.min.js" in {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from pipeline.render.shade import Lighting, Surface
 from pipeline.render.views import View, contact_sheet, render_views, turntable
 from pipeline.spec import Category
 from pipeline.wardrobe.contracts import GarmentAnalysis
+
+if TYPE_CHECKING:
+    from pipeline.render.raster import Raster  # torch: imported where a phase rasterizes
 
 # The atlas already carries the photo's own light and shade, so the render adds none where the photo shows the
 # body: the light comes from behind the body towards the camera (a rim light), so surfaces facing the camera get
@@ -120,14 +123,15 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     views = render_views(Surface(dressed.vertices, body.faces, dressed.atlas, body.uvs, body.face_uvs),
                          table.camera, table.centre, lighting=PHOTO_LIGHT)
     tryon: dict[str, object] = {"status": "not configured"}
+    rasters = view_rasters(dressed, body, views) if backends.painter or backends.refiner else []
     if backends.painter is None:
         identity = identity_per_angle(backends.faces, bank, views)
     else:
-        views, identity, tryon = repaint_views(backends, bank, views, dressed, body, cutout, report,
+        views, identity, tryon = repaint_views(backends, bank, views, dressed, body, rasters, cutout, report,
                                                garment.category.value)
     refine: dict[str, object] = {"status": "not configured"}
     if backends.refiner is not None:
-        views, identity, refine = refine_views(backends, bank, views, identity, dressed, body.faces,
+        views, identity, refine = refine_views(backends, bank, views, identity, [r.depth for r in rasters],
                                                person_crop(tried_on.image, given.photo.mask))
     gate = vision_gate(backends.judge, views, cutout, given.photo.rgb)
     photo_record = tried_on.record | {"identity": photo_identity(backends.faces, bank, tried_on.image, camera)}
@@ -177,8 +181,15 @@ def photo_identity(faces: FaceEmbedder, bank: FaceBank, image: np.ndarray, camer
     return identity_per_angle(faces, bank, [view])[0].distance
 
 
+def view_rasters(dressed: DressedBody, body: BodyMesh, views: list[View]) -> list[Raster]:
+    """What each view's pixels see of the dressed body (triangle, barycentrics, depth), for the GPU passes."""
+    from pipeline.render.raster import rasterize
+
+    return [rasterize(dressed.vertices, body.faces, view.camera) for view in views]
+
+
 def repaint_views(backends: FittingBackends, bank: FaceBank, views: list[View], dressed: DressedBody,
-                  body: BodyMesh, cutout: np.ndarray, report: FitReport, category: Category
+                  body: BodyMesh, rasters: list[Raster], cutout: np.ndarray, report: FitReport, category: Category
                   ) -> tuple[list[View], list[AngleIdentity], dict[str, object]]:
     """The try-on painter over what photo.png cannot show: on each angle, the garment's pixels whose texels the
     photo does not see (the back, the far side, what the arms hid) are repainted from the garment photo and the fit
@@ -186,7 +197,7 @@ def repaint_views(backends: FittingBackends, bank: FaceBank, views: list[View], 
     rest of the garment already carries photo.png's try-on; an angle with too little unseen garment is kept as
     rendered."""
     assert backends.painter is not None
-    regions = [unseen_garment_region(dressed, body, view) for view in views]
+    regions = [unseen_garment_region(dressed, body, raster) for raster in rasters]
     shares = [float(unseen.sum() / max(garment.sum(), 1.0)) for garment, unseen in regions]
     index = [i for i, (garment, unseen) in enumerate(regions)
              if unseen.sum() > 0 and unseen.sum() >= MIN_UNSEEN_SHARE * garment.sum()]
@@ -214,13 +225,11 @@ def repaint_views(backends: FittingBackends, bank: FaceBank, views: list[View], 
     return repainted, [found for found in identity if found is not None], record
 
 
-def unseen_garment_region(dressed: DressedBody, body: BodyMesh, view: View) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W) float32 each: the pixels of `view` that show the garment's part of the dressed body, and of those the
-    ones whose texels photo.png does not show (1 - the seen share sampled from the atlas)."""
-    from pipeline.render.raster import rasterize
+def unseen_garment_region(dressed: DressedBody, body: BodyMesh, raster: Raster) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) float32 each: the pixels of a view (its `raster`) that show the garment's part of the dressed body, and
+    of those the ones whose texels photo.png does not show (1 - the seen share sampled from the atlas)."""
     from pipeline.render.shade import interpolate, sample_texture
 
-    raster = rasterize(dressed.vertices, body.faces, view.camera)
     faces = np.asarray(body.faces)
     on_garment = dressed.garment_vertices[faces].mean(axis=1) > 0.5
     hit = raster.triangle >= 0
@@ -250,14 +259,11 @@ def vision_gate(judge: QualityJudge | None, views: list[View], cutout: np.ndarra
 
 
 def refine_views(backends: FittingBackends, bank: FaceBank, views: list[View], identity: list[AngleIdentity],
-                 dressed: DressedBody, faces: np.ndarray, person: np.ndarray
+                 depths: list[np.ndarray], person: np.ndarray
                  ) -> tuple[list[View], list[AngleIdentity], dict[str, object]]:
     """The view refiner over the 8 views (`pipeline.fitting.refine`): each held by its depth, the face and the
     background kept, the refined view kept per angle only where identity is no worse than before."""
-    from pipeline.render.raster import rasterize
-
     assert backends.refiner is not None
-    depths = [rasterize(dressed.vertices, faces, view.camera).depth for view in views]
     requests = refine_requests(backends.faces, views, depths, person)
     done = refine_with_identity(backends.refiner, backends.faces, bank, views, identity, requests)
     return done.views, done.identity, done.record

@@ -90,8 +90,8 @@ def measure_hair(photo: np.ndarray, parsing: Parsing, eye_y: float, shoulder_y: 
     if top.sum() < 30:
         return None
     colour = np.median(photo[top], axis=0).astype(np.float32)
-    lab = _lab(photo)
-    ref = _lab(colour.reshape(1, 1, 3).clip(0, 255).astype(np.uint8))[0, 0]
+    lab = lab8(photo)
+    ref = lab8(colour.reshape(1, 1, 3).clip(0, 255).astype(np.uint8))[0, 0]
     distance = np.linalg.norm(lab - ref, axis=2)
     skin_like = bool(parsing.skin[top].mean() > 0.5)  # blonde hair on fair skin: the skin map cannot tell them
     face = parsing.rendered & (parsing.part == PART["head"])
@@ -123,7 +123,9 @@ class PhotoTryOn:
     hair: Hair | None = None  # the hair the photo shows, for the views' head and back
 
 
-def _lab(rgb: np.ndarray) -> np.ndarray:
+def lab8(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) float32 OpenCV 8-bit Lab (L 0..255, a and b offset by 128) of uint8 RGB: the scale the parsing's
+    thresholds are in."""
     import cv2
 
     return cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2Lab).astype(np.float32)
@@ -131,8 +133,8 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
 
 def skin_delta(photo: np.ndarray, tone: np.ndarray) -> np.ndarray:
     """(H, W) float: each pixel's Lab distance from the skin tone, lightness weighted down (shading varies it)."""
-    lab = _lab(photo)
-    ref = _lab(np.asarray(tone, np.float64).reshape(1, 1, 3).clip(0, 255).astype(np.uint8))[0, 0]
+    lab = lab8(photo)
+    ref = lab8(np.asarray(tone, np.float64).reshape(1, 1, 3).clip(0, 255).astype(np.uint8))[0, 0]
     return np.sqrt(0.25 * (lab[..., 0] - ref[0]) ** 2 + (lab[..., 1] - ref[1]) ** 2 + (lab[..., 2] - ref[2]) ** 2)
 
 
@@ -223,7 +225,7 @@ def strays_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray, category: st
 
     if old.sum() < 200:
         return np.zeros_like(old)
-    lab = _lab(photo)
+    lab = lab8(photo)
     other_parts = {"upper": LOWER, "lower": UPPER, "full": ()}[category]
     reach = max(3, int(OLD_REACH * photo.shape[0]))
     near = cv2.dilate(old.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)) > 0
@@ -265,7 +267,7 @@ def photo_light(photo: np.ndarray, region: np.ndarray) -> np.ndarray:
 
     if not region.any():
         return np.ones(region.shape, np.float32)
-    luma = _lab(photo)[..., 0]
+    luma = lab8(photo)[..., 0]
     sigma = max(1.0, PHOTO_LIGHT_SIGMA * photo.shape[0])
     weight = cv2.GaussianBlur(region.astype(np.float32), (0, 0), sigma)
     blurred = cv2.GaussianBlur(np.where(region, luma, 0.0).astype(np.float32), (0, 0), sigma) / np.maximum(weight, 1e-3)
