@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Modal's list prices per second, as published on modal.com/pricing (taken on PRICES_DATE). Override any of them
-# with DROPFIT_GPU_PRICES_PER_S / DROPFIT_CPU_CORE_PRICE_PER_S (infra/settings.py).
-PRICES_DATE = "2025-06-01"
+# Modal's list prices per second. H100, A100-80GB, L40S, L4, T4 and the CPU core agree with modal.com/pricing as
+# a 2026-05-07 summary quotes it (PRICES_DATE; no live web here to read the page itself); B200, H200, A100-40GB and
+# A10G are from an earlier reading and unconfirmed. Override any of them with DROPFIT_GPU_PRICES_PER_S /
+# DROPFIT_CPU_CORE_PRICE_PER_S (infra/settings.py).
+PRICES_DATE = "2026-05-07"
 MODAL_GPU_PER_S: dict[str, float] = {
     "B200": 0.001736, "H200": 0.001261, "H100": 0.001097, "A100-80GB": 0.000694, "A100-40GB": 0.000583,
     "L40S": 0.000542, "A10G": 0.000306, "L4": 0.000222, "T4": 0.000164,
