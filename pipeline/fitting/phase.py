@@ -27,7 +27,7 @@ from pipeline.backends.protocols import (
 from pipeline.body.measure import Measurements
 from pipeline.codec import decode_mask, decode_rgb, decode_rgba, encode_jpeg, encode_png
 from pipeline.fitting.contracts import FitReport
-from pipeline.fitting.dress import DressedBody, GarmentLook, PersonPhoto, dress_body
+from pipeline.fitting.dress import DressedBody, GarmentLook, PersonPhoto, dress_body, dress_geometry
 from pipeline.fitting.fit_report import fit_report
 from pipeline.fitting.identity import AngleIdentity, identity_per_angle
 from pipeline.fitting.photo import PhotoTryOn, photo_tryon
@@ -110,7 +110,8 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
                        print_box=printed.box if printed.kind == "placed" else None,
                        sleeve_reach=sleeves.reach if sleeves is not None else None)
     ease: dict[str, float] = {r.region: r.effective_ease_cm for r in report.regions}
-    first = dress_body(body, given.photo, look, ease, texture_made=False)  # photo.png takes its garment texels only
+    geometry = dress_geometry(body, camera, look)  # both dressings' own: the photo's pixels are not in it
+    first = dress_body(body, given.photo, look, ease, texture_made=False, geometry=geometry)  # photo.png: garment only
     tried_on = try_on_photo(given, first, look)
     if backends.painter is not None:  # the try-on model where it is strongest: on the person's own photo
         tried_on = repaint_photo(backends, bank, given, tried_on, cutout, report)
@@ -118,7 +119,7 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     made = tried_on.refilled if backends.painter is None else None  # the painter's fills are photoreal, not flat
     dressed = dress_body(body, replace(given.photo, rgb=tried_on.image, hair=tried_on.hair, made=made,
                                        mask=np.maximum(given.photo.mask, tried_on.painted.astype(np.float32))),
-                         look, ease, worn_in_photo=backends.painter is not None)
+                         look, ease, worn_in_photo=backends.painter is not None, geometry=geometry)
     table = turntable(camera, dressed.vertices)  # one framing for all 8 angles, the visible figure whole
     views = render_views(Surface(dressed.vertices, body.faces, dressed.atlas, body.uvs, body.face_uvs),
                          table.camera, table.centre, lighting=PHOTO_LIGHT)
