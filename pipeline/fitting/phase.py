@@ -141,7 +141,8 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
                                                     "photo": photo_record}
     mesh = BodyMesh(dressed.vertices, body.faces, body.uvs, body.face_uvs)
     io.write("photo.png", encode_png(tried_on.image), "image/png")
-    write_outputs(io, report, dressed, mesh, views, identity, flags, dressing)
+    write_outputs(io, report, dressed, mesh, views, identity, flags, dressing,
+                  from_atlas=backends.painter is None and backends.refiner is None)
     return PhaseResult(data=summary(report, identity, flags, dressing),
                        backends={"faces": f"{backends.faces.name} {backends.faces.version}",
                                  "renderer": "dropfit torch rasterizer 1", "dress": "uv-atlas projection 2"}
@@ -296,13 +297,15 @@ def dressing_record(dressed: DressedBody, sleeves: SleeveReach | None) -> dict[s
 
 
 def write_outputs(io: PhaseIO, report: FitReport, dressed: DressedBody, mesh: BodyMesh, views: list[View],
-                  identity: list[AngleIdentity], flags: list[str], dressing: dict[str, object]) -> None:
+                  identity: list[AngleIdentity], flags: list[str], dressing: dict[str, object], *,
+                  from_atlas: bool) -> None:
     for view in views:
         io.write(f"angles/{view.angle_deg:03d}.png", encode_png(view.image), "image/png")
     io.write("contact_sheet.jpg", encode_jpeg(contact_sheet(views, columns=4, scale=0.5), quality=90), "image/jpeg")
     lighting = {"ambient": PHOTO_LIGHT.ambient, "diffuse": PHOTO_LIGHT.diffuse,
                 "direction": list(PHOTO_LIGHT.direction)}
-    io.write("views.json", views_json([(v.angle_deg, v.camera) for v in views], lighting), "application/json")
+    io.write("views.json", views_json([(v.angle_deg, v.camera) for v in views], lighting, from_atlas=from_atlas),
+             "application/json")
     io.write("atlas.png", encode_png(dressed.atlas), "image/png")
     io.write("dressed.npz", mesh.to_npz())
     io.write("fit_report.json", report.model_dump_json(indent=2).encode(), "application/json")
