@@ -282,6 +282,9 @@ def test_the_cached_rig_bases_are_the_ones_anny_gives(tmp_path: Path, rig) -> No
     rig_cache_path(tmp_path).write_bytes(b"not a torch file")  # a damaged cache is rebuilt, not trusted
     assert torch.equal(cached_rig(rig.model, tmp_path).kp_points, fresh.kp_points)
     assert torch.load(rig_cache_path(tmp_path), weights_only=True)["keypoint_names"] == list(fresh.keypoint_names)
+    unwritable = tmp_path / "a file, not a folder"
+    unwritable.write_text("")
+    assert torch.equal(cached_rig(rig.model, unwritable).kp_points, fresh.kp_points)  # computed, not cached
 
 
 # ---- real photos ------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ settings picks another). `dropfit models prepare` builds it. torch and anny are 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import threading
@@ -93,9 +94,14 @@ def cached_rig(model: Any, cache_dir: Path) -> Rig:
         except (OSError, RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as err:  # rebuilt below
             log.warning("rig_cache.unreadable", path=str(path), error=str(err))
     rig = Rig.from_anny(model)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    torch.save(rig.bases(), partial)
-    os.replace(partial, path)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    try:
+        torch.save(rig.bases(), partial)
+        os.replace(partial, path)
+    except (OSError, RuntimeError) as err:  # a read-only or missing cache folder: computed again next time
+        log.warning("rig_cache.not_written", path=str(path), error=str(err))
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
     return rig
 
 
