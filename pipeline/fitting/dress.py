@@ -63,6 +63,16 @@ class DressedBody:
     skin: np.ndarray | None = None  # (3,) float RGB skin tone seen in the photo (None: none seen)
     seen_texels: np.ndarray | None = None  # (S, S) bool: texels whose colour the photo shows directly
     made_up: float = 0.0  # share of the body's texels off the garment whose colour was made up (weighted 0..1)
+    faces: np.ndarray | None = None  # the dressed mesh's own topology when it is not the body's (a skirt shell
+    uvs: np.ndarray | None = None  # added, the legs under it dropped: `pipeline.fitting.skirt_look`); None: the
+    face_uvs: np.ndarray | None = None  # body's faces, UVs and face UVs
+    skirt: dict[str, object] | None = None  # what was done for a skirt or a dress (fitting.json dressing.skirt)
+
+    def mesh(self, body: BodyMesh) -> BodyMesh:
+        """The dressed mesh: the body's topology and UVs unless the dressing gave its own."""
+        if self.faces is None or self.uvs is None or self.face_uvs is None:
+            return BodyMesh(self.vertices, body.faces, body.uvs, body.face_uvs)
+        return BodyMesh(self.vertices, self.faces, self.uvs, self.face_uvs)
 
 
 @dataclass(frozen=True)

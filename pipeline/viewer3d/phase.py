@@ -57,7 +57,8 @@ def build_viewer(task: PhaseTask, io_: PhaseIO, backends: Viewer3dBackends) -> P
         if rebuilt.mesh is not None:
             mesh, fallback = rebuilt.mesh.parts(), None
     start = time.perf_counter()
-    baked = bake_views(*mesh, list(views.values()), lighting, size=ATLAS_SIZE, fallback_atlas=fallback)
+    size = atlas_size(fallback)
+    baked = bake_views(*mesh, list(views.values()), lighting, size=size, fallback_atlas=fallback)
     bake_s = time.perf_counter() - start
     model = textured_glb(*mesh, baked.atlas)
     io_.write("model.glb", model, "model/gltf-binary")
@@ -67,6 +68,14 @@ def build_viewer(task: PhaseTask, io_: PhaseIO, backends: Viewer3dBackends) -> P
     return PhaseResult(data={"glb": glb_summary(model), "texture": texture, "mesh": mesh_record},
                        backends={"glb": "dropfit glTF writer 1", "texture": "multi-view back-projection 1"}
                        | mesh_backend)
+
+
+def atlas_size(fallback: np.ndarray | None) -> tuple[int, int]:
+    """(width, height) of the baked atlas: ATLAS_SIZE wide, as tall as fitting's atlas is for its width (a skirt's
+    strip under the body's atlas makes it taller; fitting's dressed UVs are laid out for that shape)."""
+    if fallback is None:
+        return ATLAS_SIZE, ATLAS_SIZE
+    return ATLAS_SIZE, max(1, round(ATLAS_SIZE * fallback.shape[0] / fallback.shape[1]))
 
 
 def read_views(io_: PhaseIO) -> tuple[dict[str, tuple[np.ndarray, Camera]], Lighting]:
