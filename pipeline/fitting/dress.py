@@ -368,11 +368,18 @@ def ease_offsets(parts: regions.BodyParts, weight: np.ndarray, ease_cm_by_region
     return np.clip(ease / (2 * np.pi), 0.0, MAX_OFFSET_CM) / 100.0 * weight
 
 
-def region_box(vertices: np.ndarray, garment: np.ndarray, camera: Camera) -> tuple[float, float, float, float]:
-    """(x0, y0, x1, y1) pixel box of the garment region as the photo's camera sees it."""
+def region_box(vertices: np.ndarray, garment: np.ndarray, camera: Camera,
+               heights: tuple[float, float] | None = None) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) pixel box of the garment region as the photo's camera sees it; with `heights` (world z of
+    the box's top and bottom), its rows are where the camera sees those heights on the region's vertical axis."""
     points = np.asarray(vertices, dtype=np.float64)[garment] if garment.any() else np.asarray(vertices, np.float64)
     xy, _ = project(camera, points)
-    return float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max())
+    x0, y0, x1, y1 = float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max())
+    if heights is not None:
+        axis = np.repeat(np.median(points, axis=0)[None], 2, axis=0)
+        axis[:, 2] = heights
+        y0, y1 = (float(y) for y in project(camera, axis)[0][:, 1])
+    return x0, y0, x1, y1
 
 
 def _photo_inputs(photo_rgb: np.ndarray, person_mask: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
@@ -413,6 +420,8 @@ class GarmentLook:
     texture: np.ndarray | None = None  # texture.png: the plain fabric crop
     print_box: tuple[int, int, int, int] | None = None  # a placed print's box in the cutout (kept off the back)
     sleeve_reach: float | None = None  # in garment heights (`pipeline.fitting.sleeves`); None = the category's
+    heights: tuple[float, float] | None = None  # world z of the cutout's first and last garment rows (a skirt's
+    # plan, `pipeline.fitting.skirt`, so the torso and the skirt shell read the photo alike); None: the region's box
 
 
 def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm_by_region: dict[str, float], *,
@@ -453,7 +462,8 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     bared = appearance.bare_limbs(colour, known, tex.part, on_garment, category, found, made)
     cutout = np.asarray(garment.cutout)
     tile = fabric_tile(cutout, garment.texture)
-    g_colour, took = garment_colours(tex, camera, cutout, tile, region_box(vertices, weight > 0.5, camera),
+    box = region_box(vertices, weight > 0.5, camera, garment.heights)
+    g_colour, took = garment_colours(tex, camera, cutout, tile, box,
                                      garment.print_box)
     from_garment = on_garment & ~seen if worn_in_photo else on_garment
     colour[from_garment] = g_colour[from_garment]

@@ -32,7 +32,7 @@ from pipeline.fitting.fit_report import fit_report
 from pipeline.fitting.identity import AngleIdentity, identity_per_angle
 from pipeline.fitting.photo import PhotoTryOn, photo_tryon
 from pipeline.fitting.refine import person_crop, refine_requests, refine_with_identity
-from pipeline.fitting.skirt_look import make_skirt, put_on
+from pipeline.fitting.skirt_look import make_skirt, plan_for, put_on
 from pipeline.fitting.sleeves import SleeveReach, sleeve_reach
 from pipeline.fitting.tryon import face_box, garment_on_white, repaint_with_identity, tryon_request, tryon_requests
 from pipeline.geometry import BodyMesh, Camera, PosedBody, views_json
@@ -111,8 +111,10 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
                        print_box=printed.box if printed.kind == "placed" else None,
                        sleeve_reach=sleeves.reach if sleeves is not None else None)
     ease: dict[str, float] = {r.region: r.effective_ease_cm for r in report.regions}
+    planned = plan_for(body, camera, look)  # a skirt or a dress: a shell round both legs, on both dressings
+    look = replace(look, heights=planned.heights)
     first = dress_body(body, given.photo, look, ease, texture_made=False)  # photo.png takes its garment texels only
-    skirt = make_skirt(first, body, camera, look)  # a skirt or a dress: a shell round both legs, on both dressings
+    skirt = make_skirt(first, camera, look, planned)
     first = put_on(first, body, skirt)
     tried_on = try_on_photo(given, first, look)
     if backends.painter is not None:  # the try-on model where it is strongest: on the person's own photo

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from pipeline.fitting import skirt
+from pipeline.fitting import regions, skirt
 from pipeline.fitting.dress import (
     FRONT_FACING,
     DressedBody,
@@ -148,30 +148,57 @@ class Skirt:
     strip: np.ndarray | None = None  # (rows, S, 3) uint8: the shell's texture
 
 
-def make_skirt(dressed: DressedBody, body: PosedBody, camera: Camera, look: GarmentLook) -> Skirt:
-    """The shell where the garment is a skirt or a dress and the person stands (see `pipeline.fitting.skirt`)."""
+@dataclass(frozen=True)
+class Planned:
+    """What the dressing needs to know before it paints: the skirt's plan and outline, or why there is none."""
+
+    record: dict[str, object]
+    plan: skirt.SkirtPlan | None = None
+    outline: skirt.Outline | None = None
+
+    @property
+    def heights(self) -> tuple[float, float] | None:
+        """World z of the cutout's first and last garment rows (`GarmentLook.heights`)."""
+        if self.plan is None or self.outline is None:
+            return None
+        return self.plan.z_at(self.outline.top), self.plan.z_at(self.outline.bottom)
+
+
+def plan_for(body: PosedBody, camera: Camera, look: GarmentLook) -> Planned:
+    """Whether the garment gets a shell and where (see `pipeline.fitting.skirt`), from the posed body alone."""
     alpha = np.asarray(look.cutout)[..., 3]
     if not skirt.is_skirted(alpha, look.category):
-        return Skirt({"status": "none", "why": "the garment is not a skirt or a dress"})
+        return Planned({"status": "none", "why": "the garment is not a skirt or a dress"})
     standing = skirt.upright(body.keypoints_3d)
     if standing < skirt.MIN_UPRIGHT:
-        return Skirt({"status": "painted", "upright": round(standing, 3),
-                      "why": "seated or crouching: the skirt is painted on the legs"})
+        return Planned({"status": "painted", "upright": round(standing, 3),
+                        "why": "seated or crouching: the skirt is painted on the legs"})
     outline = skirt.garment_outline(alpha)
+    vertices = np.asarray(body.vertices, np.float64)
+    rest = np.asarray(body.rest_vertices, np.float64)
+    part = regions.body_parts(rest, regions.rest_keypoints(vertices, rest, body.keypoints_3d)).label
+    plan = None if outline is None else skirt.plan_skirt(outline, look.category, vertices, part, body.keypoints_3d,
+                                                         camera)
+    if plan is None:
+        return Planned({"status": "painted", "why": "no hem below the hips: painted on the legs"})
+    return Planned({"status": "shell", "upright": round(standing, 3)}, plan, outline)
+
+
+def make_skirt(dressed: DressedBody, camera: Camera, look: GarmentLook, planned: Planned) -> Skirt:
+    """The shell round the dressed body's legs as `planned`, textured from the garment photo."""
+    plan, outline = planned.plan, planned.outline
     assert dressed.vertex_part is not None
-    plan = None if outline is None else skirt.plan_skirt(outline, look.category, dressed.vertices,
-                                                         dressed.vertex_part, body.keypoints_3d, camera)
     mesh = None if plan is None or outline is None else skirt.skirt_rings(plan, outline, dressed.vertices,
                                                                           dressed.vertex_part, camera)
     if mesh is None or plan is None or outline is None:
-        return Skirt({"status": "painted", "why": "no hem below the hips: painted on the legs"})
+        return Skirt(planned.record if plan is None else {"status": "painted", "why": "no body at the hips"})
     size = dressed.atlas.shape[0]
     rows = max(8, round(size * SKIRT_ROWS_SHARE))
     tex = skirt_texels(mesh, size, rows)
     strip = np.clip(skirt_colours(tex, mesh, plan, outline, camera, look) + 0.5, 0, 255).astype(np.uint8)
     hem_width = skirt.front_width(mesh.grid[-1], skirt.horizontal_right(camera))
-    return Skirt({"status": "shell", "upright": round(standing, 3), "length_m": round(plan.top_z - plan.hem_z, 3),
-                  "hem_width_m": round(hem_width, 3)}, mesh, strip.reshape(rows, size, 3))
+    return Skirt(planned.record | {"length_m": round(plan.top_z - plan.hem_z, 3), "hem_width_m": round(hem_width, 3)},
+                 mesh, strip.reshape(rows, size, 3))
 
 
 def put_on(dressed: DressedBody, body: BodyMesh, made: Skirt) -> DressedBody:
