@@ -16,9 +16,10 @@ runtime, then measures each job's published files (photo.png, angles/000..315.pn
 - flat patches: per view, the figure minus the new garment's colours; pixels whose blurred Lab gradient is under
   1.5 units are "flat"; the largest connected flat region as a share of the figure. The same measure on the
   person's own photo (inside its person mask) says how flat the photo itself is by this measure.
-- skirt: between the knees at 000 (the band from the knees' height up a third of the way to the hips, between
-  the two knees' centres as the 000 camera sees them): the share that is figure, not background. A skirt or a
-  dress closes the gap between the legs (1.0); painted on two legs, the gap is background (about half the band).
+- skirt: between the knees at 000 (the band from the knees' height up a third of the way to the hips, the middle
+  third of the span between the two knees' centres as the 000 camera sees them): the share that is figure, not
+  background. A skirt or a dress closes the gap between the legs (1.0); painted on two legs it stays open (near 0
+  unless the knees touch).
 - hair: for photos whose person reaches past the fitted head above the shoulders (hair beyond the head), the
   area and mean colour of the non-skin, non-background pixels above the figure's shoulders at 000 and 180,
   against the photo's (area as a share of the photo's, colour as a Lab distance).
@@ -214,7 +215,8 @@ def skirt_fill(root: Path, job: str, view: np.ndarray) -> float | None:
     kp = np.asarray(body.keypoints_3d, np.float64)
     knees = camera.project(kp[[13, 14]])
     hips = camera.project(kp[[11, 12]])
-    x0, x1 = sorted(knees[:, 0])
+    left, right = sorted(knees[:, 0])
+    x0, x1 = left + (right - left) / 3, right - (right - left) / 3
     y1 = float(knees[:, 1].mean())
     y0 = y1 - (y1 - float(hips[:, 1].mean())) / 3
     rows, cols = slice(max(0, int(y0)), max(0, int(y1)) + 1), slice(max(0, int(x0)), max(0, int(x1)) + 1)

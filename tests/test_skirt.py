@@ -1,5 +1,6 @@
-"""The skirt shell (pipeline.fitting.skirt, skirt_look) on a synthetic body: a torso and two leg cylinders, seen
-from the front by a known camera, wearing a made-up A-line dress photo."""
+"""The skirt shell (pipeline.fitting.skirt, skirt_look, kept_skirt) on a synthetic body: a torso and two leg
+cylinders, seen from the front by a known camera, wearing a made-up A-line dress photo, or a photo of the person in
+a long skirt of their own."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import numpy as np
 import pytest
 
 from pipeline.fitting import skirt
-from pipeline.fitting.dress import DressedBody, GarmentLook
-from pipeline.fitting.skirt_look import make_skirt, plan_for, put_on
+from pipeline.fitting.dress import DressedBody, GarmentLook, PersonPhoto
+from pipeline.fitting.kept_skirt import kept_plan
+from pipeline.fitting.skirt_look import kept_skirt, make_skirt, plan_for, put_on
 from pipeline.geometry import Camera, PosedBody
+from pipeline.render.raster import rasterize
 from pipeline.render.shade import Lighting, Surface
 from pipeline.render.views import render_view
 
@@ -216,3 +219,47 @@ def test_the_torso_reads_the_photo_at_the_heights_the_skirt_does() -> None:
     box_row = planned.outline.top + (front_camera().project(np.array([[0, 0, HIP_Z]]))[0, 1] - y0) / (y1 - y0) * (
         planned.outline.bottom - planned.outline.top)
     assert box_row == pytest.approx(hip_row, abs=2.0)
+
+
+def person_photo(hem_z: float | None) -> tuple[PersonPhoto, PosedBody]:
+    """The synthetic body's photo: its own silhouette as the person mask, plus a skirt down to `hem_z` (None:
+    trousers, the legs apart) in a colour of its own."""
+    posed, part = body()
+    camera = front_camera()
+    mask = rasterize(np.asarray(posed.vertices), posed.faces, camera).mask.astype(np.float32)
+    rgb = np.zeros((600, 400, 3), np.uint8)
+    rgb[:] = SKIN
+    if hem_z is not None:
+        corners = camera.project(np.array([[-0.2, 0, HIP_Z], [0.2, 0, hem_z]]))
+        (x0, y0), (x1, y1) = corners.astype(int)
+        mask[y0:y1, x0:x1] = 1.0
+        rgb[y0:y1, x0:x1] = SKIRT
+    kp2d = camera.project(posed.keypoints_3d)
+    posed = PosedBody(posed.vertices, posed.faces, posed.uvs, posed.face_uvs, posed.rest_vertices,
+                      posed.keypoints_3d, kp2d, np.zeros((23, 3)))
+    return PersonPhoto(rgb, mask, camera), posed
+
+
+SKIRT = (120, 40, 140)
+
+
+def test_a_kept_long_skirt_in_the_photo_becomes_a_shell_not_trousers() -> None:
+    photo, posed = person_photo(hem_z=0.25)
+    found = kept_plan(photo, posed.keypoints_2d, posed.keypoints_3d)
+    assert found is not None
+    plan, _, _ = found
+    assert plan.top_z == pytest.approx(HIP_Z, abs=1e-6) and plan.hem_z == pytest.approx(0.25, abs=0.02)
+    _, part = body()
+    dressed = dressed_body(posed, part)
+    made = kept_skirt(dressed, posed, photo)
+    assert made is not None and made.record["status"] == "kept"
+    worn = put_on(dressed, posed, made)
+    assert not worn.garment_vertices[len(posed.vertices):].any()  # the person's own skirt is not the new garment
+    strip = worn.atlas[ATLAS:].reshape(-1, 3).astype(float)
+    assert np.median(np.abs(strip - SKIRT).max(axis=1)) < 20  # in the photo's skirt colour
+
+
+def test_trousers_and_a_short_skirt_in_the_photo_stay_painted() -> None:
+    for hem in (None, KNEE_Z + 0.1):
+        photo, posed = person_photo(hem_z=hem)
+        assert kept_plan(photo, posed.keypoints_2d, posed.keypoints_3d) is None

@@ -32,7 +32,7 @@ from pipeline.fitting.fit_report import fit_report
 from pipeline.fitting.identity import AngleIdentity, identity_per_angle
 from pipeline.fitting.photo import PhotoTryOn, photo_tryon
 from pipeline.fitting.refine import person_crop, refine_requests, refine_with_identity
-from pipeline.fitting.skirt_look import make_skirt, plan_for, put_on
+from pipeline.fitting.skirt_look import kept_skirt, make_skirt, plan_for, put_on
 from pipeline.fitting.sleeves import SleeveReach, sleeve_reach
 from pipeline.fitting.tryon import face_box, garment_on_white, repaint_with_identity, tryon_request, tryon_requests
 from pipeline.geometry import BodyMesh, Camera, PosedBody, views_json
@@ -124,6 +124,8 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     dressed = dress_body(body, replace(given.photo, rgb=tried_on.image, hair=tried_on.hair, made=made,
                                        mask=np.maximum(given.photo.mask, tried_on.painted.astype(np.float32))),
                          look, ease, worn_in_photo=backends.painter is not None)
+    if look.category == "upper":  # the person's own long skirt, kept under the new top, is a skirt too
+        skirt = kept_skirt(dressed, body, replace(given.photo, rgb=tried_on.image)) or skirt
     dressed = put_on(dressed, body, skirt)
     mesh = dressed.mesh(body)
     table = turntable(camera, dressed.vertices)  # one framing for all 8 angles, the visible figure whole

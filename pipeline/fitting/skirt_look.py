@@ -17,6 +17,7 @@ from pipeline.fitting.dress import (
     FRONT_FACING,
     DressedBody,
     GarmentLook,
+    PersonPhoto,
     Texels,
     _eroded_alpha,
     fabric_tile,
@@ -24,6 +25,7 @@ from pipeline.fitting.dress import (
     sample_image,
     tile_colours,
 )
+from pipeline.fitting.kept_skirt import kept_plan
 from pipeline.geometry import BodyMesh, Camera, PosedBody
 from pipeline.render.shade import vertex_normals
 from pipeline.render.views import camera_position
@@ -112,7 +114,7 @@ def covered_faces(body_vertices: np.ndarray, faces: np.ndarray, part: np.ndarray
 
 
 def combined(dressed: DressedBody, body: BodyMesh, mesh: skirt.SkirtMesh, strip: np.ndarray,
-             record: dict[str, object]) -> DressedBody:
+             record: dict[str, object], garment: bool = True) -> DressedBody:
     """The dressed body with the shell as one mesh and one atlas (the skirt's strip under the body's)."""
     size = dressed.atlas.shape[0]
     rows = strip.shape[0]
@@ -130,8 +132,8 @@ def combined(dressed: DressedBody, body: BodyMesh, mesh: skirt.SkirtMesh, strip:
     return replace(
         dressed, vertices=np.concatenate([dressed.vertices, mesh.vertices.astype(np.float32)]),
         atlas=np.concatenate([dressed.atlas, strip]),
-        garment_texels=np.concatenate([dressed.garment_texels, np.ones((rows, size), bool)]),
-        garment_vertices=np.concatenate([dressed.garment_vertices, np.ones(len(mesh.vertices), bool)]),
+        garment_texels=np.concatenate([dressed.garment_texels, np.full((rows, size), garment)]),
+        garment_vertices=np.concatenate([dressed.garment_vertices, np.full(len(mesh.vertices), garment)]),
         vertex_part=np.concatenate([dressed.vertex_part, np.full(len(mesh.vertices), _THIGH)]),
         seen_texels=np.concatenate([seen, np.zeros((rows, size), bool)]),
         faces=faces, uvs=np.concatenate([body_uv, skirt_uv]).astype(np.float32), face_uvs=face_uvs,
@@ -201,8 +203,23 @@ def make_skirt(dressed: DressedBody, camera: Camera, look: GarmentLook, planned:
                  mesh, strip.reshape(rows, size, 3))
 
 
+def kept_skirt(dressed: DressedBody, body: PosedBody, photo: PersonPhoto) -> Skirt | None:
+    """The person's own skirt or dress below the knees, kept under a new top, as a shell textured from the photo
+    (`pipeline.fitting.kept_skirt`); None when the photo shows none or the person does not stand."""
+    if skirt.upright(body.keypoints_3d) < skirt.MIN_UPRIGHT:
+        return None
+    found = kept_plan(photo, body.keypoints_2d, body.keypoints_3d)
+    if found is None:
+        return None
+    plan, outline, look = found
+    made = make_skirt(dressed, photo.camera, look, Planned({"status": "kept", "upright": round(
+        skirt.upright(body.keypoints_3d), 3), "why": "the person's own skirt, kept under the new top"}, plan, outline))
+    return made if made.mesh is not None else None
+
+
 def put_on(dressed: DressedBody, body: BodyMesh, made: Skirt) -> DressedBody:
-    """The dressed body wearing the shell (one mesh, one atlas), or as it was with the record of why not."""
+    """The dressed body wearing the shell (one mesh, one atlas), or as it was with the record of why not. A kept
+    skirt (the person's own) is not the new garment: its vertices and texels are not the garment's."""
     if made.mesh is None or made.strip is None or made.strip.shape[1] != dressed.atlas.shape[1]:
         return replace(dressed, skirt=made.record)
-    return combined(dressed, body, made.mesh, made.strip, made.record)
+    return combined(dressed, body, made.mesh, made.strip, made.record, garment=made.record.get("status") != "kept")
