@@ -263,3 +263,13 @@ def test_trousers_and_a_short_skirt_in_the_photo_stay_painted() -> None:
     for hem in (None, KNEE_Z + 0.1):
         photo, posed = person_photo(hem_z=hem)
         assert kept_plan(photo, posed.keypoints_2d, posed.keypoints_3d) is None
+
+
+def test_sleeves_hanging_apart_from_the_dress_are_not_its_width() -> None:
+    rgba = a_line()
+    rgba[20:250, 40:60, 3] = 255  # a long sleeve on each side, apart from the bodice
+    rgba[20:250, 240:260, 3] = 255
+    outline = skirt.garment_outline(rgba[..., 3])
+    assert outline is not None
+    waist = int(10 + 0.35 * 380)
+    assert outline.width(np.array([waist]))[0] == pytest.approx(80, abs=3)  # the bodice's, not the sleeves' span

@@ -3,14 +3,17 @@
 anny's body has two legs; a dress painted on them reads as trousers. Where the garment is a skirt or a dress
 (category lower or full, its outline not split into two legs: `pipeline.wardrobe.category.shape_features`) and
 the person stands, the dressing adds a shell:
-1. Scale and hem (`plan_skirt`): the garment photo's outline gives, per row, its left and right edges. Its
-   narrowest row in the upper half (a dress's waist) or its top row (a skirt's waistband) is matched to the body's
-   front width at that height (the waist, or the top of the lower region); that fixes metres per garment row, so
-   the hem's height is read from the photo (clamped between mid-thigh and just above the floor).
+1. Scale and hem (`plan_skirt`): the garment photo's outline gives, per row, its left and right edges. A dress's
+   top row sits at the top of the full garment's region (just above the shoulders) and its narrowest row in the
+   upper half (its waist) at the body's waist; a skirt's waistband is as wide as the body at the top of the lower
+   region. That fixes metres per garment row, so the hem's height is read from the photo (clamped between
+   mid-thigh and just above the floor). The dressing paints the torso at the same rows (`GarmentLook.heights`),
+   so the print runs on across the hip line.
 2. Rings (`skirt_rings`): from the hip line down to the hem, each ring is the convex hull of the body's
    cross-section there (torso and legs, never the hands hanging beside them), eased outward, never narrower than
-   the ring above it by more than the garment's own taper, and widened about its centre until its front width is
-   the garment's width at that row.
+   the ring above it by more than the garment's own taper, and widened about its centre until its front width
+   is the hip ring's times the photo's width at that row over its width at the hip line (the flare follows the
+   outline's proportions, whatever the photo's scale).
 3. Texture (`skirt_texture`): a strip of its own under the body's atlas (u round the ring from the back, v down
    it); texels facing the photo's camera take the cutout, its row by height and its column by where the texel
    lies between the ring's left and right edges as the camera sees them, so the outline fills the skirt's front;
@@ -38,6 +41,7 @@ MIN_UPRIGHT = 0.75  # thighs' vertical share (hip-to-knee height over length) un
 MIN_SKIRT_M = 0.12  # a hem less than this below the hips is no skirt to build
 MIN_TAPER = 0.9  # a ring is at least this share of the ring above it (a pencil skirt's taper)
 COCO = {"shoulder": (5, 6), "hip": (11, 12), "knee": (13, 14), "ankle": (15, 16)}
+WAIST_SHARE = 0.93  # a dress's narrowest upper row under this share of the rows round it is its waist
 SKIRT_PARTS = (0, 4, 5, 6)  # torso, thigh, shin, foot: what a skirt encloses (not the hands beside it)
 
 
@@ -111,15 +115,25 @@ class SkirtMesh:
 
 
 def garment_outline(alpha: np.ndarray) -> Outline | None:
-    """The outline of the opaque garment (alpha > 127) per row; None when there is none."""
+    """The garment's body per row (alpha > 127): the run of garment round its middle column, so sleeves that hang
+    apart from the body are not its width; rows whose middle is empty (a slit) take their outer extent. None when
+    there is no garment."""
     solid = np.asarray(alpha) > 127
     rows = np.flatnonzero(solid.any(axis=1))
     if len(rows) < 8:
         return None
-    height, width = solid.shape
+    width = solid.shape[1]
     cols = np.arange(width)
-    left = np.where(solid.any(axis=1), np.where(solid, cols, width).min(axis=1), np.nan).astype(np.float64)
-    right = np.where(solid.any(axis=1), np.where(solid, cols, -1).max(axis=1), np.nan).astype(np.float64)
+    centre = int(np.median(np.nonzero(solid)[1]))
+    empty = ~solid
+    run_left = np.where(empty[:, :centre], cols[:centre], -1).max(axis=1) + 1
+    run_right = np.where(empty[:, centre:], cols[centre:], width).min(axis=1) - 1
+    outer_left = np.where(solid, cols, width).min(axis=1)
+    outer_right = np.where(solid, cols, -1).max(axis=1)
+    middle = solid[:, centre]
+    left = np.where(middle, run_left, outer_left).astype(np.float64)
+    right = np.where(middle, run_right, outer_right).astype(np.float64)
+    left[~solid.any(axis=1)] = right[~solid.any(axis=1)] = np.nan
     return Outline(left, right, int(rows[0]), int(rows[-1]))
 
 
@@ -167,24 +181,50 @@ def horizontal_right(camera: Camera) -> np.ndarray:
     return right / max(float(np.linalg.norm(right)), 1e-9)
 
 
+def _width_scale(outline: Outline, row: float, vertices: np.ndarray, part: np.ndarray, z: float,
+                 camera: Camera) -> float | None:
+    """Metres per garment row that make the garment at `row` as wide as the body (eased) at height z."""
+    body_w = front_width(body_slice(vertices, part, z), horizontal_right(camera)) + 2 * EASE_M
+    garment_w = float(outline.width(np.array([row]))[0])
+    return body_w / garment_w if body_w > 2 * EASE_M and garment_w > 0 else None
+
+
+def _dress_scale(outline: Outline, vertices: np.ndarray, part: np.ndarray, levels: dict[str, float],
+                 camera: Camera) -> tuple[float, float, float] | None:
+    """(anchor row, its world height, metres per row) of a dress. With a waist (the narrowest row of the upper half
+    clearly narrower than the rows round it) the top row sits just above the shoulders and the waist at the body's
+    waist; a dress without one (a shift) is as wide under its arms as the body's chest."""
+    torso = levels["shoulder"] - levels["hip"]
+    height = outline.bottom - outline.top + 1
+    rows = np.arange(outline.top + int(0.15 * height), outline.top + int(0.5 * height))
+    if len(rows) < 3:
+        return None
+    widths = outline.width(rows)
+    waist = int(np.argmin(widths))
+    if widths[waist] < WAIST_SHARE * min(widths[0], widths[-1]):
+        anchor_z = levels["hip"] + 0.4 * torso
+        top_z = levels["shoulder"] + 0.05 * torso
+        return float(rows[waist]), anchor_z, (top_z - anchor_z) / max(float(rows[waist] - outline.top), 1.0)
+    chest_z = levels["shoulder"] - 0.25 * torso
+    metres = _width_scale(outline, float(rows[0]), vertices, part, chest_z, camera)
+    return None if metres is None else (float(rows[0]), chest_z, metres)
+
+
 def plan_skirt(outline: Outline, category: str, vertices: np.ndarray, part: np.ndarray, keypoints_3d: np.ndarray,
                camera: Camera) -> SkirtPlan | None:
     """The skirt's heights and garment-row scale (see the module docstring), or None when there is no skirt."""
     levels = posed_levels(keypoints_3d)
     torso = levels["shoulder"] - levels["hip"]
     height = outline.bottom - outline.top + 1
-    if category == "full":  # a dress: its top at the region's top (the shoulders), its waist at the body's waist
-        rows = np.arange(outline.top + int(0.15 * height), outline.top + int(0.5 * height))
-        anchor_row = float(rows[int(np.argmin(outline.width(rows)))]) if len(rows) else float(outline.top)
-        anchor_z = levels["hip"] + 0.4 * torso
-        metres = (levels["shoulder"] + 0.05 * torso - anchor_z) / max(anchor_row - outline.top, 1.0)
-    else:  # a skirt: its waistband (the top of the lower region) as wide as the body there
-        anchor_row, anchor_z = float(outline.top + 0.02 * height), levels["hip"] + 0.3 * torso
-        body_w = front_width(body_slice(vertices, part, anchor_z), horizontal_right(camera)) + 2 * EASE_M
-        garment_w = float(outline.width(np.array([anchor_row]))[0])
-        if body_w <= 0 or garment_w <= 0:
-            return None
-        metres = body_w / garment_w
+    if category == "full":
+        found = _dress_scale(outline, vertices, part, levels, camera)
+    else:  # a skirt: its waistband as wide as the body at the top of the lower region
+        band_row, band_z = float(outline.top + 0.02 * height), levels["hip"] + 0.3 * torso
+        scale = _width_scale(outline, band_row, vertices, part, band_z, camera)
+        found = None if scale is None else (band_row, band_z, scale)
+    if found is None:
+        return None
+    anchor_row, anchor_z, metres = found
     hem = anchor_z - (outline.bottom - anchor_row) * metres
     lowest = levels["ankle"] - 0.03
     highest = levels["hip"] - 0.45 * (levels["hip"] - levels["knee"])
