@@ -5,7 +5,8 @@ garment. Where that is a skirt (or a dress's skirt) reaching below the knees, pa
 of it. The photo says so: between the fitted legs (the middle third of the span between the two legs' centre
 lines, hip to knee to ankle, as the fitted keypoints place them) the person mask stays closed from the crotch to
 below the knees. Its hem is the last such row; per row, its outline is the run of the person mask round that
-middle. The shell is then built like a dress's (`pipeline.fitting.skirt`), its rows the photo's (the world heights
+middle, no farther out than the hips' keypoint span either side of it (hands, a bag, a coat's sleeves). The shell
+is then built like a dress's (`pipeline.fitting.skirt`), its rows the photo's (the world heights
 mapped to photo rows by a line through the fitted hips, knees and ankles), and textured from photo.png inside that
 outline (`pipeline.fitting.skirt_look.skirt_colours`): the front is the photo's skirt, the back its mirror.
 Trousers whose legs touch from the thighs to the calves would pass for a skirt; the closed run must reach a
@@ -22,6 +23,7 @@ from pipeline.fitting.dress import GarmentLook, PersonPhoto
 CLOSED = 0.9  # share of the middle of the gap between the legs the person mask covers in a closed row
 KNEE_MARGIN = 0.15  # of the knee-to-ankle length: the closed run must reach this far below the knees
 GAP_ROWS = 0.02  # of the hip-to-ankle rows: open rows tolerated inside the closed run (a fold, a shadow)
+REACH = 1.0  # of the hips' keypoint span: how far either side of the middle the kept skirt's outline may reach
 LEGS = ((11, 13, 15), (12, 14, 16))  # COCO hip, knee, ankle of each leg
 
 
@@ -76,14 +78,16 @@ def photo_outline(mask: np.ndarray, keypoints_2d: np.ndarray, top: int, bottom: 
     left, right = np.full(height, np.nan), np.full(height, np.nan)
     rows = np.arange(top, bottom + 1)
     a, b = leg_centres(keypoints_2d, rows)
+    kp = np.asarray(keypoints_2d, np.float64)
+    reach = REACH * abs(kp[11, 0] - kp[12, 0])  # hands, a bag or a coat's sleeves beside the hips are not the skirt
     for row, mid in zip(rows, (a + b) / 2, strict=True):
         line = mask[row] > 0.5
         centre = int(np.clip(mid, 0, width - 1))
         if not line[centre]:
             continue
         off = np.flatnonzero(~line)
-        left[row] = (off[off < centre].max() + 1) if (off < centre).any() else 0
-        right[row] = (off[off > centre].min() - 1) if (off > centre).any() else width - 1
+        left[row] = max((off[off < centre].max() + 1) if (off < centre).any() else 0, mid - reach)
+        right[row] = min((off[off > centre].min() - 1) if (off > centre).any() else width - 1, mid + reach)
     return skirt.Outline(left, right, top, bottom)
 
 

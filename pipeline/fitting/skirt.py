@@ -13,7 +13,7 @@ the person stands, the dressing adds a shell:
    cross-section there (torso and legs, never the hands hanging beside them), eased outward, never narrower than
    the ring above it by more than the garment's own taper, and widened about its centre until its front width
    is the hip ring's times the photo's width at that row over its width at the hip line (the flare follows the
-   outline's proportions, whatever the photo's scale).
+   outline's proportions, whatever the photo's scale), widening no faster than FLARE_SLOPE (no shelf at the hips).
 3. Texture (`skirt_texture`): a strip of its own under the body's atlas (u round the ring from the back, v down
    it); texels facing the photo's camera take the cutout, its row by height and its column by where the texel
    lies between the ring's left and right edges as the camera sees them, so the outline fills the skirt's front;
@@ -39,6 +39,7 @@ TOP_EASE_M = 0.004  # ... and this far off the body at the hip line, where it jo
 SLICE_M = 0.015  # half-height of the body's cross-section band a ring is the hull of
 MIN_UPRIGHT = 0.75  # thighs' vertical share (hip-to-knee height over length) under which the pose is seated
 MIN_SKIRT_M = 0.12  # a hem less than this below the hips is no skirt to build
+FLARE_SLOPE = 0.5  # each side of the skirt widens at most this much per metre it falls (a 27 degree flare)
 MIN_TAPER = 0.9  # a ring is at least this share of the ring above it (a pencil skirt's taper)
 COCO = {"shoulder": (5, 6), "hip": (11, 12), "knee": (13, 14), "ankle": (15, 16)}
 WAIST_SHARE = 0.93  # a dress's narrowest upper row under this share of the rows round it is its waist
@@ -265,7 +266,8 @@ def skirt_rings(plan: SkirtPlan, outline: Outline, vertices: np.ndarray, part: n
     grid = np.empty((RINGS, AROUND + 1, 3))
     centres = np.empty((RINGS, 3))
     previous: np.ndarray | None = None
-    top_width = 0.0
+    top_width = width_above = 0.0
+    step = abs(heights[1] - heights[0])
     for k, z in enumerate(heights):
         band = body_slice(vertices, part, z)
         if len(band) < 8:
@@ -282,9 +284,10 @@ def skirt_rings(plan: SkirtPlan, outline: Outline, vertices: np.ndarray, part: n
         now = front_width(np.column_stack([band_centre + radius[:, None] * dirs, np.zeros(len(dirs))]), right)
         if k == 0:
             top_width = now
-        elif (wanted := top_width * widths[k] / widths[0]) > now > 0:  # flares as the photo's outline does
-            radius = radius * wanted / now
+        elif (wanted := min(top_width * widths[k] / widths[0], width_above + 2 * FLARE_SLOPE * step)) > now > 0:
+            radius = radius * wanted / now  # flares as the photo's outline does, never out in a shelf
         grid[k, :, :2] = band_centre + radius[:, None] * dirs
+        width_above = front_width(np.column_stack([grid[k, :, :2], np.zeros(len(dirs))]), right)
         grid[k, :, 2] = z
         centres[k] = (*band_centre, z)
         previous = radius
