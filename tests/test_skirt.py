@@ -245,11 +245,11 @@ SKIRT = (120, 40, 140)
 
 def test_a_kept_long_skirt_in_the_photo_becomes_a_shell_not_trousers() -> None:
     photo, posed = person_photo(hem_z=0.25)
-    found = kept_plan(photo, posed.keypoints_2d, posed.keypoints_3d)
+    _, part = body()
+    found = kept_plan(photo, posed.keypoints_2d, posed.keypoints_3d, np.asarray(posed.vertices), part)
     assert found is not None
     plan, _, _ = found
     assert plan.top_z == pytest.approx(HIP_Z, abs=1e-6) and plan.hem_z == pytest.approx(0.25, abs=0.02)
-    _, part = body()
     dressed = dressed_body(posed, part)
     made = kept_skirt(dressed, posed, photo)
     assert made is not None and made.record["status"] == "kept"
@@ -262,7 +262,7 @@ def test_a_kept_long_skirt_in_the_photo_becomes_a_shell_not_trousers() -> None:
 def test_trousers_and_a_short_skirt_in_the_photo_stay_painted() -> None:
     for hem in (None, KNEE_Z + 0.1):
         photo, posed = person_photo(hem_z=hem)
-        assert kept_plan(photo, posed.keypoints_2d, posed.keypoints_3d) is None
+        assert kept_plan(photo, posed.keypoints_2d, posed.keypoints_3d, np.asarray(posed.vertices), body()[1]) is None
 
 
 def test_sleeves_hanging_apart_from_the_dress_are_not_its_width() -> None:
@@ -273,3 +273,16 @@ def test_sleeves_hanging_apart_from_the_dress_are_not_its_width() -> None:
     assert outline is not None
     waist = int(10 + 0.35 * 380)
     assert outline.width(np.array([waist]))[0] == pytest.approx(80, abs=3)  # the bodice's, not the sleeves' span
+
+
+def test_a_bag_beside_the_kept_skirt_is_not_part_of_it() -> None:
+    photo, posed = person_photo(hem_z=0.25)
+    camera = front_camera()
+    (x0, y0), (x1, y1) = camera.project(np.array([[0.2, 0, HIP_Z - 0.05], [0.45, 0, HIP_Z - 0.3]])).astype(int)
+    photo.mask[y0:y1, x0:x1] = 1.0  # a bag held against the skirt's side
+    found = kept_plan(photo, posed.keypoints_2d, posed.keypoints_3d, np.asarray(posed.vertices), body()[1])
+    assert found is not None
+    _, outline, _ = found
+    row = (y0 + y1) // 2
+    legs_right = camera.project(np.array([[LEG_X + LEG_R, 0, HIP_Z - 0.2]]))[0, 0]
+    assert outline.right[row] < legs_right + 0.3 * (x0 - camera.project(np.array([[0.0, 0, 0]]))[0, 0])

@@ -5,8 +5,8 @@ garment. Where that is a skirt (or a dress's skirt) reaching below the knees, pa
 of it. The photo says so: between the fitted legs (the middle third of the span between the two legs' centre
 lines, hip to knee to ankle, as the fitted keypoints place them) the person mask stays closed from the crotch to
 below the knees. Its hem is the last such row; per row, its outline is the run of the person mask round that
-middle, no farther out than the hips' keypoint span either side of it (hands, a bag, a coat's sleeves). The shell
-is then built like a dress's (`pipeline.fitting.skirt`), its rows the photo's (the world heights
+middle, no farther out than the fitted legs' own extent there and a margin (hands, a bag, a coat's sleeves). The
+shell is then built like a dress's (`pipeline.fitting.skirt`), its rows the photo's (the world heights
 mapped to photo rows by a line through the fitted hips, knees and ankles), and textured from photo.png inside that
 outline (`pipeline.fitting.skirt_look.skirt_colours`): the front is the photo's skirt, the back its mirror.
 Trousers whose legs touch from the thighs to the calves would pass for a skirt; the closed run must reach a
@@ -19,11 +19,13 @@ import numpy as np
 
 from pipeline.fitting import skirt
 from pipeline.fitting.dress import GarmentLook, PersonPhoto
+from pipeline.geometry import Camera
 
 CLOSED = 0.9  # share of the middle of the gap between the legs the person mask covers in a closed row
 KNEE_MARGIN = 0.15  # of the knee-to-ankle length: the closed run must reach this far below the knees
 GAP_ROWS = 0.02  # of the hip-to-ankle rows: open rows tolerated inside the closed run (a fold, a shadow)
-REACH = 1.0  # of the hips' keypoint span: how far either side of the middle the kept skirt's outline may reach
+MARGIN = 0.25  # of the hips' keypoint span: how far past the fitted legs the kept skirt's outline may reach
+ROW_BAND = 3.0  # pixels: the fitted legs' extent at a row is that of their vertices this near it
 LEGS = ((11, 13, 15), (12, 14, 16))  # COCO hip, knee, ankle of each leg
 
 
@@ -72,22 +74,42 @@ def hem_row(rows: np.ndarray, closed: np.ndarray, keypoints_2d: np.ndarray) -> i
     return last
 
 
-def photo_outline(mask: np.ndarray, keypoints_2d: np.ndarray, top: int, bottom: int) -> skirt.Outline:
-    """Per row from `top` to `bottom`: the run of the person mask round the middle between the legs."""
+def body_extent(vertices: np.ndarray, part: np.ndarray, camera: Camera, rows: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) leftmost and rightmost column of the fitted hips and legs at each image row (NaN where none)."""
+    keep = np.isin(part, skirt.SKIRT_PARTS)
+    xy = camera.project(np.asarray(vertices, np.float64)[keep])
+    low, high = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+    order = np.argsort(xy[:, 1])
+    ys = xy[order, 1]
+    for i, row in enumerate(rows):
+        a, b = np.searchsorted(ys, row - ROW_BAND), np.searchsorted(ys, row + ROW_BAND)
+        if b > a:
+            low[i], high[i] = xy[order[a:b], 0].min(), xy[order[a:b], 0].max()
+    return low, high
+
+
+def photo_outline(mask: np.ndarray, keypoints_2d: np.ndarray, top: int, bottom: int,
+                  extent: tuple[np.ndarray, np.ndarray]) -> skirt.Outline:
+    """Per row from `top` to `bottom`: the run of the person mask round the middle between the legs, no farther
+    out than the fitted legs' `extent` (per row) and a MARGIN share of the hips' span (hands, a bag or a coat's
+    sleeves beside the hips are not the skirt)."""
     height, width = mask.shape
     left, right = np.full(height, np.nan), np.full(height, np.nan)
     rows = np.arange(top, bottom + 1)
     a, b = leg_centres(keypoints_2d, rows)
     kp = np.asarray(keypoints_2d, np.float64)
-    reach = REACH * abs(kp[11, 0] - kp[12, 0])  # hands, a bag or a coat's sleeves beside the hips are not the skirt
-    for row, mid in zip(rows, (a + b) / 2, strict=True):
+    margin = MARGIN * abs(kp[11, 0] - kp[12, 0])
+    low = np.nan_to_num(extent[0], nan=-np.inf) - margin
+    high = np.nan_to_num(extent[1], nan=np.inf) + margin
+    for i, (row, mid) in enumerate(zip(rows, (a + b) / 2, strict=True)):
         line = mask[row] > 0.5
         centre = int(np.clip(mid, 0, width - 1))
         if not line[centre]:
             continue
         off = np.flatnonzero(~line)
-        left[row] = max((off[off < centre].max() + 1) if (off < centre).any() else 0, mid - reach)
-        right[row] = min((off[off > centre].min() - 1) if (off > centre).any() else width - 1, mid + reach)
+        left[row] = max((off[off < centre].max() + 1) if (off < centre).any() else 0, low[i])
+        right[row] = min((off[off > centre].min() - 1) if (off > centre).any() else width - 1, high[i])
     return skirt.Outline(left, right, top, bottom)
 
 
@@ -100,8 +122,8 @@ def row_line(keypoints_2d: np.ndarray, keypoints_3d: np.ndarray) -> tuple[float,
     return float(intercept), float(slope)
 
 
-def kept_plan(photo: PersonPhoto, keypoints_2d: np.ndarray, keypoints_3d: np.ndarray
-              ) -> tuple[skirt.SkirtPlan, skirt.Outline, GarmentLook] | None:
+def kept_plan(photo: PersonPhoto, keypoints_2d: np.ndarray, keypoints_3d: np.ndarray, vertices: np.ndarray,
+              part: np.ndarray) -> tuple[skirt.SkirtPlan, skirt.Outline, GarmentLook] | None:
     """The kept skirt's plan, its outline in the photo and the photo as its 'garment', or None when the photo
     shows no skirt below the knees."""
     mask = np.asarray(photo.mask, np.float32)
@@ -116,7 +138,8 @@ def kept_plan(photo: PersonPhoto, keypoints_2d: np.ndarray, keypoints_3d: np.nda
         return None
     hip_z = skirt.posed_levels(keypoints_3d)["hip"]
     top = int(max(0, round(intercept + slope * hip_z)))
-    outline = photo_outline(mask, keypoints_2d, top, hem)
+    rows = np.arange(top, hem + 1)
+    outline = photo_outline(mask, keypoints_2d, top, hem, body_extent(vertices, part, photo.camera, rows))
     if np.isfinite(outline.left).sum() < 8:
         return None
     plan = skirt.SkirtPlan(hip_z, (hem - intercept) / slope, hip_z, intercept + slope * hip_z, -1.0 / slope)

@@ -31,6 +31,8 @@ from pipeline.render.shade import vertex_normals
 from pipeline.render.views import camera_position
 
 SKIRT_ROWS_SHARE = 3 / 8  # of the atlas's side: the skirt strip's rows
+SIDE_SHADE = 0.2  # the shell's sides, edge-on to the photo's camera, are this much darker than its front
+FOLDS, FOLD_SHADE = 11, 0.06  # folds round the skirt, and their light's amplitude at the hem
 _THIGH = 4
 
 
@@ -41,6 +43,7 @@ class SkirtTexels:
     points: np.ndarray  # (N, 3)
     normals: np.ndarray  # (N, 3) unit
     ring: np.ndarray  # (N,) fractional ring index (0 at the hip line)
+    around: np.ndarray  # (N,) 0..1 round the ring from the back
 
 
 def _bilinear(grid: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -66,7 +69,7 @@ def skirt_texels(mesh: skirt.SkirtMesh, width: int, rows: int) -> SkirtTexels:
     normals[:, 0] = normals[:, -1] = seam / np.maximum(np.linalg.norm(seam, axis=1, keepdims=True), 1e-12)
     n = _bilinear(normals, ring, around)
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    return SkirtTexels(_bilinear(mesh.grid, ring, around), n, ring)
+    return SkirtTexels(_bilinear(mesh.grid, ring, around), n, ring, around / (cols - 1))
 
 
 def skirt_colours(tex: SkirtTexels, mesh: skirt.SkirtMesh, plan: skirt.SkirtPlan, outline: skirt.Outline,
@@ -93,7 +96,18 @@ def skirt_colours(tex: SkirtTexels, mesh: skirt.SkirtMesh, plan: skirt.SkirtPlan
         on_print = (col >= px0) & (col < px1) & (row >= py0) & (row < py1)
         usable &= front | ~on_print
     colour[usable] = sampled[usable, :3]
-    return colour
+    return colour * drape(tex, mesh, camera)[:, None]
+
+
+def drape(tex: SkirtTexels, mesh: skirt.SkirtMesh, camera: Camera) -> np.ndarray:
+    """(N,) light on the shell, mean about 1: the photo's light falling off as the surface turns edge-on to its
+    camera (its sides darker, up to SIDE_SHADE), and soft folds hanging from the hips (FOLDS round the ring, their
+    depth growing to FOLD_SHADE at the hem), so a plain skirt is not one flat colour round the legs."""
+    forward = np.asarray(camera.rotation, np.float64)[2]
+    facing = np.abs(tex.normals @ forward)
+    down = tex.ring / max(mesh.grid.shape[0] - 1, 1)
+    folds = np.sin(2 * np.pi * FOLDS * tex.around)
+    return (1.0 - SIDE_SHADE * (1.0 - facing)) * (1.0 + FOLD_SHADE * down * folds)
 
 
 def covered_faces(body_vertices: np.ndarray, faces: np.ndarray, part: np.ndarray, mesh: skirt.SkirtMesh) -> np.ndarray:
@@ -208,7 +222,8 @@ def kept_skirt(dressed: DressedBody, body: PosedBody, photo: PersonPhoto) -> Ski
     (`pipeline.fitting.kept_skirt`); None when the photo shows none or the person does not stand."""
     if skirt.upright(body.keypoints_3d) < skirt.MIN_UPRIGHT:
         return None
-    found = kept_plan(photo, body.keypoints_2d, body.keypoints_3d)
+    assert dressed.vertex_part is not None
+    found = kept_plan(photo, body.keypoints_2d, body.keypoints_3d, dressed.vertices, dressed.vertex_part)
     if found is None:
         return None
     plan, outline, look = found
