@@ -25,6 +25,7 @@ CLOSED = 0.9  # share of the middle of the gap between the legs the person mask 
 KNEE_MARGIN = 0.15  # of the knee-to-ankle length: the closed run must reach this far below the knees
 GAP_ROWS = 0.02  # of the hip-to-ankle rows: open rows tolerated inside the closed run (a fold, a shadow)
 MARGIN = 0.25  # of the hips' keypoint span: how far past the fitted legs the kept skirt's outline may reach
+SMOOTH = 0.06  # of the skirt's rows: the running mean its outline's edges take
 ROW_BAND = 3.0  # pixels: the fitted legs' extent at a row is that of their vertices this near it
 LEGS = ((11, 13, 15), (12, 14, 16))  # COCO hip, knee, ankle of each leg
 
@@ -110,7 +111,17 @@ def photo_outline(mask: np.ndarray, keypoints_2d: np.ndarray, top: int, bottom: 
         off = np.flatnonzero(~line)
         left[row] = max((off[off < centre].max() + 1) if (off < centre).any() else 0, low[i])
         right[row] = min((off[off > centre].min() - 1) if (off > centre).any() else width - 1, high[i])
-    return skirt.Outline(left, right, top, bottom)
+    span = max(3, int(SMOOTH * (bottom - top)))  # the mask's ragged edge and the legs' steps, evened out
+    return skirt.Outline(_smoothed(left, span), _smoothed(right, span), top, bottom)
+
+
+def _smoothed(values: np.ndarray, span: int) -> np.ndarray:
+    """A running mean over `span` rows of the finite values (NaN rows stay NaN)."""
+    ok = np.isfinite(values)
+    kernel = np.ones(span)
+    total = np.convolve(np.where(ok, values, 0.0), kernel, mode="same")
+    count = np.convolve(ok.astype(np.float64), kernel, mode="same")
+    return np.where(ok, total / np.maximum(count, 1.0), np.nan)
 
 
 def row_line(keypoints_2d: np.ndarray, keypoints_3d: np.ndarray) -> tuple[float, float]:
