@@ -86,6 +86,8 @@ def skirt_colours(tex: SkirtTexels, mesh: skirt.SkirtMesh, plan: skirt.SkirtPlan
     x = project(camera, tex.points)[0][:, 0]
     row = plan.row(tex.points[:, 2])
     left, right = outline.edges(row)
+    inset = np.minimum(1.0 + round(0.01 * max(cutout.shape[:2])), (right - left) / 4)  # inside the eroded edge
+    left, right = left + inset, right - inset
     col = left + np.clip((x - low) / np.maximum(high - low, 1e-6), 0.0, 1.0) * (right - left)
     sampled = sample_image(rgba, np.column_stack([col + 0.5, row + 0.5]))
     usable = sampled[:, 3] > 127
