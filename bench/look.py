@@ -209,8 +209,8 @@ def skirt_fill(root: Path, job: str, view: np.ndarray) -> float | None:
     if plan is None:
         return None
     body = PosedBody.from_npz((root / layout.run_prefix("avatar", plan.run("avatar").key) / "body.npz").read_bytes())
-    cameras, _ = read_views_json((root / layout.run_prefix("fitting", plan.run("fitting").key) / "views.json")
-                                 .read_bytes())
+    cameras = read_views_json((root / layout.run_prefix("fitting", plan.run("fitting").key) / "views.json")
+                              .read_bytes())[0]
     camera = dict(cameras)[0]
     kp = np.asarray(body.keypoints_3d, np.float64)
     knees = camera.project(kp[[13, 14]])

@@ -16,7 +16,7 @@ from gltf_validator import issue_codes, validate_glb
 from PIL import Image
 
 from pipeline.viewer3d import glb_summary, textured_glb
-from pipeline.viewer3d.glb import accessor_array, image_bytes, pack_glb, read_glb
+from pipeline.viewer3d.glb import ANNY_TO_GLTF, accessor_array, image_bytes, pack_glb, plain_glb, read_glb
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCEPTED_WARNINGS: set[str] = set()  # the writer's output has none today; add a code here only with a reason
@@ -157,6 +157,20 @@ def test_the_validator_harness_reports_errors() -> None:
 
 
 # ---- the real anny mesh ------------------------------------------------------------------------------------
+
+
+def test_the_untextured_body_glb_is_valid_and_turned_like_the_textured_one(anny_mesh) -> None:
+    vertices, faces, _, _ = anny_mesh
+    data = plain_glb(vertices, faces)
+    report = validate_glb(data)
+    assert report["issues"]["numErrors"] == 0, issue_codes(report, 0)
+    assert set(issue_codes(report, 1)) <= ACCEPTED_WARNINGS, report["issues"]["messages"]
+    assert report["info"]["totalVertexCount"] == len(vertices) and report["info"]["totalTriangleCount"] == len(faces)
+    document, binary = read_glb(data)
+    positions = accessor_array(document, binary, document["meshes"][0]["primitives"][0]["attributes"]["POSITION"])
+    np.testing.assert_allclose(positions, vertices @ ANNY_TO_GLTF.T, atol=1e-6)
+    with pytest.raises(ValueError):
+        plain_glb(vertices, faces + len(vertices))
 
 
 @pytest.fixture(scope="module")

@@ -424,29 +424,56 @@ class GarmentLook:
     # plan, `pipeline.fitting.skirt`, so the torso and the skirt shell read the photo alike); None: the region's box
 
 
-def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm_by_region: dict[str, float], *,
-               atlas_size: int = 1024, worn_in_photo: bool = False, texture_made: bool = True) -> DressedBody:
-    """Put the garment on the posed body (see the module docstring). A `PosedBody` (its keypoints and rest pose)
-    sharpens the region (arms told from torso); a plain `BodyMesh` is split into parts by height alone.
-    `worn_in_photo`: the photo already shows the person in this garment (a try-on model's photo.png), so the
-    garment texels it shows keep the photo's colours (its folds and light) and only the unseen ones take the
-    garment photo. `texture_made`: give the made-up texels grain, shading and hair strands
-    (`pipeline.fitting.unseen`); off where only the garment's texels are used (photo.png's render)."""
+@dataclass(frozen=True)
+class DressGeometry:
+    """What a dressing takes from the body, the photo's camera and the garment alone, not the photo's pixels:
+    the same for both dressings of a job (photo.png's and the views'), so it is computed once."""
+
+    vertices: np.ndarray  # (V, 3) float64 posed
+    parts: regions.BodyParts
+    sleeve_m: float | None
+    weight: np.ndarray  # (V,) garment weight
+    tex: Texels
+    body_raster: Raster  # the body as the photo's camera sees it
+    garment_colour: np.ndarray  # (N, 3) the garment's colour at every texel
+    took: np.ndarray  # (N,) bool: texels that took the garment photo itself (not the tile)
+
+
+def dress_geometry(body: BodyMesh, camera: Camera, garment: GarmentLook, atlas_size: int = 1024) -> DressGeometry:
+    """The body's parts, the garment's region and texels, the photo camera's raster and the garment's colours."""
     from pipeline.render.raster import rasterize
 
-    vertices, faces, camera = np.asarray(body.vertices, np.float64), body.faces, photo.camera
-    category = garment.category
+    vertices, faces = np.asarray(body.vertices, np.float64), body.faces
     rest, rest_kp = vertices, None
     if isinstance(body, PosedBody):
         rest = np.asarray(body.rest_vertices, dtype=np.float64)
         rest_kp = regions.rest_keypoints(vertices, rest, body.keypoints_3d)
     parts = regions.body_parts(rest, rest_kp)
     reach = garment.sleeve_reach
-    sleeve_m = None if reach is None else reach * regions.region_height_m(category, parts.levels)
-    weight = regions.garment_weights(parts, faces, category, sleeve_m)
+    sleeve_m = None if reach is None else reach * regions.region_height_m(garment.category, parts.levels)
+    weight = regions.garment_weights(parts, faces, garment.category, sleeve_m)
     tex = atlas_texels(vertices, faces, body.uvs, body.face_uvs, atlas_size, parts.label, weight, parts.height)
+    cutout = np.asarray(garment.cutout)
+    g_colour, took = garment_colours(tex, camera, cutout, fabric_tile(cutout, garment.texture),
+                                     region_box(vertices, weight > 0.5, camera, garment.heights), garment.print_box)
+    return DressGeometry(vertices, parts, sleeve_m, weight, tex, rasterize(vertices, faces, camera), g_colour, took)
+
+
+def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm_by_region: dict[str, float], *,
+               atlas_size: int = 1024, worn_in_photo: bool = False, texture_made: bool = True,
+               geometry: DressGeometry | None = None) -> DressedBody:
+    """Put the garment on the posed body (see the module docstring). A `PosedBody` (its keypoints and rest pose)
+    sharpens the region (arms told from torso); a plain `BodyMesh` is split into parts by height alone.
+    `worn_in_photo`: the photo already shows the person in this garment (a try-on model's photo.png), so the
+    garment texels it shows keep the photo's colours (its folds and light) and only the unseen ones take the
+    garment photo. `texture_made`: give the made-up texels grain, shading and hair strands
+    (`pipeline.fitting.unseen`); off where only the garment's texels are used (photo.png's render).
+    `geometry`: `dress_geometry` of this body, camera, garment and atlas size, when the caller has it."""
+    camera, category, faces = photo.camera, garment.category, body.faces
+    geo = geometry or dress_geometry(body, camera, garment, atlas_size)
+    vertices, parts, sleeve_m, weight, tex, body_raster = (geo.vertices, geo.parts, geo.sleeve_m, geo.weight, geo.tex,
+                                                           geo.body_raster)
     rgb, mask = _photo_inputs(photo.rgb, photo.mask, camera)
-    body_raster = rasterize(vertices, faces, camera)
     face_part = parts.label[np.asarray(faces)[:, 0]]
     colour, known, seen, facing = person_colours(tex, camera, rgb, mask, body_raster, face_part)
     made = _made_in_photo(tex, camera, photo.made, seen, known)
@@ -460,11 +487,7 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     appearance.paint_head(colour, known, seen, facing, tex.part, tex.height, eye, found, drop_m, made)
     on_garment = tex.garment > 0.5
     bared = appearance.bare_limbs(colour, known, tex.part, on_garment, category, found, made)
-    cutout = np.asarray(garment.cutout)
-    tile = fabric_tile(cutout, garment.texture)
-    box = region_box(vertices, weight > 0.5, camera, garment.heights)
-    g_colour, took = garment_colours(tex, camera, cutout, tile, box,
-                                     garment.print_box)
+    g_colour, took = geo.garment_colour, geo.took
     from_garment = on_garment & ~seen if worn_in_photo else on_garment
     colour[from_garment] = g_colour[from_garment]
     made[on_garment] = 0.0  # the garment's own look (its photo, its fabric tile) is not made up

@@ -27,7 +27,7 @@ from pipeline.backends.protocols import (
 from pipeline.body.measure import Measurements
 from pipeline.codec import decode_mask, decode_rgb, decode_rgba, encode_jpeg, encode_png
 from pipeline.fitting.contracts import FitReport
-from pipeline.fitting.dress import DressedBody, GarmentLook, PersonPhoto, dress_body
+from pipeline.fitting.dress import DressedBody, GarmentLook, PersonPhoto, dress_body, dress_geometry
 from pipeline.fitting.fit_report import fit_report
 from pipeline.fitting.identity import AngleIdentity, identity_per_angle
 from pipeline.fitting.photo import PhotoTryOn, photo_tryon
@@ -113,7 +113,8 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     ease: dict[str, float] = {r.region: r.effective_ease_cm for r in report.regions}
     planned = plan_for(body, camera, look)  # a skirt or a dress: a shell round both legs, on both dressings
     look = replace(look, heights=planned.heights)
-    first = dress_body(body, given.photo, look, ease, texture_made=False)  # photo.png takes its garment texels only
+    geometry = dress_geometry(body, camera, look)  # both dressings' own: the photo's pixels are not in it
+    first = dress_body(body, given.photo, look, ease, texture_made=False, geometry=geometry)  # photo.png: garment only
     skirt = make_skirt(first, camera, look, planned)
     first = put_on(first, body, skirt)
     tried_on = try_on_photo(given, first, look)
@@ -123,7 +124,7 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     made = tried_on.refilled if backends.painter is None else None  # the painter's fills are photoreal, not flat
     dressed = dress_body(body, replace(given.photo, rgb=tried_on.image, hair=tried_on.hair, made=made,
                                        mask=np.maximum(given.photo.mask, tried_on.painted.astype(np.float32))),
-                         look, ease, worn_in_photo=backends.painter is not None)
+                         look, ease, worn_in_photo=backends.painter is not None, geometry=geometry)
     if look.category == "upper":  # the person's own long skirt, kept under the new top, is a skirt too
         skirt = kept_skirt(dressed, body, replace(given.photo, rgb=tried_on.image)) or skirt
     dressed = put_on(dressed, body, skirt)
@@ -148,7 +149,8 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     dressing = dressing_record(dressed, sleeves) | {"vision_gate": gate, "tryon": tryon, "refine": refine,
                                                     "photo": photo_record}
     io.write("photo.png", encode_png(tried_on.image), "image/png")
-    write_outputs(io, report, dressed, mesh, views, identity, flags, dressing)
+    write_outputs(io, report, dressed, mesh, views, identity, flags, dressing,
+                  from_atlas=backends.painter is None and backends.refiner is None)
     return PhaseResult(data=summary(report, identity, flags, dressing),
                        backends={"faces": f"{backends.faces.name} {backends.faces.version}",
                                  "renderer": "dropfit torch rasterizer 1", "dress": "uv-atlas projection 2"}
@@ -304,13 +306,15 @@ def dressing_record(dressed: DressedBody, sleeves: SleeveReach | None) -> dict[s
 
 
 def write_outputs(io: PhaseIO, report: FitReport, dressed: DressedBody, mesh: BodyMesh, views: list[View],
-                  identity: list[AngleIdentity], flags: list[str], dressing: dict[str, object]) -> None:
+                  identity: list[AngleIdentity], flags: list[str], dressing: dict[str, object], *,
+                  from_atlas: bool) -> None:
     for view in views:
         io.write(f"angles/{view.angle_deg:03d}.png", encode_png(view.image), "image/png")
     io.write("contact_sheet.jpg", encode_jpeg(contact_sheet(views, columns=4, scale=0.5), quality=90), "image/jpeg")
     lighting = {"ambient": PHOTO_LIGHT.ambient, "diffuse": PHOTO_LIGHT.diffuse,
                 "direction": list(PHOTO_LIGHT.direction)}
-    io.write("views.json", views_json([(v.angle_deg, v.camera) for v in views], lighting), "application/json")
+    io.write("views.json", views_json([(v.angle_deg, v.camera) for v in views], lighting, from_atlas=from_atlas),
+             "application/json")
     io.write("atlas.png", encode_png(dressed.atlas), "image/png")
     io.write("dressed.npz", mesh.to_npz())
     io.write("fit_report.json", report.model_dump_json(indent=2).encode(), "application/json")
