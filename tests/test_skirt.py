@@ -286,3 +286,12 @@ def test_a_bag_beside_the_kept_skirt_is_not_part_of_it() -> None:
     row = (y0 + y1) // 2
     legs_right = camera.project(np.array([[LEG_X + LEG_R, 0, HIP_Z - 0.2]]))[0, 0]
     assert outline.right[row] < legs_right + 0.3 * (x0 - camera.project(np.array([[0.0, 0, 0]]))[0, 0])
+
+
+def test_fitting_json_says_what_was_done_for_the_skirt(worn: tuple[DressedBody, PosedBody]) -> None:
+    from pipeline.fitting.phase import dressing_record
+
+    dressed, posed = worn
+    record = dressing_record(dressed, None)["skirt"]
+    assert isinstance(record, dict) and record["status"] == "shell" and record["hidden_body_faces"] > 0
+    assert dressing_record(dressed_body(*body()), None)["skirt"] == {"status": "none"}
