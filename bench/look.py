@@ -16,6 +16,10 @@ runtime, then measures each job's published files (photo.png, angles/000..315.pn
 - flat patches: per view, the figure minus the new garment's colours; pixels whose blurred Lab gradient is under
   1.5 units are "flat"; the largest connected flat region as a share of the figure. The same measure on the
   person's own photo (inside its person mask) says how flat the photo itself is by this measure.
+- skirt: between the knees at 000 (the band from the knees' height up a third of the way to the hips, the middle
+  third of the span between the two knees' centres as the 000 camera sees them): the share that is figure, not
+  background. A skirt or a dress closes the gap between the legs (1.0); painted on two legs it stays open (near 0
+  unless the knees touch).
 - hair: for photos whose person reaches past the fitted head above the shoulders (hair beyond the head), the
   area and mean colour of the non-skin, non-background pixels above the figure's shoulders at 000 and 180,
   against the photo's (area as a share of the photo's, colour as a Lab distance).
@@ -195,6 +199,33 @@ def hair(photo: np.ndarray, parsing: Any, shoulder_rows: float | None, views: di
     return out
 
 
+def skirt_fill(root: Path, job: str, view: np.ndarray) -> float | None:
+    """The share of the band between the knees at 000 that is figure (see the module docstring)."""
+    from infra.folder_store import FolderStore
+    from pipeline.geometry import PosedBody, read_views_json
+    from pipeline.state import load_plan
+
+    plan = load_plan(FolderStore(root), job)
+    if plan is None:
+        return None
+    body = PosedBody.from_npz((root / layout.run_prefix("avatar", plan.run("avatar").key) / "body.npz").read_bytes())
+    cameras = read_views_json((root / layout.run_prefix("fitting", plan.run("fitting").key) / "views.json")
+                              .read_bytes())[0]
+    camera = dict(cameras)[0]
+    kp = np.asarray(body.keypoints_3d, np.float64)
+    knees = camera.project(kp[[13, 14]])
+    hips = camera.project(kp[[11, 12]])
+    left, right = sorted(knees[:, 0])
+    x0, x1 = left + (right - left) / 3, right - (right - left) / 3
+    y1 = float(knees[:, 1].mean())
+    y0 = y1 - (y1 - float(hips[:, 1].mean())) / 3
+    rows, cols = slice(max(0, int(y0)), max(0, int(y1)) + 1), slice(max(0, int(x0)), max(0, int(x1)) + 1)
+    band = view[rows, cols]
+    if band.size == 0:
+        return None
+    return round(float(figure(band).mean()), 4)
+
+
 def measure_job(root: Path, job: str, garment_colours_lab: np.ndarray, flat_only: bool = False) -> dict[str, Any]:
     res = root / layout.result_prefix(job)
     views = {a: decode_rgb((res / f"angles/{a}.png").read_bytes()) for a in ANGLES}
@@ -203,6 +234,7 @@ def measure_job(root: Path, job: str, garment_colours_lab: np.ndarray, flat_only
     row["flat_patch_share"] = round(max(patches), 4)
     row["flat_patch_per_view"] = [round(p, 4) for p in patches]
     row["flat_patch_share_in_photo"] = photo_flat(root, job, garment_colours_lab)
+    row["skirt_fill_000"] = skirt_fill(root, job, views["000"])
     parsed = None if flat_only else photo_parsing(root, job)
     if parsed is not None:
         photo, parsing, old = parsed
@@ -255,6 +287,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "flat_patch_share_median": median("flat_patch_share"),
         "flat_patch_share_max": max((r["flat_patch_share"] for r in ok), default=None),
         "flat_patch_share_in_photo_median": median("flat_patch_share_in_photo"),
+        "skirt_fill_000_median": median("skirt_fill_000"),
         "targets": TARGETS,
     }
 

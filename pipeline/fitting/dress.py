@@ -63,6 +63,16 @@ class DressedBody:
     skin: np.ndarray | None = None  # (3,) float RGB skin tone seen in the photo (None: none seen)
     seen_texels: np.ndarray | None = None  # (S, S) bool: texels whose colour the photo shows directly
     made_up: float = 0.0  # share of the body's texels off the garment whose colour was made up (weighted 0..1)
+    faces: np.ndarray | None = None  # the dressed mesh's own topology when it is not the body's (a skirt shell
+    uvs: np.ndarray | None = None  # added, the legs under it dropped: `pipeline.fitting.skirt_look`); None: the
+    face_uvs: np.ndarray | None = None  # body's faces, UVs and face UVs
+    skirt: dict[str, object] | None = None  # what was done for a skirt or a dress (fitting.json dressing.skirt)
+
+    def mesh(self, body: BodyMesh) -> BodyMesh:
+        """The dressed mesh: the body's topology and UVs unless the dressing gave its own."""
+        if self.faces is None or self.uvs is None or self.face_uvs is None:
+            return BodyMesh(self.vertices, body.faces, body.uvs, body.face_uvs)
+        return BodyMesh(self.vertices, self.faces, self.uvs, self.face_uvs)
 
 
 @dataclass(frozen=True)
@@ -358,11 +368,18 @@ def ease_offsets(parts: regions.BodyParts, weight: np.ndarray, ease_cm_by_region
     return np.clip(ease / (2 * np.pi), 0.0, MAX_OFFSET_CM) / 100.0 * weight
 
 
-def region_box(vertices: np.ndarray, garment: np.ndarray, camera: Camera) -> tuple[float, float, float, float]:
-    """(x0, y0, x1, y1) pixel box of the garment region as the photo's camera sees it."""
+def region_box(vertices: np.ndarray, garment: np.ndarray, camera: Camera,
+               heights: tuple[float, float] | None = None) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) pixel box of the garment region as the photo's camera sees it; with `heights` (world z of
+    the box's top and bottom), its rows are where the camera sees those heights on the region's vertical axis."""
     points = np.asarray(vertices, dtype=np.float64)[garment] if garment.any() else np.asarray(vertices, np.float64)
     xy, _ = project(camera, points)
-    return float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max())
+    x0, y0, x1, y1 = float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max())
+    if heights is not None:
+        axis = np.repeat(np.median(points, axis=0)[None], 2, axis=0)
+        axis[:, 2] = heights
+        y0, y1 = (float(y) for y in project(camera, axis)[0][:, 1])
+    return x0, y0, x1, y1
 
 
 def _photo_inputs(photo_rgb: np.ndarray, person_mask: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
@@ -403,6 +420,8 @@ class GarmentLook:
     texture: np.ndarray | None = None  # texture.png: the plain fabric crop
     print_box: tuple[int, int, int, int] | None = None  # a placed print's box in the cutout (kept off the back)
     sleeve_reach: float | None = None  # in garment heights (`pipeline.fitting.sleeves`); None = the category's
+    heights: tuple[float, float] | None = None  # world z of the cutout's first and last garment rows (a skirt's
+    # plan, `pipeline.fitting.skirt`, so the torso and the skirt shell read the photo alike); None: the region's box
 
 
 @dataclass(frozen=True)
@@ -436,7 +455,7 @@ def dress_geometry(body: BodyMesh, camera: Camera, garment: GarmentLook, atlas_s
     tex = atlas_texels(vertices, faces, body.uvs, body.face_uvs, atlas_size, parts.label, weight, parts.height)
     cutout = np.asarray(garment.cutout)
     g_colour, took = garment_colours(tex, camera, cutout, fabric_tile(cutout, garment.texture),
-                                     region_box(vertices, weight > 0.5, camera), garment.print_box)
+                                     region_box(vertices, weight > 0.5, camera, garment.heights), garment.print_box)
     return DressGeometry(vertices, parts, sleeve_m, weight, tex, rasterize(vertices, faces, camera), g_colour, took)
 
 

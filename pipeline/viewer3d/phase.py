@@ -65,7 +65,8 @@ def build_viewer(task: PhaseTask, io_: PhaseIO, backends: Viewer3dBackends) -> P
         if rebuilt.mesh is not None:
             mesh, fallback = rebuilt.mesh.parts(), None
     start = time.perf_counter()
-    baked = bake_views(*mesh, list(views.values()), view_lighting(lighting), size=ATLAS_SIZE, fallback_atlas=fallback)
+    baked = bake_views(*mesh, list(views.values()), view_lighting(lighting), size=atlas_size(fallback),
+                       fallback_atlas=fallback)
     texture = {"source": "the angles, back-projected", "seen_share": round(baked.seen_share, 4),
                "bake_s": round(time.perf_counter() - start, 3),
                "main_view_texels": dict(zip(views, baked.main_view_texels, strict=True))}
@@ -81,6 +82,14 @@ def textured(io_: PhaseIO, mesh: tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     io_.write("model.glb", model, "model/gltf-binary")
     return PhaseResult(data={"glb": glb_summary(model), "texture": texture, "mesh": mesh_record},
                        backends={"glb": "dropfit glTF writer 1"} | backends)
+
+
+def atlas_size(fallback: np.ndarray | None) -> tuple[int, int]:
+    """(width, height) of the baked atlas: ATLAS_SIZE wide, as tall as fitting's atlas is for its width (a skirt's
+    strip under the body's atlas makes it taller; fitting's dressed UVs are laid out for that shape)."""
+    if fallback is None:
+        return ATLAS_SIZE, ATLAS_SIZE
+    return ATLAS_SIZE, max(1, round(ATLAS_SIZE * fallback.shape[0] / fallback.shape[1]))
 
 
 def read_views(io_: PhaseIO, cameras: list[tuple[int, Camera]]) -> dict[str, tuple[np.ndarray, Camera]]:
