@@ -185,7 +185,7 @@ def anny_mesh() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
             model.texture_coordinates.cpu().numpy(), model.face_texture_coordinate_indices.cpu().numpy())
 
 
-def test_anny_body_glb_is_valid_small_and_fast(anny_mesh, record_property) -> None:
+def test_anny_body_glb_is_valid_and_small(anny_mesh, record_property) -> None:
     vertices, faces, uvs, face_uvs = anny_mesh
     texture = gradient_texture(1024, 1024)
     textured_glb(*anny_mesh, texture)  # warm-up (imports, allocator)
@@ -200,4 +200,3 @@ def test_anny_body_glb_is_valid_small_and_fast(anny_mesh, record_property) -> No
     assert len(vertices) <= summary["vertices"] <= len(faces) * 3
     assert report["info"]["totalVertexCount"] == summary["vertices"]
     assert len(data) < 2_000_000, len(data)
-    assert seconds < 3.0, seconds
