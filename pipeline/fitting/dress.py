@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.fitting import appearance, regions, unseen
+from pipeline.fitting.background import background_in_mask
 from pipeline.geometry import BodyMesh, Camera, PosedBody
 from pipeline.render.shade import vertex_normals
 from pipeline.render.views import camera_position
@@ -366,7 +367,8 @@ def region_box(vertices: np.ndarray, garment: np.ndarray, camera: Camera) -> tup
 
 
 def _photo_inputs(photo_rgb: np.ndarray, person_mask: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
-    """The photo and a float mask at the camera's image size."""
+    """The photo and a float mask at the camera's image size, without the background its edge takes in
+    (`pipeline.fitting.background`): texels whose pixel is background are not seen, and are made up."""
     import cv2
 
     width, height = camera.image_size
@@ -378,6 +380,7 @@ def _photo_inputs(photo_rgb: np.ndarray, person_mask: np.ndarray, camera: Camera
         photo = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
     if mask.shape != (height, width):
         mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
+    mask = np.where(background_in_mask(photo, mask > 0.5), 0.0, mask).astype(np.float32)  # the mask's loose edge
     radius = max(1, round(height * MASK_ERODE))
     mask = cv2.erode(mask, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
     return photo, mask
