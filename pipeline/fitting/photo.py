@@ -75,14 +75,15 @@ def scalp_joined(mask: np.ndarray, eye_y: float) -> np.ndarray:
 
 
 HAIR_FACE_ROWS = (0.1, 0.45)  # the rows beside the lower face (eye-to-shoulder lengths below the eyes) ...
-HAIR_FACE_SHARE = 0.6  # ... this share of which hair that falls to the shoulders covers, beside the face
+HAIR_FACE_SHARE = 0.5  # ... this share of which hair that falls to the shoulders covers, beside the face, ...
+HAIR_FACE_WIDTH = 0.025  # ... at least this wide (eye-to-shoulder lengths, about 6 mm: not a cable's edge)
 
 
 def falls_beside_face(hair: np.ndarray, eye_y: float, unit: float) -> bool:
     """Whether the hair (bool (H, W)) runs down beside the lower face: long hair does, seen from the front;
     headphones or a scarf round the neck of its colour leave a gap of skin there (the jaw, the ears)."""
     first, last = (max(0, round(eye_y + share * unit)) for share in HAIR_FACE_ROWS)
-    rows = hair[first:last].any(axis=1)
+    rows = hair[first:last].sum(axis=1) >= HAIR_FACE_WIDTH * unit
     return bool(len(rows)) and float(rows.mean()) >= HAIR_FACE_SHARE
 
 
@@ -91,10 +92,10 @@ HAIR_CROWN = (0.4, 0.3)  # the crown: the top this share of the way from the fit
 
 
 def crown_of(person: np.ndarray, parsing: Parsing, eye_y: float, unit: float) -> np.ndarray | None:
-    """(H, W) bool: the hair on the crown, inside the fitted skull's top round the head's axis (hair in nearly every
-    photo, whatever stands past the skull beside it: the wall, the cheeks, a collar); its non-skin pixels when they are
-    most of it (skin-like pixels there are then the scalp or the forehead), else all of it (blonde hair on fair
-    skin). None when the crown shows too little."""
+    """(H, W) bool: the hair on the crown, inside the fitted skull's top round the head's axis (hair in nearly
+    every photo, whatever stands past the skull beside it: the wall, the cheeks, a collar): its non-skin pixels.
+    None when they are not most of the crown (blonde hair on fair skin, a forehead turned up: the skin map cannot
+    tell hair there, and what stands past the skull gives the colour) or the crown shows too little."""
     head = parsing.rendered & (parsing.part == PART["head"])
     if not head.any():
         return None
@@ -106,7 +107,7 @@ def crown_of(person: np.ndarray, parsing: Parsing, eye_y: float, unit: float) ->
     if crown.sum() < 30:
         return None
     bare = crown & ~parsing.skin
-    return bare if bare.sum() >= 0.5 * crown.sum() else crown
+    return bare if bare.sum() >= 0.5 * crown.sum() else None
 
 
 def measure_hair(photo: np.ndarray, parsing: Parsing, eye_y: float, shoulder_y: float) -> Hair | None:
@@ -135,9 +136,10 @@ def measure_hair(photo: np.ndarray, parsing: Parsing, eye_y: float, shoulder_y: 
     skin_like = bool(parsing.skin[top].mean() > 0.5)  # blonde hair on fair skin: the skin map cannot tell them
     face = parsing.rendered & (parsing.part == PART["head"]) & (~crown if crown is not None else True)
     alike = person & ~face & ((distance < 12) if skin_like else (~parsing.skin & (distance < 18)))
-    count, labels = cv2.connectedComponents(alike.astype(np.uint8), connectivity=8)
+    _, labels = cv2.connectedComponents(alike.astype(np.uint8), connectivity=8)
     seed = top | crown if crown is not None else top
-    joined = np.isin(labels, np.unique(labels[seed & alike])[1:] if count > 1 else [])
+    found = np.unique(labels[seed & alike])
+    joined = np.isin(labels, found[found > 0])  # every component the seed touches (label 0 is not alike)
     if not joined.any():
         return Hair(colour, 0.0, 0.5)
     ys, xs = np.nonzero(joined)
