@@ -236,11 +236,13 @@ def hair(photo: np.ndarray, parsing: Any, shoulder_rows: float | None, views: di
         top, bottom = r.min(), r.max()
         above = mask & (np.arange(view.shape[0])[:, None] < top + 0.2 * (bottom - top))
         skinish = near_colours(lab(view), lab(photo[parsing.skin].reshape(-1, 1, 3)).reshape(-1, 3)[::500], 12.0)
-        found = above & ~skinish & ~near_colours(lab(view), garment_lab, 14.0)
         scale = (photo.shape[0] / max(bottom - top, 1)) ** 2  # compare areas at the photo's scale, roughly
-        out[angle] = {"area_vs_photo": round(float(found.sum() * scale / max(head.sum(), 1)), 3),
-                      "colour_delta": round(float(np.linalg.norm(lab(view)[found].mean(axis=0) - ref)), 1)
-                      if found.any() else None}
+        out[angle] = {}
+        for suffix, found in (("", above & ~skinish & ~near_colours(lab(view), garment_lab, 14.0)),
+                              ("_with_garment", above & ~skinish)):  # the old figure, the garment's back counted
+            out[angle] |= {f"area_vs_photo{suffix}": round(float(found.sum() * scale / max(head.sum(), 1)), 3),
+                           f"colour_delta{suffix}": round(float(np.linalg.norm(lab(view)[found].mean(axis=0) - ref)),
+                                                          1) if found.any() else None}
     return out
 
 
@@ -310,6 +312,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "background_share_000_max": max((r.get("background_share_000") or 0 for r in ok), default=None),
         "hair_180_area_median": hair_median(ok, "area_vs_photo"),
         "hair_180_colour_delta_median": hair_median(ok, "colour_delta"),
+        "hair_180_area_with_garment_median": hair_median(ok, "area_vs_photo_with_garment"),
+        "hair_180_colour_delta_with_garment_median": hair_median(ok, "colour_delta_with_garment"),
         "targets": TARGETS,
     }
 

@@ -6,7 +6,8 @@ the person's own appearance (projected from the photo) everywhere else, on one t
    round it), capped at `MAX_OFFSET_CM`, weighted by the soft region so the offset fades at the garment's edges.
 3. Atlas: the UV layout is rasterized at S x S (the software rasterizer with a flat camera); every texel gets
    its 3D point on the posed body. Texels seen in the photo (camera depth within `VISIBLE_TOLERANCE_M` of the
-   body's z-buffer, facing the camera, inside the person mask) take the photo's colour. Texels not seen take the
+   body's z-buffer, facing the camera, inside the person mask less the background its loose edge takes in,
+   `pipeline.fitting.background`) take the photo's colour. Texels not seen take the
    photo at their point mirrored through the body's coronal plane when that pixel shows the same body part
    (backs of the torso, legs and arms). The head turned from the camera takes hair and skin tones, and limbs
    the garment bares lose the person's old sleeves or trousers (`pipeline.fitting.appearance`); what is left

@@ -87,6 +87,7 @@ def falls_beside_face(hair: np.ndarray, eye_y: float, unit: float) -> bool:
     return bool(len(rows)) and float(rows.mean()) >= HAIR_FACE_SHARE
 
 
+HAIR_CROWN_NEAR = 30.0  # Lab units (8-bit scale): what stands past the skull this near the crown's colour is hair
 HAIR_CROWN = (0.4, 0.3)  # the crown: the top this share of the way from the fitted skull's top to the eyes, within
 # this many eye-to-shoulder lengths of the head's axis
 
@@ -129,15 +130,17 @@ def measure_hair(photo: np.ndarray, parsing: Parsing, eye_y: float, shoulder_y: 
     if top.sum() < 30:
         return None
     crown = crown_of(person, parsing, eye_y, unit) if outside.sum() >= 200 else None
-    colour = np.median(photo[top if crown is None else crown], axis=0).astype(np.float32)
     lab = lab8(photo)
+    if crown is not None:  # the crown and what stands past the skull in its colours (lengths lighter than the roots)
+        top = crown | (top & (np.linalg.norm(lab - np.median(lab[crown], axis=0), axis=2) < HAIR_CROWN_NEAR))
+    colour = np.median(photo[top], axis=0).astype(np.float32)
     ref = lab8(colour.reshape(1, 1, 3).clip(0, 255).astype(np.uint8))[0, 0]
     distance = np.linalg.norm(lab - ref, axis=2)
     skin_like = bool(parsing.skin[top].mean() > 0.5)  # blonde hair on fair skin: the skin map cannot tell them
     face = parsing.rendered & (parsing.part == PART["head"]) & (~crown if crown is not None else True)
     alike = person & ~face & ((distance < 12) if skin_like else (~parsing.skin & (distance < 18)))
     _, labels = cv2.connectedComponents(alike.astype(np.uint8), connectivity=8)
-    seed = top | crown if crown is not None else top
+    seed = top
     found = np.unique(labels[seed & alike])
     joined = np.isin(labels, found[found > 0])  # every component the seed touches (label 0 is not alike)
     if not joined.any():
