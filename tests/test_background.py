@@ -78,3 +78,23 @@ def test_the_dressed_body_takes_no_grass_where_the_fitted_body_reaches_past_the_
     body = ~dressed.garment_texels & ((v * HEIGHT > 0.05) & (v * HEIGHT < HEIGHT - 0.05))[:, None]
     grass = np.abs(dressed.atlas.astype(float) - GRASS).max(axis=2) < 40
     assert dressed.seen > 0.1 and grass[body].mean() < 0.01
+
+
+def test_bench_look_counts_the_backgrounds_colour_on_the_figure_and_not_the_persons() -> None:
+    """bench.look's figure: a view whose legs carry a patch of the photo's grass counts that patch only."""
+    from types import SimpleNamespace
+
+    from bench.look import background_colours, background_on_body, lab
+    from pipeline.render.shade import BACKGROUND
+
+    photo, person = standing(GRASS, JEANS)
+    parsing = SimpleNamespace(person=person, rendered=person)
+    background, own = background_colours(photo, parsing)
+    view = np.zeros((H, W, 3), np.uint8)
+    view[:] = BACKGROUND
+    view[person] = photo[person]
+    patch = np.zeros((H, W), bool)
+    patch[500:540, 160:200] = True  # grass on the shins
+    view[patch] = photo[:40, :40].reshape(-1, 3)
+    found = background_on_body(view, background, own, lab(np.array([[[200, 0, 200]]], np.uint8)).reshape(-1, 3))
+    assert found[patch].mean() > 0.9 and found[person & ~patch].mean() < 0.01
