@@ -214,10 +214,9 @@ def background_on_body(view: np.ndarray, background: np.ndarray, own: np.ndarray
     return body & (to_background < BACKGROUND_NEAR) & clear
 
 
-def hair(photo: np.ndarray, parsing: Any, shoulder_rows: float | None, views: dict[str, np.ndarray],
-         garment_lab: np.ndarray) -> dict[str, Any] | None:
-    """Hair past the head in the photo, and the hair-like pixels above the figure's shoulders at 000 and 180 (not
-    skin, not the new garment's colours: at 180 the top fifth of a figure holds the garment's back too)."""
+def hair(photo: np.ndarray, parsing: Any, shoulder_rows: float | None, views: dict[str, np.ndarray]
+         ) -> dict[str, Any] | None:
+    """Hair past the head in the photo, and the hair-like pixels above the figure's shoulders at 000 and 180."""
     if shoulder_rows is None:
         return None
     rows = np.arange(photo.shape[0])[:, None]
@@ -236,13 +235,11 @@ def hair(photo: np.ndarray, parsing: Any, shoulder_rows: float | None, views: di
         top, bottom = r.min(), r.max()
         above = mask & (np.arange(view.shape[0])[:, None] < top + 0.2 * (bottom - top))
         skinish = near_colours(lab(view), lab(photo[parsing.skin].reshape(-1, 1, 3)).reshape(-1, 3)[::500], 12.0)
+        found = above & ~skinish
         scale = (photo.shape[0] / max(bottom - top, 1)) ** 2  # compare areas at the photo's scale, roughly
-        out[angle] = {}
-        for suffix, found in (("", above & ~skinish & ~near_colours(lab(view), garment_lab, 14.0)),
-                              ("_with_garment", above & ~skinish)):  # the old figure, the garment's back counted
-            out[angle] |= {f"area_vs_photo{suffix}": round(float(found.sum() * scale / max(head.sum(), 1)), 3),
-                           f"colour_delta{suffix}": round(float(np.linalg.norm(lab(view)[found].mean(axis=0) - ref)),
-                                                          1) if found.any() else None}
+        out[angle] = {"area_vs_photo": round(float(found.sum() * scale / max(head.sum(), 1)), 3),
+                      "colour_delta": round(float(np.linalg.norm(lab(view)[found].mean(axis=0) - ref)), 1)
+                      if found.any() else None}
     return out
 
 
@@ -276,7 +273,7 @@ def measure_job(root: Path, job: str, garment_colours_lab: np.ndarray, flat_only
         assert plan is not None
         body_npz = root / layout.run_prefix("avatar", plan.run("avatar").key) / "body.npz"
         shoulders = float(np.mean(PosedBody.from_npz(body_npz.read_bytes()).keypoints_2d[[5, 6], 1]))
-        row["hair"] = hair(photo, parsing, shoulders, views, garment_colours_lab)
+        row["hair"] = hair(photo, parsing, shoulders, views)
     return row
 
 
@@ -312,8 +309,6 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "background_share_000_max": max((r.get("background_share_000") or 0 for r in ok), default=None),
         "hair_180_area_median": hair_median(ok, "area_vs_photo"),
         "hair_180_colour_delta_median": hair_median(ok, "colour_delta"),
-        "hair_180_area_with_garment_median": hair_median(ok, "area_vs_photo_with_garment"),
-        "hair_180_colour_delta_with_garment_median": hair_median(ok, "colour_delta_with_garment"),
         "targets": TARGETS,
     }
 
