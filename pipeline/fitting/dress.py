@@ -6,7 +6,8 @@ the person's own appearance (projected from the photo) everywhere else, on one t
    round it), capped at `MAX_OFFSET_CM`, weighted by the soft region so the offset fades at the garment's edges.
 3. Atlas: the UV layout is rasterized at S x S (the software rasterizer with a flat camera); every texel gets
    its 3D point on the posed body. Texels seen in the photo (camera depth within `VISIBLE_TOLERANCE_M` of the
-   body's z-buffer, facing the camera, inside the person mask) take the photo's colour. Texels not seen take the
+   body's z-buffer, facing the camera, inside the person mask less the background its loose edge takes in,
+   `pipeline.fitting.background`) take the photo's colour. Texels not seen take the
    photo at their point mirrored through the body's coronal plane when that pixel shows the same body part
    (backs of the torso, legs and arms). The head turned from the camera takes hair and skin tones, and limbs
    the garment bares lose the person's old sleeves or trousers (`pipeline.fitting.appearance`); what is left
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.fitting import appearance, regions, unseen
+from pipeline.fitting.background import background_in_mask
 from pipeline.geometry import BodyMesh, Camera, PosedBody
 from pipeline.render.shade import vertex_normals
 from pipeline.render.views import camera_position
@@ -383,7 +385,8 @@ def region_box(vertices: np.ndarray, garment: np.ndarray, camera: Camera,
 
 
 def _photo_inputs(photo_rgb: np.ndarray, person_mask: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
-    """The photo and a float mask at the camera's image size."""
+    """The photo and a float mask at the camera's image size, without the background its edge takes in
+    (`pipeline.fitting.background`): texels whose pixel is background are not seen, and are made up."""
     import cv2
 
     width, height = camera.image_size
@@ -395,6 +398,7 @@ def _photo_inputs(photo_rgb: np.ndarray, person_mask: np.ndarray, camera: Camera
         photo = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
     if mask.shape != (height, width):
         mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
+    mask = np.where(background_in_mask(photo, mask > 0.5), 0.0, mask).astype(np.float32)  # the mask's loose edge
     radius = max(1, round(height * MASK_ERODE))
     mask = cv2.erode(mask, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
     return photo, mask
