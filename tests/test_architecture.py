@@ -234,3 +234,4 @@ def test_importing_the_product_loads_no_test_code_and_no_heavy_sdk(module: str) 
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "", f"importing {module} loaded: {done.stdout.strip()}"
+
