@@ -42,8 +42,8 @@ from functions.app import build_local
 from infra.settings import Settings
 from pipeline import layout
 from pipeline.codec import decode_rgb
-from pipeline.fitting.photo import colour_centres
-from pipeline.fitting.photo import lab8 as lab
+from pipeline.fitting.parsing import colour_centres
+from pipeline.fitting.parsing import lab8 as lab
 from pipeline.manifests import BatchReport
 from pipeline.render.shade import BACKGROUND
 from pipeline.state import read_model
@@ -136,7 +136,7 @@ def photo_parsing(store_root: Path, job: str) -> tuple[np.ndarray, Any, np.ndarr
     """(upright photo, parsing, old-garment mask) from the job's avatar and wardrobe runs."""
     from infra.folder_store import FolderStore
     from pipeline.fitting import regions
-    from pipeline.fitting.photo import old_garment, parse_photo
+    from pipeline.fitting.parsing import old_garment, parse_photo
     from pipeline.geometry import Camera, PosedBody
     from pipeline.render.raster import rasterize
     from pipeline.state import load_plan
