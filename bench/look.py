@@ -132,6 +132,17 @@ def photo_flat(root: Path, job: str, garment_lab: np.ndarray) -> float | None:
     return round(float(largest_flat(photo, garment_lab, mask).sum()) / float(mask.sum()), 4)
 
 
+def cheeks(parsing: Any, keypoints_2d: np.ndarray, head: int) -> np.ndarray:
+    """(H, W) bool: the face below the eyes round the nose (COCO keypoints 0 to 2), where the dressing takes the skin
+    tone: the whole head's median was the hair's on dark hair, which made a navy sweater "skin" and the old
+    garment's colours a skirt's."""
+    nose, eyes = keypoints_2d[0], keypoints_2d[[1, 2]]
+    eye_y, half = float(eyes[:, 1].mean()), max(float(abs(eyes[0, 0] - eyes[1, 0])), 4.0)
+    rows, cols = np.ogrid[: parsing.part.shape[0], : parsing.part.shape[1]]
+    box = (rows > eye_y) & (rows < nose[1] + max(nose[1] - eye_y, 2.0)) & (np.abs(cols - nose[0]) < half)
+    return np.asarray(parsing.person & parsing.rendered & (parsing.part == head) & box)
+
+
 def photo_parsing(store_root: Path, job: str) -> tuple[np.ndarray, Any, np.ndarray] | None:
     """(upright photo, parsing, old-garment mask) from the job's avatar and wardrobe runs."""
     from infra.folder_store import FolderStore
@@ -159,8 +170,8 @@ def photo_parsing(store_root: Path, job: str) -> tuple[np.ndarray, Any, np.ndarr
     skin = np.median(photo[mask > 0.5], axis=0)  # replaced below by the face's tone when there is one
     raster = rasterize(body.vertices, body.faces, camera)
     parsing = parse_photo(photo, mask, body, parts.label, raster, skin)
-    face = parsing.person & (parsing.part == regions.PARTS.index("head"))
-    if face.sum() > 100:
+    face = cheeks(parsing, np.asarray(body.keypoints_2d, np.float64), regions.PARTS.index("head"))
+    if face.sum() > 30:
         parsing = parse_photo(photo, mask, body, parts.label, raster, np.median(photo[face], axis=0))
     hip = float(np.mean(body.keypoints_2d[[11, 12], 1]))
     return photo, parsing, old_garment(parsing, category, hip)

@@ -83,3 +83,19 @@ def test_the_plain_colour_avoids_the_old_and_the_new_garments_colours() -> None:
     assert plain_lower(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32))[0] == PLAIN_LOWER[0][0]
     name, _ = plain_lower(charcoal, navy)
     assert name not in (PLAIN_LOWER[0][0], PLAIN_LOWER[1][0])
+
+
+def test_the_bench_takes_the_skin_tone_from_the_cheeks_not_the_hair() -> None:
+    from bench.look import cheeks
+
+    part = np.full((H, W), -1)
+    part[20:120, 100:200] = PART["head"]
+    person = part >= 0
+    parsing = Parsing(part=part, rendered=person, skin=person, clothes=~person, person=person, body_iou=1.0)
+    keypoints = np.zeros((17, 2))
+    keypoints[0] = (150, 80)  # the nose
+    keypoints[1], keypoints[2] = (135, 65), (165, 65)  # the eyes
+    face = cheeks(parsing, keypoints, PART["head"])
+    assert face[70:90, 140:160].all(), "below the eyes, round the nose"
+    assert not face[:65].any(), "not the forehead or the hair above the eyes"
+    assert not face[:, :120].any() and not face[:, 181:].any(), "not the hair beside the face"
