@@ -12,7 +12,9 @@ runtime, then measures each job's published files (photo.png, angles/000..315.pn
 - old garment: the photo's old garment region (the same classical parsing photo.png is built from: the fitted
   body's part map in the photo, not skin-coloured, in the parts the new garment replaces), its two dominant
   colours (k-means in Lab); then the share of the figure in photo.png and in the 000 view, outside the new
-  garment's colours, within 10 Lab units of an old colour.
+  garment's colours, within 10 Lab units of an old colour. These count the old colours anywhere (black shoes and
+  hair under a black jacket, trousers of the top's colour); `old_garment_share_photo_joined` counts in photo.png
+  only those where the old garment was: the old region and the photo's pixels in its colours joined to it.
 - flat patches: per view, the figure minus the new garment's colours; pixels whose blurred Lab gradient is under
   1.5 units are "flat"; the largest connected flat region as a share of the figure. The same measure on the
   person's own photo (inside its person mask) says how flat the photo itself is by this measure.
@@ -82,6 +84,18 @@ def near_colours(image_lab: np.ndarray, colours_lab: np.ndarray, within: float) 
         return np.zeros(image_lab.shape[:2], dtype=bool)
     d = np.linalg.norm(image_lab[:, :, None, :] - colours_lab[None, None, :, :], axis=3)
     return d.min(axis=2) < within
+
+
+def old_reach(photo_lab: np.ndarray, person: np.ndarray, old: np.ndarray, old_lab: np.ndarray) -> np.ndarray:
+    """(H, W) bool: where the old garment was in the photo: its parsed region and the person's pixels in its colours
+    (within 10 Lab units) joined to it (a dress's skirt, a sleeve the part map gave to the torso), not the same
+    colours apart from it (black shoes or hair under a black jacket, which photo.png keeps by design)."""
+    import cv2
+
+    alike = (person & near_colours(photo_lab, old_lab, 10.0)) | old
+    count, labels = cv2.connectedComponents(alike.astype(np.uint8), connectivity=8)
+    touching = np.unique(labels[old])
+    return np.isin(labels, touching[touching > 0]) if count > 1 else np.zeros_like(old)
 
 
 def dominant(pixels_rgb: np.ndarray, k: int = 2) -> np.ndarray:
@@ -218,6 +232,7 @@ def measure_job(root: Path, job: str, garment_colours_lab: np.ndarray, flat_only
     if parsed is not None:
         photo, parsing, old = parsed
         old_lab = dominant(photo[old])
+        reach = old_reach(lab(photo), parsing.person, old, old_lab)
         for name, image in (("photo", decode_rgb((res / "photo.png").read_bytes())), ("000", views["000"])):
             base = parsing.person if name == "photo" else figure(image)
             if image.shape[:2] != base.shape:
@@ -226,6 +241,8 @@ def measure_job(root: Path, job: str, garment_colours_lab: np.ndarray, flat_only
             body = base & ~near_colours(image_lab, garment_colours_lab, 14.0)
             shows_old = body & near_colours(image_lab, old_lab, 10.0)
             row[f"old_garment_share_{name}"] = round(float(shows_old.sum() / max(base.sum(), 1)), 4)
+            if name == "photo":
+                row["old_garment_share_photo_joined"] = round(float((shows_old & reach).sum() / max(base.sum(), 1)), 4)
         from infra.folder_store import FolderStore
         from pipeline.geometry import PosedBody
         from pipeline.state import load_plan
@@ -262,6 +279,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "cut_heads": sum(r["framing"]["cut_heads"] for r in ok),
         "height_spread_max": max((r["framing"]["height_spread"] or 0) for r in ok) if ok else None,
         "old_garment_share_photo_median": median("old_garment_share_photo"),
+        "old_garment_share_photo_joined_median": median("old_garment_share_photo_joined"),
         "old_garment_share_000_median": median("old_garment_share_000"),
         "flat_patch_share_median": median("flat_patch_share"),
         "flat_patch_share_max": max((r["flat_patch_share"] for r in ok), default=None),
