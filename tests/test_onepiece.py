@@ -99,3 +99,17 @@ def test_the_bench_takes_the_skin_tone_from_the_cheeks_not_the_hair() -> None:
     assert face[70:90, 140:160].all(), "below the eyes, round the nose"
     assert not face[:65].any(), "not the forehead or the hair above the eyes"
     assert not face[:, :120].any() and not face[:, 181:].any(), "not the hair beside the face"
+
+
+def test_a_crop_top_over_trousers_cut_at_the_hips_is_not_a_dress() -> None:
+    part, rendered = body()
+    photo = np.full((H, W, 3), BACK, np.uint8)
+    person = rendered.copy()
+    person[200:300, 90:210] = True  # wide trousers, legs together: the outline stands past the legs
+    photo[person] = DRESS
+    photo[60:150, 100:200] = (150, 30, 40)  # a red crop top; the trousers' waistband reaches above the hips
+    new = np.zeros((H, W), bool)
+    new[60:140, 100:200] = True
+    old = old_top()
+    parsing = parse(photo, person, part, rendered)
+    assert one_piece_below(photo, parsing, old, new, HIP, SHOULDER) is None

@@ -2,11 +2,12 @@
 
 A top replaces the torso above the hips and the arms; the old garment's part over the hips and legs stays the
 photo's. When that part is the same garment (a dress's skirt, a coat's tails) it would show under the new top as
-a skirt or shorts in the old garment's colours. It is found as the clothes below the hips, in the old garment's
-colours, joined to it, that cover the gap between the legs (a skirt or a coat's tails do, trousers do not; with the
-legs together, that stand well past the fitted legs), and it
-becomes a plain skirt: the first neutral colour of `PLAIN_LOWER` clearly unlike both the old and the new garment,
-shaded by the photo's own light there (its folds), the silhouette kept. The record says that this was assumed.
+a skirt or shorts in the old garment's colours. It is found as the clothes below the hips in the old garment's
+main colours above the waist (the bottom of its parsed region can be another garment's top: a crop top's
+trousers' waistband), joined to it, that cover the gap between the legs (a skirt or a coat's tails do, trousers
+do not; with the legs together, that stand well past the fitted legs). It becomes a plain skirt: the first neutral
+colour of `PLAIN_LOWER` clearly unlike both the old and the new garment, shaded by the photo's own light there
+(its folds), the silhouette kept. The record says that this was assumed.
 """
 
 from __future__ import annotations
@@ -112,7 +113,9 @@ def one_piece_below(photo: np.ndarray, parsing: Parsing, old: np.ndarray, new: n
     if hip_y is None or shoulder_y is None or old.sum() < 200 or hip_y <= shoulder_y:
         return None
     lab = lab8(photo)
-    centres = main_colours(lab[old])
+    rows = np.arange(old.shape[0])[:, None]
+    chest = old & (rows < (shoulder_y + hip_y) / 2)  # a crop top's lower rows are the trousers' waistband
+    centres = main_colours(lab[chest] if chest.sum() >= 200 else lab[old])
     zone = lower_zone(parsing, hip_y) & parsing.clothes
     if not len(centres) or not zone.any():
         return None
