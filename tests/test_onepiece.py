@@ -113,3 +113,10 @@ def test_a_crop_top_over_trousers_cut_at_the_hips_is_not_a_dress() -> None:
     old = old_top()
     parsing = parse(photo, person, part, rendered)
     assert one_piece_below(photo, parsing, old, new, HIP, SHOULDER) is None
+
+
+def test_the_bench_tells_skin_from_a_cap_or_black_hair() -> None:
+    from bench.look import skin_like
+
+    pixels = np.asarray([[224, 172, 140], [141, 85, 36], [90, 56, 40], [20, 20, 22], [60, 60, 150]], np.uint8)
+    assert skin_like(pixels).tolist() == [True, True, True, False, False]
