@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.look [--set hard|dev|all] [--limit N] [--only NAME,...] [--garment NAME]
                                    [--out bench/out/look.json] [--sheets DIR] [--flat-only]
+                                   [--keep DIR | --measured DIR]
 
 Runs whole jobs (a catalog batch: the chosen person photos x one garment) on the CPU default through the local
 runtime, then measures each job's published files (photo.png, angles/000..315.png) against its own inputs:
@@ -18,13 +19,22 @@ runtime, then measures each job's published files (photo.png, angles/000..315.pn
 - flat patches: per view, the figure minus the new garment's colours; pixels whose blurred Lab gradient is under
   1.5 units are "flat"; the largest connected flat region as a share of the figure. The same measure on the
   person's own photo (inside its person mask) says how flat the photo itself is by this measure.
+- skirt: between the knees at 000 (the band from the knees' height up a third of the way to the hips, the middle
+  third of the span between the two knees' centres as the 000 camera sees them): the share that is figure, not
+  background. A skirt or a dress closes the gap between the legs (1.0); painted on two legs it stays open (near 0
+  unless the knees touch).
+- background on the body: the photo's background colours (6 k-means centres in Lab of a ring 1 % to 6 % of the
+  height outside the person mask) and the person's own (8 centres of the fitted body's pixels at least 1.5 % of
+  the height inside the mask); the share of the 000 figure, off the new garment's colours, within 8 Lab units of a
+  background colour and 8 units nearer to it than to every colour of the person.
 - hair: for photos whose person reaches past the fitted head above the shoulders (hair beyond the head), the
   area and mean colour of the non-skin, non-background pixels above the figure's shoulders at 000 and 180,
   against the photo's (area as a share of the photo's, colour as a Lab distance).
 
 Targets (README): 0 views with a cut head, figure height spread under 5 %, old-garment share under 1 %, no flat
-patch over 2 % of the figure. Exit code 0 even when missed. `--sheets DIR` writes photo | garment | photo.png |
-000 | 090 | 180 | 270 | the view with the largest flat patch (tinted magenta) per job.
+patch over 2 % of the figure, background on the body under 1 % of the figure at 000. Exit code 0 even when missed.
+`--sheets DIR` writes photo | garment | photo.png | 000 | 090 | 180 | 270 | the view with the largest flat patch
+(tinted magenta) | 000 with the background on the body (tinted cyan) per job.
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ import numpy as np
 
 from bench.devdata import DEV_DATA, dev_photos
 from functions.app import build_local
+from infra.folder_store import FolderStore
 from infra.settings import Settings
 from pipeline import layout
 from pipeline.codec import decode_rgb
@@ -52,7 +63,8 @@ from pipeline.state import read_model
 
 ROOT = Path(__file__).resolve().parents[1]
 ANGLES = ("000", "045", "090", "135", "180", "225", "270", "315")
-TARGETS = {"cut_heads": 0, "height_spread": 0.05, "old_garment_share": 0.01, "flat_patch_share": 0.02}
+TARGETS = {"cut_heads": 0, "height_spread": 0.05, "old_garment_share": 0.01, "flat_patch_share": 0.02,
+           "background_share": 0.01}
 
 
 def figure(view: np.ndarray) -> np.ndarray:
@@ -132,7 +144,6 @@ def largest_flat(view: np.ndarray, garment_lab: np.ndarray, mask: np.ndarray | N
 
 def photo_flat(root: Path, job: str, garment_lab: np.ndarray) -> float | None:
     """The same measure on the person's own upright photo inside its person mask: how flat the photo itself is."""
-    from infra.folder_store import FolderStore
     from pipeline.state import load_plan
 
     plan = load_plan(FolderStore(root), job)
@@ -167,7 +178,6 @@ def skin_like(rgb: np.ndarray) -> np.ndarray:
 
 def photo_parsing(store_root: Path, job: str) -> tuple[np.ndarray, Any, np.ndarray] | None:
     """(upright photo, parsing, old-garment mask) from the job's avatar and wardrobe runs."""
-    from infra.folder_store import FolderStore
     from pipeline.fitting import regions
     from pipeline.fitting.parsing import old_garment, parse_photo
     from pipeline.geometry import Camera, PosedBody
@@ -201,6 +211,48 @@ def photo_parsing(store_root: Path, job: str) -> tuple[np.ndarray, Any, np.ndarr
     return photo, parsing, old_garment(parsing, category, hip)
 
 
+BACKGROUND_RING = (0.01, 0.06)  # the photo's background near the person: this far out of the mask (share of height)
+BACKGROUND_NEAR = 8.0  # Lab units: a figure pixel this near a background colour ...
+BACKGROUND_MARGIN = 8.0  # ... and this much nearer to it than to every colour of the person counts as background
+
+
+def background_colours(photo: np.ndarray, parsing: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(Lab centres of the photo's background in a ring round the person mask, Lab centres of the person's own
+    colours: the fitted body's pixels deep inside the mask, where no background reaches)."""
+    import cv2
+
+    height = photo.shape[0]
+
+    def grown(mask: np.ndarray, share: float) -> np.ndarray:
+        size = 2 * max(1, round(share * height)) + 1
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+        return cv2.dilate(mask.astype(np.uint8), kernel) > 0
+
+    person = parsing.person
+    ring = grown(person, BACKGROUND_RING[1]) & ~grown(person, BACKGROUND_RING[0])
+    inner = ~grown(~(person & parsing.rendered), 0.015)
+    photo_lab = lab(photo)
+    return colour_centres(photo_lab[ring], 6), colour_centres(photo_lab[inner], 8)
+
+
+def nearest_colour(image_lab: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """(H, W) Lab distance of each pixel to the nearest centre (inf without centres)."""
+    if not len(centres):
+        return np.full(image_lab.shape[:2], np.inf, np.float32)
+    return np.linalg.norm(image_lab[:, :, None, :] - centres[None, None, :, :], axis=3).min(axis=2)
+
+
+def background_on_body(view: np.ndarray, background: np.ndarray, own: np.ndarray, garment_lab: np.ndarray
+                       ) -> np.ndarray:
+    """(H, W) bool: the view's figure pixels (off the new garment's colours) in the photo's background colours
+    and clearly not in the person's own: the surroundings painted on the body."""
+    view_lab = lab(view)
+    body = figure(view) & ~near_colours(view_lab, garment_lab, 14.0)
+    to_background = nearest_colour(view_lab, background)
+    clear = nearest_colour(view_lab, own) > to_background + BACKGROUND_MARGIN
+    return body & (to_background < BACKGROUND_NEAR) & clear
+
+
 def hair(photo: np.ndarray, parsing: Any, shoulder_rows: float | None, views: dict[str, np.ndarray]
          ) -> dict[str, Any] | None:
     """Hair past the head in the photo, and the hair-like pixels above the figure's shoulders at 000 and 180."""
@@ -230,6 +282,33 @@ def hair(photo: np.ndarray, parsing: Any, shoulder_rows: float | None, views: di
     return out
 
 
+def skirt_fill(root: Path, job: str, view: np.ndarray) -> float | None:
+    """The share of the band between the knees at 000 that is figure (see the module docstring)."""
+    from infra.folder_store import FolderStore
+    from pipeline.geometry import PosedBody, read_views_json
+    from pipeline.state import load_plan
+
+    plan = load_plan(FolderStore(root), job)
+    if plan is None:
+        return None
+    body = PosedBody.from_npz((root / layout.run_prefix("avatar", plan.run("avatar").key) / "body.npz").read_bytes())
+    cameras = read_views_json((root / layout.run_prefix("fitting", plan.run("fitting").key) / "views.json")
+                              .read_bytes())[0]
+    camera = dict(cameras)[0]
+    kp = np.asarray(body.keypoints_3d, np.float64)
+    knees = camera.project(kp[[13, 14]])
+    hips = camera.project(kp[[11, 12]])
+    left, right = sorted(knees[:, 0])
+    x0, x1 = left + (right - left) / 3, right - (right - left) / 3
+    y1 = float(knees[:, 1].mean())
+    y0 = y1 - (y1 - float(hips[:, 1].mean())) / 3
+    rows, cols = slice(max(0, int(y0)), max(0, int(y1)) + 1), slice(max(0, int(x0)), max(0, int(x1)) + 1)
+    band = view[rows, cols]
+    if band.size == 0:
+        return None
+    return round(float(figure(band).mean()), 4)
+
+
 def measure_job(root: Path, job: str, garment_colours_lab: np.ndarray, flat_only: bool = False) -> dict[str, Any]:
     res = root / layout.result_prefix(job)
     views = {a: decode_rgb((res / f"angles/{a}.png").read_bytes()) for a in ANGLES}
@@ -238,6 +317,7 @@ def measure_job(root: Path, job: str, garment_colours_lab: np.ndarray, flat_only
     row["flat_patch_share"] = round(max(patches), 4)
     row["flat_patch_per_view"] = [round(p, 4) for p in patches]
     row["flat_patch_share_in_photo"] = photo_flat(root, job, garment_colours_lab)
+    row["skirt_fill_000"] = skirt_fill(root, job, views["000"])
     parsed = None if flat_only else photo_parsing(root, job)
     if parsed is not None:
         photo, parsing, old = parsed
@@ -253,7 +333,9 @@ def measure_job(root: Path, job: str, garment_colours_lab: np.ndarray, flat_only
             row[f"old_garment_share_{name}"] = round(float(shows_old.sum() / max(base.sum(), 1)), 4)
             if name == "photo":
                 row["old_garment_share_photo_joined"] = round(float((shows_old & reach).sum() / max(base.sum(), 1)), 4)
-        from infra.folder_store import FolderStore
+        background, own = background_colours(photo, parsing)
+        found = background_on_body(views["000"], background, own, garment_colours_lab)
+        row["background_share_000"] = round(float(found.sum() / max(figure(views["000"]).sum(), 1)), 4)
         from pipeline.geometry import PosedBody
         from pipeline.state import load_plan
 
@@ -294,8 +376,20 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "flat_patch_share_median": median("flat_patch_share"),
         "flat_patch_share_max": max((r["flat_patch_share"] for r in ok), default=None),
         "flat_patch_share_in_photo_median": median("flat_patch_share_in_photo"),
+        "skirt_fill_000_median": median("skirt_fill_000"),
+        "background_share_000_median": median("background_share_000"),
+        "background_share_000_max": max((r.get("background_share_000") or 0 for r in ok), default=None),
+        "hair_180_area_median": hair_median(ok, "area_vs_photo"),
+        "hair_180_colour_delta_median": hair_median(ok, "colour_delta"),
         "targets": TARGETS,
     }
+
+
+def hair_median(rows: list[dict[str, Any]], key: str) -> float | None:
+    """The median of a hair figure at 180 over the jobs that measured it."""
+    values = [r["hair"]["180"][key] for r in rows
+              if r.get("hair") and r["hair"].get("180") and r["hair"]["180"].get(key) is not None]
+    return round(statistics.median(values), 3) if values else None
 
 
 def main() -> None:
@@ -307,6 +401,9 @@ def main() -> None:
     parser.add_argument("--garment", default="00055_00.jpg", help="a garment photo of the dev set")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out/look.json")
     parser.add_argument("--sheets", type=Path, default=None)
+    parser.add_argument("--keep", type=Path, default=None, help="run in this folder and keep its bucket (to look at)")
+    parser.add_argument("--measured", type=Path, default=None,
+                        help="measure the jobs a --keep run left in this folder again (no new run)")
     args = parser.parse_args()
     hard = sorted(p for p in (DEV_DATA / "hard/people").glob("*") if p.suffix.lower() in (".jpg", ".png"))
     dev = dev_photos("people")[:8]
@@ -317,15 +414,21 @@ def main() -> None:
     garment = DEV_DATA / "garments" / args.garment
     if not people or not garment.is_file():
         raise SystemExit(f"no photos under {DEV_DATA}: set DROPFIT_DEV_DATA")
-    tmp = Path(tempfile.mkdtemp(prefix="dropfit-look-"))
+    tmp = args.keep if args.keep is not None else Path(tempfile.mkdtemp(prefix="dropfit-look-"))
     try:
-        report = run_batch(tmp / "bucket", people, garment)
+        if args.measured is not None:
+            tmp = args.measured
+            report = read_model(FolderStore(tmp / "bucket"), layout.batch_report_key("look"), BatchReport)
+        else:
+            report = run_batch(tmp / "bucket", people, garment)
         assert report is not None, "the batch did not finish"
         from pipeline.wardrobe.contracts import GarmentAnalysis
 
         rows: list[dict[str, Any]] = []
         garment_lab = np.zeros((0, 3), np.float32)
         for entry in report.jobs:
+            if args.only and not any(part in entry.job_id for part in args.only.split(",")):
+                continue
             if entry.status != "succeeded":
                 rows.append({"job": entry.job_id, "failed": entry.error})
                 continue
@@ -347,11 +450,13 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"summary": summary, "jobs": rows}, indent=2))
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep is None and args.measured is None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_sheet(root: Path, job: str, folder: Path, garment_lab: np.ndarray) -> None:
-    """photo | garment | photo.png | 000 | 090 | 180 | 270, then the view with the largest flat patch, tinted."""
+    """photo | garment | photo.png | 000 | 090 | 180 | 270, then the view with the largest flat patch, tinted, and
+    000 with the background on the body tinted."""
     from PIL import Image
 
     res = root / layout.result_prefix(job)
@@ -365,8 +470,15 @@ def write_sheet(root: Path, job: str, folder: Path, garment_lab: np.ndarray) -> 
     tinted = views[worst].astype(np.float32)
     tinted[patches[worst]] = 0.4 * tinted[patches[worst]] + 0.6 * np.array([255.0, 0.0, 255.0])
     images.append(tinted.astype(np.uint8))
+    parsed = photo_parsing(root, job)
+    if parsed is not None:  # 000 with the background on the body tinted cyan
+        background, own = background_colours(parsed[0], parsed[1])
+        found = background_on_body(views[0], background, own, garment_lab)
+        shown = views[0].astype(np.float32)
+        shown[found] = 0.3 * shown[found] + 0.7 * np.array([0.0, 255.0, 255.0])
+        images.append(shown.astype(np.uint8))
     resized = [np.asarray(Image.fromarray(im).resize((round(im.shape[1] * 360 / im.shape[0]), 360))) for im in images]
-    Image.fromarray(np.concatenate(resized, axis=1)).save(folder / f"{job}.jpg", quality=85)
+    Image.fromarray(np.concatenate(resized, axis=1)).save(folder / f"{job}.png")  # PNG: any viewer shows it
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ def build_local(bucket: Path | str, settings: Settings | None = None, *, registr
     handlers = Handlers(store, registry, notifier or build_notifier(store, settings), lease_s=settings.lease_s,
                         viewer=find_viewer(settings.models().cache), prices=settings.prices())
     runtime = LocalRuntime(handlers, workers=settings.workers, max_attempts=settings.max_attempts,
-                           retry_base_s=settings.retry_base_s, on_outcome=on_outcome, on_start=on_start)
+                           retry_base_s=settings.retry_base_s, on_outcome=on_outcome, on_start=on_start,
+                           preload=settings.preload)
     store.subscribe(runtime.submit_event)
     return LocalApp(store, runtime, registry)

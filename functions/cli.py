@@ -19,7 +19,7 @@ from functions.incoming import clear_other_formats
 from functions.logs import configure
 from functions.models_cli import models_app
 from functions.progress import ProgressPrinter
-from functions.stopping import STOP_SLACK_S, arm_stop_deadline, shut_down
+from functions.stopping import STOP_SLACK_S, arm_stop_deadline, exit_now, shut_down
 from functions.weights_cli import weights_app
 from infra.folder_store import FolderStore
 from infra.settings import Settings
@@ -364,8 +364,14 @@ app.add_typer(weights_app, name="weights")  # dropfit weights pull|verify|upload
 def main() -> None:
     try:
         app()
+        code = 0
+    except SystemExit as done:  # typer ends every command this way
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        if not isinstance(done.code, int | None):
+            print(done.code, file=sys.stderr)
     except KeyboardInterrupt:
-        sys.exit(130)
+        code = 130
+    exit_now(code)
 
 
 if __name__ == "__main__":

@@ -160,7 +160,8 @@ def make_worker(registry: Callable[[], PhaseRegistry]) -> Callable[..., None]:
                             lease_s=settings.lease_s, prices=settings.prices())
         progress = ProgressPrinter(console)
         runtime = LocalRuntime(handlers, workers=settings.workers, max_attempts=settings.max_attempts,
-                               retry_base_s=settings.retry_base_s, on_outcome=progress, on_start=progress.started)
+                               retry_base_s=settings.retry_base_s, on_outcome=progress, on_start=progress.started,
+                               preload=settings.preload)
         console.print(f"worker: bucket {bucket}, queue {url}" + (" (until idle)" if until_idle else ""))
         with runtime, progress:
             stats = serve(clients("sqs"), url, runtime, settings, until_idle=until_idle)

@@ -51,8 +51,9 @@ _STOP = _Stop()
 class LocalRuntime:
     def __init__(self, handlers: Handlers, *, workers: int = 2, max_attempts: int = 3, retry_base_s: float = 0.5,
                  retry_cap_s: float = 10.0, on_outcome: Callable[[StepOutcome], None] | None = None,
-                 on_start: Callable[[Task], None] | None = None) -> None:
+                 on_start: Callable[[Task], None] | None = None, preload: bool = False) -> None:
         self.handlers = handlers
+        self._preload = preload
         self.store = handlers.store
         self.max_attempts = max_attempts
         self.retry_base_s = retry_base_s
@@ -81,10 +82,28 @@ class LocalRuntime:
         if not self._started:
             self._started = True
             pin_torch_threads()  # before any worker thread: torch hands each new thread the count set last
+            if self._preload:
+                threading.Thread(target=self._warm_up, name="dropfit-preload", daemon=True).start()
             for pool in (self._phases, self._intake, self._finish):
                 pool.start()
             self._dispatcher.start()
         return self
+
+    def _warm_up(self) -> None:
+        """Load the phases' models, first phase first, while intake reads the upload and the first phase starts
+        (a phase that needs a model still loading waits for it on the backend's lock). A model that fails to
+        load here is only logged: its phase loads it again and reports the error with the job."""
+        registry = self.handlers.registry
+        for name in registry.table.names:
+            if self._closed.is_set():
+                return
+            started = time.monotonic()
+            try:
+                registry.warm_up(name)
+            except Exception as err:  # noqa: BLE001 - best effort; the phase's own call is the one that reports
+                log.warning("runtime.preload_failed", phase=name, error=f"{type(err).__name__}: {err}")
+                continue
+            log.debug("runtime.preloaded", phase=name, seconds=round(time.monotonic() - started, 2))
 
     def close(self) -> tuple[int, list[Task]]:
         """Stop taking work, at once: events and tasks submitted from now on are ignored, and those waiting

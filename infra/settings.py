@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DROPFIT_", extra="ignore", frozen=True)
 
     workers: int = Field(default=2, ge=1, le=64, description="tasks run at once by the local runtime")
+    preload: bool = Field(default=True, description="load every phase's models in a background thread as the local "
+                          "runtime starts, while intake checks the upload (0: on each phase's first call)")
     lease_s: float = Field(default=60.0, gt=0.5, description="a claim's lease; renewed every lease/3")
     max_attempts: int = Field(default=3, ge=1, le=20, description="attempts of a step before giving up")
     retry_base_s: float = Field(default=0.5, ge=0, description="first retry delay; doubles, with jitter")

@@ -1,5 +1,5 @@
-"""Bytes in and out for every phase: decode images (upright, as a viewer shows them), encode PNG and JPEG,
-and the plain GLB of a mesh. Plain numpy + PIL; trimesh is imported where a GLB is made.
+"""Bytes in and out for every phase: decode images (upright, as a viewer shows them), encode PNG and JPEG.
+Plain numpy + PIL.
 
 The one place images are decoded: a 16-bit or palette image, a greyscale one, or one with transparency
 comes back as the RGB (or RGBA, or mask) array a phase expects. Uploads are decoded at the working size
@@ -124,12 +124,3 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
-
-
-def plain_glb(vertices: np.ndarray, faces: np.ndarray) -> bytes:
-    """An untextured GLB of a mesh: anny's z-up turned to glTF's y-up, facing +z as viewers expect."""
-    import trimesh
-
-    to_gltf = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], dtype=np.float64)  # x, y, z <- x, z, -y
-    mesh = trimesh.Trimesh(vertices=np.asarray(vertices, np.float64) @ to_gltf.T, faces=faces, process=False)
-    return bytes(mesh.export(file_type="glb"))

@@ -155,14 +155,17 @@ class BodyFit:
                          self.keypoints_2d, self.targets_2d)
 
 
-def views_json(views: list[tuple[int, Camera]], lighting: dict[str, Any]) -> bytes:
-    """views.json: each rendered angle's camera and the light it was rendered with."""
-    record = {"schema_version": 1, "lighting": lighting,
+def views_json(views: list[tuple[int, Camera]], lighting: dict[str, Any], *, from_atlas: bool = False) -> bytes:
+    """views.json: each rendered angle's camera, the light it was rendered with, and whether the angles are
+    the renders of atlas.png as they are (`from_atlas`; false once a model repainted or refined them)."""
+    record = {"schema_version": 1, "lighting": lighting, "from_atlas": from_atlas,
               "views": [{"angle_deg": angle, "camera": camera.to_dict()} for angle, camera in views]}
     return json.dumps(record, indent=2).encode()
 
 
-def read_views_json(data: bytes) -> tuple[list[tuple[int, Camera]], dict[str, Any]]:
+def read_views_json(data: bytes) -> tuple[list[tuple[int, Camera]], dict[str, Any], bool]:
+    """(angle, camera) pairs, the light, and whether the angles are atlas.png's plain renders (False when the
+    record does not say)."""
     record = json.loads(data)
     views = [(int(v["angle_deg"]), Camera.from_dict(v["camera"])) for v in record["views"]]
-    return views, dict(record["lighting"])
+    return views, dict(record["lighting"]), bool(record.get("from_atlas", False))

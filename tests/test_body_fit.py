@@ -265,6 +265,28 @@ def test_prepare_is_a_no_op_on_a_built_cache_and_knows_an_empty_one(tmp_path: Pa
     assert not is_prepared(tmp_path)
 
 
+def test_the_cached_rig_bases_are_the_ones_anny_gives(tmp_path: Path, rig) -> None:
+    from pipeline.body.anny_model import cached_rig, rig_cache_path
+    from pipeline.body.rig import BASES, Rig
+
+    fresh = Rig.from_anny(rig.model)
+    written = cached_rig(rig.model, tmp_path)  # no file yet: computed and written
+    assert rig_cache_path(tmp_path).is_file()
+    read = cached_rig(rig.model, tmp_path)  # read back
+    for name in BASES:
+        assert torch.equal(getattr(read, name), getattr(fresh, name)), name
+        assert torch.equal(getattr(written, name), getattr(fresh, name)), name
+    for name in ("faces", "uvs", "face_uvs"):
+        assert np.array_equal(getattr(read, name), getattr(fresh, name)), name
+    assert read.keypoint_names == fresh.keypoint_names and read.bone_labels == fresh.bone_labels
+    rig_cache_path(tmp_path).write_bytes(b"not a torch file")  # a damaged cache is rebuilt, not trusted
+    assert torch.equal(cached_rig(rig.model, tmp_path).kp_points, fresh.kp_points)
+    assert torch.load(rig_cache_path(tmp_path), weights_only=True)["keypoint_names"] == list(fresh.keypoint_names)
+    unwritable = tmp_path / "a file, not a folder"
+    unwritable.write_text("")
+    assert torch.equal(cached_rig(rig.model, unwritable).kp_points, fresh.kp_points)  # computed, not cached
+
+
 # ---- real photos ------------------------------------------------------------------------------------------
 
 PHOTOS = ("049205_0", "051918_0", "model_5", "01008_00", "07966_00")  # full body, and cropped at thigh or knee

@@ -10,7 +10,6 @@ fakes, and a whole CPU job runs with the tiny refiner planned by an override, to
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -123,13 +122,8 @@ def test_the_output_keeps_every_pixel_of_the_keep_mask_exactly_and_fades_in_outs
 def tiny_refiner_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("diffusers", reason="the gpu extra (diffusers, transformers) is not installed")
     pytest.importorskip("transformers", reason="the gpu extra (diffusers, transformers) is not installed")
-    import diffusers.pipelines.controlnet  # noqa: F401 - the imports are not the build's time
 
-    start = time.perf_counter()
-    path = tiny_sdxl_refiner(tmp_path_factory.mktemp("tiny-refiner"))
-    seconds = time.perf_counter() - start
-    assert seconds < 20, f"building the tiny refiner took {seconds:.1f} s"
-    return path
+    return tiny_sdxl_refiner(tmp_path_factory.mktemp("tiny-refiner"))
 
 
 def tiny_refiner(path: Path, steps: int = 4) -> DiffusersViewRefiner:
@@ -163,10 +157,7 @@ def test_a_missing_weights_folder_fails_clearly_without_downloading(tmp_path: Pa
 
 def test_the_adapter_refines_a_batch_keeping_the_keep_mask_bit_exact(refiner: DiffusersViewRefiner) -> None:
     requests = [request(0), request(1, prompt="seen from the back"), request(2)]
-    start = time.perf_counter()
     outputs = refiner.refine(requests)
-    seconds = time.perf_counter() - start
-    assert seconds < 20, f"3 requests at 48x64 took {seconds:.1f} s"
     assert refiner.batches[-1] == 3  # one pipeline call: one size, one strength, one person
     for req, out in zip(requests, outputs, strict=True):
         assert out.shape == req.render.shape and out.dtype == np.uint8

@@ -9,7 +9,6 @@ The identity loop runs against hand-written fakes.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -209,13 +208,8 @@ def test_output_is_the_right_half_pasted_over_the_frame() -> None:
 def tiny_flux_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("diffusers", reason="the gpu extra (diffusers, transformers) is not installed")
     pytest.importorskip("transformers", reason="the gpu extra (diffusers, transformers) is not installed")
-    import diffusers.pipelines.flux  # noqa: F401 - the imports (~6 s cold) are not the build's time
 
-    start = time.perf_counter()
-    path = tiny_flux_fill(tmp_path_factory.mktemp("tiny-flux-fill"))
-    seconds = time.perf_counter() - start
-    assert seconds < 5, f"building the tiny pipeline took {seconds:.1f} s"
-    return path
+    return tiny_flux_fill(tmp_path_factory.mktemp("tiny-flux-fill"))
 
 
 @pytest.fixture(scope="module")
@@ -259,10 +253,7 @@ def test_a_missing_weights_folder_fails_clearly_without_downloading(tmp_path: Pa
 
 def test_the_adapter_repaints_a_batch_end_to_end(painter: DiffusersTryOnPainter) -> None:
     requests = [request(0), request(1, prompt="loose at the waist"), request(2, keep=None)]
-    start = time.perf_counter()
     outputs = painter.repaint(requests)
-    seconds = time.perf_counter() - start
-    assert seconds < 20, f"3 requests at 64x64 took {seconds:.1f} s"
     assert len(outputs) == 3 and painter.batches[-1] == 3  # one pipeline call for the batch
     for req, out in zip(requests, outputs, strict=True):
         assert out.shape == req.render.shape and out.dtype == np.uint8

@@ -60,6 +60,48 @@ def test_a_quad_covers_exactly_the_pixels_whose_centres_it_contains() -> None:
     assert (raster.bary[expected] >= 0).all()
 
 
+def box_coverage(corners: np.ndarray, camera: Camera) -> np.ndarray:
+    """The pixels one front-facing triangle (3, 3) covers, the slow way: every pixel of its bounding box
+    through the rasterizer's float32 edge test."""
+    cam = corners @ camera.rotation.T + camera.translation
+    uv = np.stack([camera.focal_px * cam[:, 0] / cam[:, 2] + camera.cx,
+                   camera.focal_px * cam[:, 1] / cam[:, 2] + camera.cy], 1).astype(np.float32)
+    a, ab, ac = uv[0], uv[1] - uv[0], uv[2] - uv[0]
+    area = ab[0] * ac[1] - ab[1] * ac[0]
+    covered = np.zeros(camera.image_size[::-1], dtype=bool)
+    if area == 0:
+        return covered
+    width, height = camera.image_size
+    xs = np.arange(max(0, int(np.ceil(uv[:, 0].min() - 0.5))), min(width - 1, int(np.floor(uv[:, 0].max() - 0.5))) + 1)
+    ys = np.arange(max(0, int(np.ceil(uv[:, 1].min() - 0.5))), min(height - 1, int(np.floor(uv[:, 1].max() - 0.5))) + 1)
+    px, py = np.meshgrid(xs, ys)
+    dx, dy = px.astype(np.float32) + np.float32(0.5) - a[0], py.astype(np.float32) + np.float32(0.5) - a[1]
+    inv = np.float32(1.0) / area
+    l1, l2 = (dx * ac[1] - dy * ac[0]) * inv, (ab[0] * dy - ab[1] * dx) * inv
+    inside = (l1 >= -1e-6) & (l2 >= -1e-6) & (np.float32(1.0) - l1 - l2 >= -1e-6)
+    covered[py[inside], px[inside]] = True
+    return covered
+
+
+def test_row_spans_find_every_pixel_of_slivers_needles_and_large_triangles() -> None:
+    """The rasterizer tests only each row's span between a triangle's edges; on random triangles (a third
+    of them needles with nearly parallel long edges) it covers exactly what testing the whole box covers."""
+    rng = np.random.default_rng(7)
+    centres = rng.uniform([-0.5, -0.4, 2.0], [0.5, 0.4, 3.0], (60, 3))
+    spokes = rng.normal(0.0, [0.3, 0.3, 0.05], (60, 2, 3))
+    spokes[:20, 1] = spokes[:20, 0] * 1.03 + rng.normal(0.0, 0.002, (20, 3))  # needles
+    camera = Camera(focal_px=120.0, cx=40.0, cy=30.0, rotation=np.eye(3), translation=np.zeros(3), image_size=(80, 60))
+    covered = 0
+    for centre, (u, v) in zip(centres, spokes, strict=True):
+        corners = np.stack([centre, centre + u, centre + v])
+        if np.cross(corners[1] - corners[0], corners[2] - corners[0]) @ corners[0] >= 0:
+            corners = corners[::-1].copy()  # wound to face the camera
+        expected = box_coverage(corners, camera)
+        np.testing.assert_array_equal(rasterize(corners, np.array([[0, 1, 2]]), camera).mask, expected)
+        covered += int(expected.sum())
+    assert covered > 2500  # big triangles and slivers both
+
+
 @pytest.mark.parametrize("near_first", [True, False])
 def test_the_nearer_triangle_occludes_the_farther_whatever_their_order(near_first: bool) -> None:
     near_v, near_f = quad(0.2, 0.6, 0.2, 0.6, 1.0)  # pixels 2..5

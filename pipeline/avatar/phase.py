@@ -18,10 +18,11 @@ from pipeline.avatar.overlay import draw_overlay
 from pipeline.backends.protocols import BodyFitter, Face, FaceEmbedder, PersonLandmarker, PersonObservation
 from pipeline.body.measure import measure
 from pipeline.body.silhouette import mask_iou, reprojection_error_px, silhouette
-from pipeline.codec import decode_upload, encode_png, plain_glb, upright_size
+from pipeline.codec import decode_upload, encode_png, upright_size
 from pipeline.errors import InvalidInput
 from pipeline.geometry import BodyFit
 from pipeline.phase_api import PhaseIO, PhaseResult, PhaseTask
+from pipeline.viewer3d.glb import plain_glb
 
 NO_PERSON = "no person found in the person photo with the head and both shoulders in view"
 NO_PERSON_ACTION = ("use a photo with one standing person, the head and both shoulders visible (a photo cut at "

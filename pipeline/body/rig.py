@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+RIG_CACHE_VERSION = 1  # bump when `from_anny` computes anything differently: the cached bases are then rebuilt
 PHENOTYPES = ("gender", "age", "muscle", "weight", "height", "proportions")  # anny's default phenotype order
 SAMPLE_SPACING_M = 0.03  # surface samples for the silhouette terms: one vertex per cell of this size
 
@@ -72,6 +73,32 @@ class Rig:
             face_uvs=None if face_uvs is None else face_uvs.cpu().numpy().astype(np.int32),
         )
 
+    def bases(self) -> dict[str, Any]:
+        """What `from_anny` derived from the model (tensors, arrays as tensors, names), for a cache file."""
+        import torch
+
+        arrays = {"faces": self.faces, "uvs": self.uvs, "face_uvs": self.face_uvs}
+        return {
+            "keypoint_names": list(self.keypoint_names),
+            **{name: getattr(self, name) for name in BASES},
+            **{name: None if value is None else torch.from_numpy(value) for name, value in arrays.items()},
+        }
+
+    @classmethod
+    def from_bases(cls, model: Any, bases: dict[str, Any]) -> Rig:
+        """The rig of `model` from the output of `bases()` (read back from a cache file)."""
+
+        def array(name: str) -> np.ndarray | None:
+            value = bases[name]
+            return None if value is None else value.numpy()
+
+        faces = array("faces")
+        if faces is None:
+            raise ValueError("cached rig bases have no faces")
+        return cls(model=model, keypoint_names=tuple(bases["keypoint_names"]), bone_labels=tuple(model.bone_labels),
+                   faces=faces, uvs=array("uvs"), face_uvs=array("face_uvs"),
+                   **{name: bases[name] for name in BASES})
+
     def bone_index(self, label: str) -> int:
         return self.bone_labels.index(label)
 
@@ -123,6 +150,9 @@ class Rig:
         """The rest body's height (top of the head to the soles) in anny's units, differentiable in the shape."""
         z = self.extremes_basis[0] + coeffs @ self.extremes_basis[1:]
         return z.max() - z.min()
+
+
+BASES = ("kp_points", "kp_ones", "samples", "sample_basis", "sample_bones", "sample_weights", "extremes_basis")
 
 
 def spread_vertices(vertices: np.ndarray, spacing: float) -> np.ndarray:

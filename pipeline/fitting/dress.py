@@ -6,7 +6,8 @@ the person's own appearance (projected from the photo) everywhere else, on one t
    round it), capped at `MAX_OFFSET_CM`, weighted by the soft region so the offset fades at the garment's edges.
 3. Atlas: the UV layout is rasterized at S x S (the software rasterizer with a flat camera); every texel gets
    its 3D point on the posed body. Texels seen in the photo (camera depth within `VISIBLE_TOLERANCE_M` of the
-   body's z-buffer, facing the camera, inside the person mask) take the photo's colour. Texels not seen take the
+   body's z-buffer, facing the camera, inside the person mask less the background its loose edge takes in,
+   `pipeline.fitting.background`) take the photo's colour. Texels not seen take the
    photo at their point mirrored through the body's coronal plane when that pixel shows the same body part
    (backs of the torso, legs and arms). The head turned from the camera takes hair and skin tones, and limbs
    the garment bares lose the person's old sleeves or trousers (`pipeline.fitting.appearance`); what is left
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.fitting import appearance, regions, unseen
+from pipeline.fitting.background import background_in_mask
 from pipeline.geometry import BodyMesh, Camera, PosedBody
 from pipeline.render.shade import vertex_normals
 from pipeline.render.views import camera_position
@@ -63,6 +65,16 @@ class DressedBody:
     skin: np.ndarray | None = None  # (3,) float RGB skin tone seen in the photo (None: none seen)
     seen_texels: np.ndarray | None = None  # (S, S) bool: texels whose colour the photo shows directly
     made_up: float = 0.0  # share of the body's texels off the garment whose colour was made up (weighted 0..1)
+    faces: np.ndarray | None = None  # the dressed mesh's own topology when it is not the body's (a skirt shell
+    uvs: np.ndarray | None = None  # added, the legs under it dropped: `pipeline.fitting.skirt_look`); None: the
+    face_uvs: np.ndarray | None = None  # body's faces, UVs and face UVs
+    skirt: dict[str, object] | None = None  # what was done for a skirt or a dress (fitting.json dressing.skirt)
+
+    def mesh(self, body: BodyMesh) -> BodyMesh:
+        """The dressed mesh: the body's topology and UVs unless the dressing gave its own."""
+        if self.faces is None or self.uvs is None or self.face_uvs is None:
+            return BodyMesh(self.vertices, body.faces, body.uvs, body.face_uvs)
+        return BodyMesh(self.vertices, self.faces, self.uvs, self.face_uvs)
 
 
 @dataclass(frozen=True)
@@ -358,15 +370,23 @@ def ease_offsets(parts: regions.BodyParts, weight: np.ndarray, ease_cm_by_region
     return np.clip(ease / (2 * np.pi), 0.0, MAX_OFFSET_CM) / 100.0 * weight
 
 
-def region_box(vertices: np.ndarray, garment: np.ndarray, camera: Camera) -> tuple[float, float, float, float]:
-    """(x0, y0, x1, y1) pixel box of the garment region as the photo's camera sees it."""
+def region_box(vertices: np.ndarray, garment: np.ndarray, camera: Camera,
+               heights: tuple[float, float] | None = None) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) pixel box of the garment region as the photo's camera sees it; with `heights` (world z of
+    the box's top and bottom), its rows are where the camera sees those heights on the region's vertical axis."""
     points = np.asarray(vertices, dtype=np.float64)[garment] if garment.any() else np.asarray(vertices, np.float64)
     xy, _ = project(camera, points)
-    return float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max())
+    x0, y0, x1, y1 = float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max())
+    if heights is not None:
+        axis = np.repeat(np.median(points, axis=0)[None], 2, axis=0)
+        axis[:, 2] = heights
+        y0, y1 = (float(y) for y in project(camera, axis)[0][:, 1])
+    return x0, y0, x1, y1
 
 
 def _photo_inputs(photo_rgb: np.ndarray, person_mask: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
-    """The photo and a float mask at the camera's image size."""
+    """The photo and a float mask at the camera's image size, without the background its edge takes in
+    (`pipeline.fitting.background`): texels whose pixel is background are not seen, and are made up."""
     import cv2
 
     width, height = camera.image_size
@@ -378,6 +398,7 @@ def _photo_inputs(photo_rgb: np.ndarray, person_mask: np.ndarray, camera: Camera
         photo = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
     if mask.shape != (height, width):
         mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
+    mask = np.where(background_in_mask(photo, mask > 0.5), 0.0, mask).astype(np.float32)  # the mask's loose edge
     radius = max(1, round(height * MASK_ERODE))
     mask = cv2.erode(mask, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
     return photo, mask
@@ -403,31 +424,60 @@ class GarmentLook:
     texture: np.ndarray | None = None  # texture.png: the plain fabric crop
     print_box: tuple[int, int, int, int] | None = None  # a placed print's box in the cutout (kept off the back)
     sleeve_reach: float | None = None  # in garment heights (`pipeline.fitting.sleeves`); None = the category's
+    heights: tuple[float, float] | None = None  # world z of the cutout's first and last garment rows (a skirt's
+    # plan, `pipeline.fitting.skirt`, so the torso and the skirt shell read the photo alike); None: the region's box
 
 
-def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm_by_region: dict[str, float], *,
-               atlas_size: int = 1024, worn_in_photo: bool = False, texture_made: bool = True) -> DressedBody:
-    """Put the garment on the posed body (see the module docstring). A `PosedBody` (its keypoints and rest pose)
-    sharpens the region (arms told from torso); a plain `BodyMesh` is split into parts by height alone.
-    `worn_in_photo`: the photo already shows the person in this garment (a try-on model's photo.png), so the
-    garment texels it shows keep the photo's colours (its folds and light) and only the unseen ones take the
-    garment photo. `texture_made`: give the made-up texels grain, shading and hair strands
-    (`pipeline.fitting.unseen`); off where only the garment's texels are used (photo.png's render)."""
+@dataclass(frozen=True)
+class DressGeometry:
+    """What a dressing takes from the body, the photo's camera and the garment alone, not the photo's pixels:
+    the same for both dressings of a job (photo.png's and the views'), so it is computed once."""
+
+    vertices: np.ndarray  # (V, 3) float64 posed
+    parts: regions.BodyParts
+    sleeve_m: float | None
+    weight: np.ndarray  # (V,) garment weight
+    tex: Texels
+    body_raster: Raster  # the body as the photo's camera sees it
+    garment_colour: np.ndarray  # (N, 3) the garment's colour at every texel
+    took: np.ndarray  # (N,) bool: texels that took the garment photo itself (not the tile)
+
+
+def dress_geometry(body: BodyMesh, camera: Camera, garment: GarmentLook, atlas_size: int = 1024) -> DressGeometry:
+    """The body's parts, the garment's region and texels, the photo camera's raster and the garment's colours."""
     from pipeline.render.raster import rasterize
 
-    vertices, faces, camera = np.asarray(body.vertices, np.float64), body.faces, photo.camera
-    category = garment.category
+    vertices, faces = np.asarray(body.vertices, np.float64), body.faces
     rest, rest_kp = vertices, None
     if isinstance(body, PosedBody):
         rest = np.asarray(body.rest_vertices, dtype=np.float64)
         rest_kp = regions.rest_keypoints(vertices, rest, body.keypoints_3d)
     parts = regions.body_parts(rest, rest_kp)
     reach = garment.sleeve_reach
-    sleeve_m = None if reach is None else reach * regions.region_height_m(category, parts.levels)
-    weight = regions.garment_weights(parts, faces, category, sleeve_m)
+    sleeve_m = None if reach is None else reach * regions.region_height_m(garment.category, parts.levels)
+    weight = regions.garment_weights(parts, faces, garment.category, sleeve_m)
     tex = atlas_texels(vertices, faces, body.uvs, body.face_uvs, atlas_size, parts.label, weight, parts.height)
+    cutout = np.asarray(garment.cutout)
+    g_colour, took = garment_colours(tex, camera, cutout, fabric_tile(cutout, garment.texture),
+                                     region_box(vertices, weight > 0.5, camera, garment.heights), garment.print_box)
+    return DressGeometry(vertices, parts, sleeve_m, weight, tex, rasterize(vertices, faces, camera), g_colour, took)
+
+
+def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm_by_region: dict[str, float], *,
+               atlas_size: int = 1024, worn_in_photo: bool = False, texture_made: bool = True,
+               geometry: DressGeometry | None = None) -> DressedBody:
+    """Put the garment on the posed body (see the module docstring). A `PosedBody` (its keypoints and rest pose)
+    sharpens the region (arms told from torso); a plain `BodyMesh` is split into parts by height alone.
+    `worn_in_photo`: the photo already shows the person in this garment (a try-on model's photo.png), so the
+    garment texels it shows keep the photo's colours (its folds and light) and only the unseen ones take the
+    garment photo. `texture_made`: give the made-up texels grain, shading and hair strands
+    (`pipeline.fitting.unseen`); off where only the garment's texels are used (photo.png's render).
+    `geometry`: `dress_geometry` of this body, camera, garment and atlas size, when the caller has it."""
+    camera, category, faces = photo.camera, garment.category, body.faces
+    geo = geometry or dress_geometry(body, camera, garment, atlas_size)
+    vertices, parts, sleeve_m, weight, tex, body_raster = (geo.vertices, geo.parts, geo.sleeve_m, geo.weight, geo.tex,
+                                                           geo.body_raster)
     rgb, mask = _photo_inputs(photo.rgb, photo.mask, camera)
-    body_raster = rasterize(vertices, faces, camera)
     face_part = parts.label[np.asarray(faces)[:, 0]]
     colour, known, seen, facing = person_colours(tex, camera, rgb, mask, body_raster, face_part)
     made = _made_in_photo(tex, camera, photo.made, seen, known)
@@ -441,10 +491,7 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     appearance.paint_head(colour, known, seen, facing, tex.part, tex.height, eye, found, drop_m, made)
     on_garment = tex.garment > 0.5
     bared = appearance.bare_limbs(colour, known, tex.part, on_garment, category, found, made)
-    cutout = np.asarray(garment.cutout)
-    tile = fabric_tile(cutout, garment.texture)
-    g_colour, took = garment_colours(tex, camera, cutout, tile, region_box(vertices, weight > 0.5, camera),
-                                     garment.print_box)
+    g_colour, took = geo.garment_colour, geo.took
     from_garment = on_garment & ~seen if worn_in_photo else on_garment
     colour[from_garment] = g_colour[from_garment]
     made[on_garment] = 0.0  # the garment's own look (its photo, its fabric tile) is not made up

@@ -27,11 +27,12 @@ from pipeline.backends.protocols import (
 from pipeline.body.measure import Measurements
 from pipeline.codec import decode_mask, decode_rgb, decode_rgba, encode_jpeg, encode_png
 from pipeline.fitting.contracts import FitReport
-from pipeline.fitting.dress import DressedBody, GarmentLook, PersonPhoto, dress_body
+from pipeline.fitting.dress import DressedBody, GarmentLook, PersonPhoto, dress_body, dress_geometry
 from pipeline.fitting.fit_report import fit_report
 from pipeline.fitting.identity import AngleIdentity, identity_per_angle
 from pipeline.fitting.photo import PhotoTryOn, photo_tryon
 from pipeline.fitting.refine import person_crop, refine_requests, refine_with_identity
+from pipeline.fitting.skirt_look import kept_skirt, make_skirt, plan_for, put_on
 from pipeline.fitting.sleeves import SleeveReach, sleeve_reach
 from pipeline.fitting.tryon import face_box, garment_on_white, repaint_with_identity, tryon_request, tryon_requests
 from pipeline.geometry import BodyMesh, Camera, PosedBody, views_json
@@ -110,7 +111,12 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
                        print_box=printed.box if printed.kind == "placed" else None,
                        sleeve_reach=sleeves.reach if sleeves is not None else None)
     ease: dict[str, float] = {r.region: r.effective_ease_cm for r in report.regions}
-    first = dress_body(body, given.photo, look, ease, texture_made=False)  # photo.png takes its garment texels only
+    planned = plan_for(body, camera, look)  # a skirt or a dress: a shell round both legs, on both dressings
+    look = replace(look, heights=planned.heights)
+    geometry = dress_geometry(body, camera, look)  # both dressings' own: the photo's pixels are not in it
+    first = dress_body(body, given.photo, look, ease, texture_made=False, geometry=geometry)  # photo.png: garment only
+    skirt = make_skirt(first, camera, look, planned)
+    first = put_on(first, body, skirt)
     tried_on = try_on_photo(given, first, look)
     if backends.painter is not None:  # the try-on model where it is strongest: on the person's own photo
         tried_on = repaint_photo(backends, bank, given, tried_on, cutout, report)
@@ -118,16 +124,20 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     made = tried_on.refilled if backends.painter is None else None  # the painter's fills are photoreal, not flat
     dressed = dress_body(body, replace(given.photo, rgb=tried_on.image, hair=tried_on.hair, made=made,
                                        mask=np.maximum(given.photo.mask, tried_on.painted.astype(np.float32))),
-                         look, ease, worn_in_photo=backends.painter is not None)
+                         look, ease, worn_in_photo=backends.painter is not None, geometry=geometry)
+    if look.category == "upper":  # the person's own long skirt, kept under the new top, is a skirt too
+        skirt = kept_skirt(dressed, body, replace(given.photo, rgb=tried_on.image)) or skirt
+    dressed = put_on(dressed, body, skirt)
+    mesh = dressed.mesh(body)
     table = turntable(camera, dressed.vertices)  # one framing for all 8 angles, the visible figure whole
-    views = render_views(Surface(dressed.vertices, body.faces, dressed.atlas, body.uvs, body.face_uvs),
+    views = render_views(Surface(mesh.vertices, mesh.faces, dressed.atlas, mesh.uvs, mesh.face_uvs),
                          table.camera, table.centre, lighting=PHOTO_LIGHT)
     tryon: dict[str, object] = {"status": "not configured"}
-    rasters = view_rasters(dressed, body, views) if backends.painter or backends.refiner else []
+    rasters = view_rasters(mesh, views) if backends.painter or backends.refiner else []
     if backends.painter is None:
         identity = identity_per_angle(backends.faces, bank, views)
     else:
-        views, identity, tryon = repaint_views(backends, bank, views, dressed, body, rasters, cutout, report,
+        views, identity, tryon = repaint_views(backends, bank, views, dressed, mesh, rasters, cutout, report,
                                                garment.category.value)
     refine: dict[str, object] = {"status": "not configured"}
     if backends.refiner is not None:
@@ -138,9 +148,9 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     flags = quality_flags(bank, identity, dressed, gate) + [f"photo: {why}" for why in tried_on.guessed]
     dressing = dressing_record(dressed, sleeves) | {"vision_gate": gate, "tryon": tryon, "refine": refine,
                                                     "photo": photo_record}
-    mesh = BodyMesh(dressed.vertices, body.faces, body.uvs, body.face_uvs)
     io.write("photo.png", encode_png(tried_on.image), "image/png")
-    write_outputs(io, report, dressed, mesh, views, identity, flags, dressing)
+    write_outputs(io, report, dressed, mesh, views, identity, flags, dressing,
+                  from_atlas=backends.painter is None and backends.refiner is None)
     return PhaseResult(data=summary(report, identity, flags, dressing),
                        backends={"faces": f"{backends.faces.name} {backends.faces.version}",
                                  "renderer": "dropfit torch rasterizer 1", "dress": "uv-atlas projection 2"}
@@ -150,7 +160,7 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
 def try_on_photo(given: FittingInputs, dressed: DressedBody, look: GarmentLook) -> PhotoTryOn:
     """photo.png on the CPU path: the dressed body, seen by the photo's camera, composited onto the photo."""
     body, photo = given.body, given.photo
-    mesh = BodyMesh(dressed.vertices, body.faces, body.uvs, body.face_uvs)
+    mesh = dressed.mesh(body)
     hips, shoulders, eyes = (float(np.mean(body.keypoints_2d[list(pair), 1]))
                              for pair in (COCO_HIPS, COCO_SHOULDERS, COCO_EYES))
     assert dressed.vertex_part is not None
@@ -181,11 +191,11 @@ def photo_identity(faces: FaceEmbedder, bank: FaceBank, image: np.ndarray, camer
     return identity_per_angle(faces, bank, [view])[0].distance
 
 
-def view_rasters(dressed: DressedBody, body: BodyMesh, views: list[View]) -> list[Raster]:
-    """What each view's pixels see of the dressed body (triangle, barycentrics, depth), for the GPU passes."""
+def view_rasters(mesh: BodyMesh, views: list[View]) -> list[Raster]:
+    """What each view's pixels see of the dressed mesh (triangle, barycentrics, depth), for the GPU passes."""
     from pipeline.render.raster import rasterize
 
-    return [rasterize(dressed.vertices, body.faces, view.camera) for view in views]
+    return [rasterize(mesh.vertices, mesh.faces, view.camera) for view in views]
 
 
 def repaint_views(backends: FittingBackends, bank: FaceBank, views: list[View], dressed: DressedBody,
@@ -291,17 +301,20 @@ def dressing_record(dressed: DressedBody, sleeves: SleeveReach | None) -> dict[s
             "sleeve_reach": None if sleeves is None else sleeves.reach,
             "sleeve_basis": "the category's default" if sleeves is None else sleeves.basis,
             "sleeve_m": None if dressed.sleeve_m is None else round(dressed.sleeve_m, 3),
-            "bared_limbs": round(dressed.bared_limbs, 4), "made_up": round(dressed.made_up, 4)}
+            "bared_limbs": round(dressed.bared_limbs, 4), "made_up": round(dressed.made_up, 4),
+            "skirt": dressed.skirt or {"status": "none"}}
 
 
 def write_outputs(io: PhaseIO, report: FitReport, dressed: DressedBody, mesh: BodyMesh, views: list[View],
-                  identity: list[AngleIdentity], flags: list[str], dressing: dict[str, object]) -> None:
+                  identity: list[AngleIdentity], flags: list[str], dressing: dict[str, object], *,
+                  from_atlas: bool) -> None:
     for view in views:
         io.write(f"angles/{view.angle_deg:03d}.png", encode_png(view.image), "image/png")
     io.write("contact_sheet.jpg", encode_jpeg(contact_sheet(views, columns=4, scale=0.5), quality=90), "image/jpeg")
     lighting = {"ambient": PHOTO_LIGHT.ambient, "diffuse": PHOTO_LIGHT.diffuse,
                 "direction": list(PHOTO_LIGHT.direction)}
-    io.write("views.json", views_json([(v.angle_deg, v.camera) for v in views], lighting), "application/json")
+    io.write("views.json", views_json([(v.angle_deg, v.camera) for v in views], lighting, from_atlas=from_atlas),
+             "application/json")
     io.write("atlas.png", encode_png(dressed.atlas), "image/png")
     io.write("dressed.npz", mesh.to_npz())
     io.write("fit_report.json", report.model_dump_json(indent=2).encode(), "application/json")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.fitting.appearance import Hair
+from pipeline.fitting.background import background_in_mask
 from pipeline.fitting.onepiece import OnePiece, one_piece_below
 from pipeline.fitting.parsing import (
     ARMS,
@@ -67,39 +68,85 @@ def scalp_joined(mask: np.ndarray, eye_y: float) -> np.ndarray:
     return np.isin(labels, above[above > 0])
 
 
+HAIR_FACE_ROWS = (0.1, 0.45)  # the rows beside the lower face (eye-to-shoulder lengths below the eyes) ...
+HAIR_FACE_SHARE = 0.5  # ... this share of which hair that falls to the shoulders covers, beside the face, ...
+HAIR_FACE_WIDTH = 0.025  # ... at least this wide (eye-to-shoulder lengths, about 6 mm: not a cable's edge)
+
+
+def falls_beside_face(hair: np.ndarray, eye_y: float, unit: float) -> bool:
+    """Whether the hair (bool (H, W)) runs down beside the lower face: long hair does, seen from the front;
+    headphones or a scarf round the neck of its colour leave a gap of skin there (the jaw, the ears)."""
+    first, last = (max(0, round(eye_y + share * unit)) for share in HAIR_FACE_ROWS)
+    rows = hair[first:last].sum(axis=1) >= HAIR_FACE_WIDTH * unit
+    return bool(len(rows)) and float(rows.mean()) >= HAIR_FACE_SHARE
+
+
+HAIR_CROWN_NEAR = 30.0  # Lab units (8-bit scale): what stands past the skull this near the crown's colour is hair
+HAIR_CROWN = (0.4, 0.3)  # the crown: the top this share of the way from the fitted skull's top to the eyes, within
+# this many eye-to-shoulder lengths of the head's axis
+
+
+def crown_of(person: np.ndarray, parsing: Parsing, eye_y: float, unit: float) -> np.ndarray | None:
+    """(H, W) bool: the hair on the crown, inside the fitted skull's top round the head's axis (hair in nearly
+    every photo, whatever stands past the skull beside it: the wall, the cheeks, a collar): its non-skin pixels.
+    None when they are not most of the crown (blonde hair on fair skin, a forehead turned up: the skin map cannot
+    tell hair there, and what stands past the skull gives the colour) or the crown shows too little."""
+    head = parsing.rendered & (parsing.part == PART["head"])
+    if not head.any():
+        return None
+    head_rows, head_cols = np.nonzero(head)
+    columns = np.abs(np.arange(person.shape[1]) - float(np.median(head_cols)))[None, :] < HAIR_CROWN[1] * unit
+    rows = np.arange(person.shape[0])[:, None]
+    top = float(head_rows.min())  # the fitted skull's top: above it the mask's loose edge may be the wall
+    crown = person & columns & (rows >= top) & (rows < top + HAIR_CROWN[0] * (eye_y - top))
+    if crown.sum() < 30:
+        return None
+    bare = crown & ~parsing.skin
+    return bare if bare.sum() >= 0.5 * crown.sum() else None
+
+
 def measure_hair(photo: np.ndarray, parsing: Parsing, eye_y: float, shoulder_y: float) -> Hair | None:
     """The hair is what of the person stands past the fitted skull above the shoulders (else the non-skin pixels
-    of the head above the eyes); its colour is their median, and it reaches as far down as the pixels of that
-    colour joined to them (long hair over the shoulders)."""
+    of the head above the eyes), the background the mask's edge takes in left out; its colour is their median,
+    and it reaches as far down as the pixels of that colour joined to them (long hair over the shoulders), past
+    the lower face only where it runs down beside it (`falls_beside_face`)."""
     import cv2
 
     unit = shoulder_y - eye_y
     if unit <= 2:
         return None
     rows = np.arange(photo.shape[0])[:, None]
-    outside = scalp_joined(parsing.person & ~parsing.rendered & (rows < shoulder_y), eye_y)  # hair (or a hat)
-    top = parsing.person & ~parsing.skin & (rows < eye_y) & (parsing.part == PART["head"])
+    person = parsing.person & ~background_in_mask(photo, parsing.person)  # the mask's edge takes in the wall
+    outside = scalp_joined(person & ~parsing.rendered & (rows < shoulder_y), eye_y)  # hair (or a hat)
+    top = person & ~parsing.skin & (rows < eye_y) & (parsing.part == PART["head"])
     if outside.sum() >= 200:  # voluminous or long hair: its colour is what stands past the head, skin-like or not
         top = outside
     if top.sum() < 30:
         return None
-    colour = np.median(photo[top], axis=0).astype(np.float32)
+    crown = crown_of(person, parsing, eye_y, unit) if outside.sum() >= 200 else None
     lab = lab8(photo)
+    if crown is not None:  # the crown and what stands past the skull in its colours (lengths lighter than the roots)
+        top = crown | (top & (np.linalg.norm(lab - np.median(lab[crown], axis=0), axis=2) < HAIR_CROWN_NEAR))
+    colour = np.median(photo[top], axis=0).astype(np.float32)
     ref = lab8(colour.reshape(1, 1, 3).clip(0, 255).astype(np.uint8))[0, 0]
     distance = np.linalg.norm(lab - ref, axis=2)
     skin_like = bool(parsing.skin[top].mean() > 0.5)  # blonde hair on fair skin: the skin map cannot tell them
-    face = parsing.rendered & (parsing.part == PART["head"])
-    alike = parsing.person & ~face & ((distance < 12) if skin_like else (~parsing.skin & (distance < 18)))
-    count, labels = cv2.connectedComponents(alike.astype(np.uint8), connectivity=8)
-    joined = np.isin(labels, np.unique(labels[top & alike])[1:] if count > 1 else [])
+    face = parsing.rendered & (parsing.part == PART["head"]) & (~crown if crown is not None else True)
+    alike = person & ~face & ((distance < 12) if skin_like else (~parsing.skin & (distance < 18)))
+    _, labels = cv2.connectedComponents(alike.astype(np.uint8), connectivity=8)
+    seed = top
+    found = np.unique(labels[seed & alike])
+    joined = np.isin(labels, found[found > 0])  # every component the seed touches (label 0 is not alike)
     if not joined.any():
         return Hair(colour, 0.0, 0.5)
     ys, xs = np.nonzero(joined)
     centre = float(np.median(xs[ys < eye_y])) if (ys < eye_y).any() else float(np.median(xs))
     bottom = float(np.percentile(ys, 98))
-    seed_bottom = float(np.nonzero(top)[0].max())
+    seed_bottom = float(np.nonzero(seed)[0].max())
     if seed_bottom < shoulder_y - HAIR_SEED_SLACK * unit:  # short hair: its colour may run on below it (a dark
         bottom = min(bottom, seed_bottom + HAIR_SEED_SLACK * unit)  # collar, a beard's shadow); the hair does not
+    if not falls_beside_face(joined, eye_y, unit):  # what of its colour lies lower (headphones, a scarf) is not
+        bottom = min(bottom, eye_y + HAIR_FACE_ROWS[1] * unit)  # the hair: hair that falls passes the face
     drop = (bottom - eye_y) / unit
     half_width = float(np.percentile(np.abs(xs - centre), 95)) / unit
     return Hair(colour, max(0.0, min(drop, 4.0)), max(0.3, min(half_width, 2.0)))

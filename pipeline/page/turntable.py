@@ -26,4 +26,4 @@ def _fit(image: Image.Image, max_height: int) -> Image.Image:
     if image.height <= max_height:
         return image
     width = max(1, round(image.width * max_height / image.height))
-    return image.resize((width, max_height), Image.Resampling.LANCZOS)
+    return image.resize((width, max_height), Image.Resampling.LANCZOS, reducing_gap=2.0)  # box-reduce first: fast

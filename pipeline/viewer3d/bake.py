@@ -85,27 +85,29 @@ class _Offer:
 
 def bake_views(
     vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, face_uvs: np.ndarray,
-    views: Sequence[tuple[np.ndarray, Camera]], lighting: Lighting, *, size: int = 1024,
+    views: Sequence[tuple[np.ndarray, Camera]], lighting: Lighting, *, size: int | tuple[int, int] = 1024,
     fallback_atlas: np.ndarray | None = None,
 ) -> Baked:
     """Back-project `views` ((H, W, 3) uint8 image, its camera) onto the UV atlas; see the module docstring.
 
     `lighting` is the light the views were rendered with (ambient, diffuse, camera-frame direction).
+    `size`: the atlas's side, or its (width, height) (a skirt's strip under the body's atlas makes it taller).
     `fallback_atlas` (any size, resized to `size`) colours what no view sees; without it, the nearest seen
     texel does. Raises ValueError on inconsistent inputs, or when nothing is seen and there is no fallback.
     """
-    _check_inputs(vertices, faces, uvs, face_uvs, views, size, fallback_atlas)
+    shape = (size, size) if isinstance(size, int) else (size[1], size[0])  # (rows, columns)
+    _check_inputs(vertices, faces, uvs, face_uvs, views, min(shape), fallback_atlas)
     mesh = np.asarray(vertices, dtype=np.float64)
-    tex = _texels(mesh, faces, uvs, face_uvs, size)
+    tex = _texels(mesh, faces, uvs, face_uvs, shape)
     offers = [_offer(tex, mesh, faces, image, camera, lighting) for image, camera in views]
     colour, best, main = _blend(offers, len(tex.index))
     confidence = np.clip(best / CONFIDENT_WEIGHT, 0.0, 1.0)
-    fallback = _fallback_colours(tex.index, colour, confidence >= 1.0, size, fallback_atlas)
+    fallback = _fallback_colours(tex.index, colour, confidence >= 1.0, shape, fallback_atlas)
     mixed = np.where((confidence >= 1.0)[:, None], colour, fallback + confidence[:, None] * (colour - fallback))
-    atlas = _grid(tex.index, np.clip(mixed + 0.5, 0, 255).astype(np.uint8), size)
-    covered = _grid(tex.index, np.ones(len(tex.index), dtype=bool), size)
+    atlas = _grid(tex.index, np.clip(mixed + 0.5, 0, 255).astype(np.uint8), shape)
+    covered = _grid(tex.index, np.ones(len(tex.index), dtype=bool), shape)
     return Baked(
-        atlas=fill_unknown(atlas, covered), covered=covered, seen=_grid(tex.index, best > 0, size),
+        atlas=fill_unknown(atlas, covered), covered=covered, seen=_grid(tex.index, best > 0, shape),
         main_view_texels=tuple(int(n) for n in np.bincount(main[main >= 0], minlength=len(offers))),
     )
 
@@ -131,13 +133,15 @@ def _check_inputs(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, face
             raise ValueError(f"fallback_atlas must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
 
 
-def _texels(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, face_uvs: np.ndarray, size: int) -> _Texels:
+def _texels(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, face_uvs: np.ndarray,
+            shape: tuple[int, int]) -> _Texels:
     """The covered texels with float32 points and normals, and the per-texel terms every view re-uses."""
     uvs = np.asarray(uvs, dtype=np.float64)
-    corners = np.stack([uvs[:, 0] * size, (1.0 - uvs[:, 1]) * size], axis=1)[np.asarray(face_uvs)]  # (F, 3, 2)
-    index, tri = _uv_layout(corners, size)
-    x = (index % size).astype(np.float32) + 0.5  # texel centres, in texel units as `corners`
-    y = (index // size).astype(np.float32) + 0.5
+    rows, cols = shape
+    corners = np.stack([uvs[:, 0] * cols, (1.0 - uvs[:, 1]) * rows], axis=1)[np.asarray(face_uvs)]  # (F, 3, 2)
+    index, tri = _uv_layout(corners, shape)
+    x = (index % cols).astype(np.float32) + 0.5  # texel centres, in texel units as `corners`
+    y = (index // cols).astype(np.float32) + 0.5
     faces = np.asarray(faces, dtype=np.int64)
     points = _on_triangles(np.asarray(vertices, dtype=np.float64)[faces], corners, tri, x, y)
     normals = _on_triangles(vertex_normals(vertices, faces)[faces], corners, tri, x, y)
@@ -167,7 +171,7 @@ def _on_triangles(values: np.ndarray, corners: np.ndarray, tri: np.ndarray, x: n
     return out
 
 
-def _uv_layout(corners: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+def _uv_layout(corners: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """The texels the UV triangles (F, 3, 2: corners in texel units, row 0 = v 1) cover, as flat indices, and
     the triangle of each.
 
@@ -180,7 +184,7 @@ def _uv_layout(corners: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
     fixed = np.round((corners - 0.5) * (1 << _SUBPIXEL_BITS)).astype(np.int32)  # cv2: pixel centres at integers
-    ids = np.full((size, size), -1, dtype=np.int32)
+    ids = np.full(shape, -1, dtype=np.int32)
     for triangle, polygon in enumerate(fixed):
         cv2.fillConvexPoly(ids, polygon, triangle, lineType=cv2.LINE_8, shift=_SUBPIXEL_BITS)
     index = np.flatnonzero(ids >= 0)
@@ -300,24 +304,24 @@ def _blend(offers: list[_Offer], n: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return (summed / np.maximum(total, 1e-12)).T, top[0], main
 
 
-def _fallback_colours(index: np.ndarray, colour: np.ndarray, confident: np.ndarray, size: int,
+def _fallback_colours(index: np.ndarray, colour: np.ndarray, confident: np.ndarray, shape: tuple[int, int],
                       fallback_atlas: np.ndarray | None) -> np.ndarray:
     """(N, 3) float colours for texels the views see poorly: the fallback atlas, else the nearest confident texel."""
     import cv2
 
     if fallback_atlas is not None:
         atlas = np.ascontiguousarray(fallback_atlas)
-        if atlas.shape[:2] != (size, size):
-            atlas = cv2.resize(atlas, (size, size), interpolation=cv2.INTER_AREA)
+        if atlas.shape[:2] != shape:
+            atlas = cv2.resize(atlas, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
         return atlas.reshape(-1, 3)[index].astype(np.float32)
     if not confident.any():
         raise ValueError("no view sees the mesh well and no fallback_atlas was given")
-    known = _grid(index, np.clip(colour + 0.5, 0, 255).astype(np.uint8), size)
-    return fill_unknown(known, _grid(index, confident, size)).reshape(-1, 3)[index].astype(np.float32)
+    known = _grid(index, np.clip(colour + 0.5, 0, 255).astype(np.uint8), shape)
+    return fill_unknown(known, _grid(index, confident, shape)).reshape(-1, 3)[index].astype(np.float32)
 
 
-def _grid(index: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+def _grid(index: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """(S, S) or (S, S, C) grid holding `values` at the flat `index`, zero elsewhere."""
-    grid = np.zeros((size * size, *values.shape[1:]), dtype=values.dtype)
+    grid = np.zeros((shape[0] * shape[1], *values.shape[1:]), dtype=values.dtype)
     grid[index] = values
-    return grid.reshape(size, size, *values.shape[1:])
+    return grid.reshape(*shape, *values.shape[1:])

@@ -1,4 +1,4 @@
-"""The textured GLB (glTF 2.0 binary) of the dressed body, and a reader of its counts.
+"""The textured GLB (glTF 2.0 binary) of the dressed body, the avatar's untextured one, and a reader of their counts.
 
 Written directly with numpy + struct rather than through trimesh: the file is one mesh, one material, one
 texture, so ~150 lines give full control over what the Khronos validator checks (exact float32 accessor
@@ -8,7 +8,7 @@ or extras added by a third-party exporter. PIL encodes the image; nothing heavy 
 
 Conventions of the inputs:
 - `vertices` are in anny's world frame (metres, z up, the person facing -y); the GLB is glTF's y up with
-  the person facing +z, the same turn `pipeline.codec.plain_glb` makes.
+  the person facing +z, the same turn for `plain_glb` (the avatar's untextured body).
 - `uvs` follow anny's (OBJ / OpenGL) convention: origin at the bottom-left of the texture, v up.
   `texture_rgb` is an ordinary image array, row 0 at the top. The writer flips v for glTF (origin top-left).
 """
@@ -65,6 +65,37 @@ def textured_glb(
     index_accessor = builder.accessor(indices.astype(index_type).ravel(), "SCALAR", ELEMENT_ARRAY_BUFFER)
     image_view = builder.view(image)
     document = _document(name, attributes, index_accessor, image_view, mime, builder)
+    return pack_glb(document, builder.data())
+
+
+def plain_glb(vertices: np.ndarray, faces: np.ndarray, *, name: str = "dropfit body") -> bytes:
+    """An untextured GLB of a triangle mesh (positions, smooth normals, indices; the default material), in the
+    same frame turn as `textured_glb`. Raises ValueError on a mesh it cannot write."""
+    if np.ndim(vertices) != 2 or np.shape(vertices)[1] != 3 or len(vertices) == 0:
+        raise ValueError(f"vertices must be (V, 3), got {np.shape(vertices)}")
+    if np.ndim(faces) != 2 or np.shape(faces)[1] != 3 or len(faces) == 0:
+        raise ValueError(f"faces must be (F, 3), got {np.shape(faces)}")
+    if np.min(faces) < 0 or np.max(faces) >= len(vertices) or not np.all(np.isfinite(vertices)):
+        raise ValueError("faces index outside vertices, or vertices not finite")
+    points = np.asarray(vertices, np.float64)
+    normals = (_vertex_normals(points, np.asarray(faces, np.int64)) @ ANNY_TO_GLTF.T).astype(np.float32)
+    builder = _BinaryBuilder()
+    attributes = {
+        "POSITION": builder.accessor((points @ ANNY_TO_GLTF.T).astype(np.float32), "VEC3", ARRAY_BUFFER, bounds=True),
+        "NORMAL": builder.accessor(normals, "VEC3", ARRAY_BUFFER),
+    }
+    index_type = np.uint16 if len(points) < 65535 else np.uint32
+    indices = builder.accessor(np.asarray(faces).astype(index_type).ravel(), "SCALAR", ELEMENT_ARRAY_BUFFER)
+    document = {
+        "asset": {"version": "2.0", "generator": GENERATOR},
+        "scene": 0,
+        "scenes": [{"name": name, "nodes": [0]}],
+        "nodes": [{"name": name, "mesh": 0}],
+        "meshes": [{"name": name, "primitives": [{"attributes": attributes, "indices": indices, "mode": 4}]}],
+        "accessors": builder.accessors,
+        "bufferViews": builder.views,
+        "buffers": [{"byteLength": builder.length}],
+    }
     return pack_glb(document, builder.data())
 
 
