@@ -13,7 +13,9 @@ runtime, then measures each job's published files (photo.png, angles/000..315.pn
 - old garment: the photo's old garment region (the same classical parsing photo.png is built from: the fitted
   body's part map in the photo, not skin-coloured, in the parts the new garment replaces), its two dominant
   colours (k-means in Lab); then the share of the figure in photo.png and in the 000 view, outside the new
-  garment's colours, within 10 Lab units of an old colour.
+  garment's colours, within 10 Lab units of an old colour. These count the old colours anywhere (black shoes and
+  hair under a black jacket, trousers of the top's colour); `old_garment_share_photo_joined` counts in photo.png
+  only those where the old garment was: the old region and the photo's pixels in its colours joined to it.
 - flat patches: per view, the figure minus the new garment's colours; pixels whose blurred Lab gradient is under
   1.5 units are "flat"; the largest connected flat region as a share of the figure. The same measure on the
   person's own photo (inside its person mask) says how flat the photo itself is by this measure.
@@ -53,8 +55,8 @@ from infra.folder_store import FolderStore
 from infra.settings import Settings
 from pipeline import layout
 from pipeline.codec import decode_rgb
-from pipeline.fitting.photo import colour_centres
-from pipeline.fitting.photo import lab8 as lab
+from pipeline.fitting.parsing import colour_centres
+from pipeline.fitting.parsing import lab8 as lab
 from pipeline.manifests import BatchReport
 from pipeline.render.shade import BACKGROUND
 from pipeline.state import read_model
@@ -94,6 +96,18 @@ def near_colours(image_lab: np.ndarray, colours_lab: np.ndarray, within: float) 
         return np.zeros(image_lab.shape[:2], dtype=bool)
     d = np.linalg.norm(image_lab[:, :, None, :] - colours_lab[None, None, :, :], axis=3)
     return d.min(axis=2) < within
+
+
+def old_reach(photo_lab: np.ndarray, person: np.ndarray, old: np.ndarray, old_lab: np.ndarray) -> np.ndarray:
+    """(H, W) bool: where the old garment was in the photo: its parsed region and the person's pixels in its colours
+    (within 10 Lab units) joined to it (a dress's skirt, a sleeve the part map gave to the torso), not the same
+    colours apart from it (black shoes or hair under a black jacket, which photo.png keeps by design)."""
+    import cv2
+
+    alike = (person & near_colours(photo_lab, old_lab, 10.0)) | old
+    count, labels = cv2.connectedComponents(alike.astype(np.uint8), connectivity=8)
+    touching = np.unique(labels[old])
+    return np.isin(labels, touching[touching > 0]) if count > 1 else np.zeros_like(old)
 
 
 def dominant(pixels_rgb: np.ndarray, k: int = 2) -> np.ndarray:
@@ -143,10 +157,29 @@ def photo_flat(root: Path, job: str, garment_lab: np.ndarray) -> float | None:
     return round(float(largest_flat(photo, garment_lab, mask).sum()) / float(mask.sum()), 4)
 
 
+def cheeks(parsing: Any, keypoints_2d: np.ndarray, head: int) -> np.ndarray:
+    """(H, W) bool: the face below the eyes round the nose (COCO keypoints 0 to 2), where the dressing takes the skin
+    tone: the whole head's median was the hair's on dark hair, which made a navy sweater "skin" and the old
+    garment's colours a skirt's. Used when its pixels look like skin; a back view falls back to the head."""
+    nose, eyes = keypoints_2d[0], keypoints_2d[[1, 2]]
+    eye_y, half = float(eyes[:, 1].mean()), max(float(abs(eyes[0, 0] - eyes[1, 0])), 4.0)
+    rows, cols = np.ogrid[: parsing.part.shape[0], : parsing.part.shape[1]]
+    box = (rows > eye_y) & (rows < nose[1] + max(nose[1] - eye_y, 2.0)) & (np.abs(cols - nose[0]) < half)
+    return np.asarray(parsing.person & parsing.rendered & (parsing.part == head) & box)
+
+
+def skin_like(rgb: np.ndarray) -> np.ndarray:
+    """(N,) bool: (N, 3) uint8 RGB pixels in the usual YCrCb skin range (any skin tone; not black hair or a cap)."""
+    import cv2
+
+    ycrcb = cv2.cvtColor(np.ascontiguousarray(rgb, np.uint8).reshape(-1, 1, 3), cv2.COLOR_RGB2YCrCb).reshape(-1, 3)
+    return (ycrcb[:, 1] >= 133) & (ycrcb[:, 1] <= 180) & (ycrcb[:, 2] >= 77) & (ycrcb[:, 2] <= 135)
+
+
 def photo_parsing(store_root: Path, job: str) -> tuple[np.ndarray, Any, np.ndarray] | None:
     """(upright photo, parsing, old-garment mask) from the job's avatar and wardrobe runs."""
     from pipeline.fitting import regions
-    from pipeline.fitting.photo import old_garment, parse_photo
+    from pipeline.fitting.parsing import old_garment, parse_photo
     from pipeline.geometry import Camera, PosedBody
     from pipeline.render.raster import rasterize
     from pipeline.state import load_plan
@@ -169,8 +202,10 @@ def photo_parsing(store_root: Path, job: str) -> tuple[np.ndarray, Any, np.ndarr
     skin = np.median(photo[mask > 0.5], axis=0)  # replaced below by the face's tone when there is one
     raster = rasterize(body.vertices, body.faces, camera)
     parsing = parse_photo(photo, mask, body, parts.label, raster, skin)
-    face = parsing.person & (parsing.part == regions.PARTS.index("head"))
-    if face.sum() > 100:
+    face = cheeks(parsing, np.asarray(body.keypoints_2d, np.float64), regions.PARTS.index("head"))
+    if face.sum() <= 30 or skin_like(photo[face]).mean() < 0.5:  # the face is not seen (a back view)
+        face = parsing.person & (parsing.part == regions.PARTS.index("head"))
+    if face.sum() > 30:
         parsing = parse_photo(photo, mask, body, parts.label, raster, np.median(photo[face], axis=0))
     hip = float(np.mean(body.keypoints_2d[[11, 12], 1]))
     return photo, parsing, old_garment(parsing, category, hip)
@@ -287,6 +322,7 @@ def measure_job(root: Path, job: str, garment_colours_lab: np.ndarray, flat_only
     if parsed is not None:
         photo, parsing, old = parsed
         old_lab = dominant(photo[old])
+        reach = old_reach(lab(photo), parsing.person, old, old_lab)
         for name, image in (("photo", decode_rgb((res / "photo.png").read_bytes())), ("000", views["000"])):
             base = parsing.person if name == "photo" else figure(image)
             if image.shape[:2] != base.shape:
@@ -295,6 +331,8 @@ def measure_job(root: Path, job: str, garment_colours_lab: np.ndarray, flat_only
             body = base & ~near_colours(image_lab, garment_colours_lab, 14.0)
             shows_old = body & near_colours(image_lab, old_lab, 10.0)
             row[f"old_garment_share_{name}"] = round(float(shows_old.sum() / max(base.sum(), 1)), 4)
+            if name == "photo":
+                row["old_garment_share_photo_joined"] = round(float((shows_old & reach).sum() / max(base.sum(), 1)), 4)
         background, own = background_colours(photo, parsing)
         found = background_on_body(views["000"], background, own, garment_colours_lab)
         row["background_share_000"] = round(float(found.sum() / max(figure(views["000"]).sum(), 1)), 4)
@@ -333,6 +371,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "cut_heads": sum(r["framing"]["cut_heads"] for r in ok),
         "height_spread_max": max((r["framing"]["height_spread"] or 0) for r in ok) if ok else None,
         "old_garment_share_photo_median": median("old_garment_share_photo"),
+        "old_garment_share_photo_joined_median": median("old_garment_share_photo_joined"),
         "old_garment_share_000_median": median("old_garment_share_000"),
         "flat_patch_share_median": median("flat_patch_share"),
         "flat_patch_share_max": max((r["flat_patch_share"] for r in ok), default=None),

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.fitting.photo import PART, SKIN_DELTA, Parsing, falls_beside_face, measure_hair, skin_delta
+from pipeline.fitting.parsing import PART, SKIN_DELTA, Parsing, skin_delta
+from pipeline.fitting.photo import falls_beside_face, measure_hair
 
 H, W = 400, 300
 EYE, SHOULDER = 100.0, 180.0  # rows: one eye-to-shoulder length is 80 px

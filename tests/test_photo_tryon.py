@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.fitting.photo import PART, Parsing, photo_light, strays_of, whole_sleeves
+from pipeline.fitting.parsing import PART, Parsing
+from pipeline.fitting.photo import photo_light, strays_of, whole_sleeves
 
 H, W = 400, 300
 SHIRT, JEANS, SKIN = (60, 110, 220), (40, 50, 70), (200, 150, 120)

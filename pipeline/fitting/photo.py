@@ -25,37 +25,31 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.fitting import regions
 from pipeline.fitting.appearance import Hair
 from pipeline.fitting.background import background_in_mask
+from pipeline.fitting.onepiece import OnePiece, one_piece_below
+from pipeline.fitting.parsing import (
+    ARMS,
+    KEEP,
+    LOWER,
+    PART,
+    UPPER,
+    Parsing,
+    colour_centres,
+    lab8,
+    nearest,
+    old_garment,
+    parse_photo,
+)
 from pipeline.geometry import BodyMesh, Camera
 from pipeline.render.shade import Lighting, Surface, lambert
 
 if TYPE_CHECKING:
     from pipeline.render.raster import Raster
 
-PART = {name: i for i, name in enumerate(regions.PARTS)}
-UPPER = (PART["torso"], PART["upper_arm"], PART["forearm"])
-LOWER = (PART["thigh"], PART["shin"])
-ARMS = (PART["upper_arm"], PART["forearm"])
-KEEP = (PART["head"], PART["hand"], PART["foot"])
-SKIN_DELTA = 22.0  # Lab distance (chroma weighted) from the skin tone under which a pixel counts as skin
-CLOTHES_DELTA = 34.0  # ... and above which it counts as clothes (between the two: shadowed skin, kept as it is)
 DEFAULT_SKIN = np.array([196.0, 150.0, 124.0])  # used, and flagged, when the photo showed no skin
 MIN_BODY_IOU = 0.6  # the fitted body's silhouette against the person mask: below, the regions are a guess
 FEATHER_PX = 1.5  # the new garment's edge is blended over about this many pixels
-
-
-@dataclass(frozen=True)
-class Parsing:
-    """Per-pixel labels of the photo (all (H, W))."""
-
-    part: np.ndarray  # int: index into regions.PARTS, -1 off the person
-    rendered: np.ndarray  # bool: the fitted body covers the pixel
-    skin: np.ndarray  # bool: skin-coloured, on the person
-    clothes: np.ndarray  # bool: clearly not skin-coloured, on the person
-    person: np.ndarray  # bool: the person mask
-    body_iou: float  # the fitted body's silhouette against the person mask
 
 
 HAIR_SEED_SLACK = 0.25  # short hair (its seed, what stands past the skull, ends this share of eye-to-shoulder
@@ -170,47 +164,6 @@ class PhotoTryOn:
     hair: Hair | None = None  # the hair the photo shows, for the views' head and back
 
 
-def lab8(rgb: np.ndarray) -> np.ndarray:
-    """(..., 3) float32 OpenCV 8-bit Lab (L 0..255, a and b offset by 128) of uint8 RGB: the scale the parsing's
-    thresholds are in."""
-    import cv2
-
-    return cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2Lab).astype(np.float32)
-
-
-def skin_delta(photo: np.ndarray, tone: np.ndarray) -> np.ndarray:
-    """(H, W) float: each pixel's Lab distance from the skin tone, lightness weighted down (shading varies it)."""
-    lab = lab8(photo)
-    ref = lab8(np.asarray(tone, np.float64).reshape(1, 1, 3).clip(0, 255).astype(np.uint8))[0, 0]
-    return np.sqrt(0.25 * (lab[..., 0] - ref[0]) ** 2 + (lab[..., 1] - ref[1]) ** 2 + (lab[..., 2] - ref[2]) ** 2)
-
-
-def parse_photo(photo: np.ndarray, person_mask: np.ndarray, body: BodyMesh, vertex_part: np.ndarray,
-                raster: Raster, skin_tone: np.ndarray) -> Parsing:
-    """The photo's parts and skin (see the module docstring), from the fitted body as the photo's camera sees it
-    (`raster`)."""
-    import cv2
-
-    face_part = np.asarray(vertex_part)[np.asarray(body.faces)[:, 0]]
-    rendered = raster.mask
-    part = np.where(rendered, face_part[np.maximum(raster.triangle, 0)], -1)
-    person = person_mask > 0.5
-    # the person past the body (loose clothes, hair): the nearest body pixel's part
-    if rendered.any():
-        _, labels = cv2.distanceTransformWithLabels((~rendered).astype(np.uint8), cv2.DIST_L2, 5,
-                                                    labelType=cv2.DIST_LABEL_PIXEL)
-        rows, cols = np.nonzero(rendered)
-        lookup = np.zeros(labels.max() + 1, dtype=np.int64)
-        lookup[labels[rows, cols]] = part[rows, cols]
-        nearest = lookup[labels]
-        part = np.where(person & ~rendered, nearest, np.where(rendered, part, -1))
-    union = person | rendered
-    iou = float((person & rendered).sum() / union.sum()) if union.any() else 0.0
-    delta = skin_delta(photo, skin_tone)
-    return Parsing(part=part, rendered=rendered, skin=(delta < SKIN_DELTA) & person,
-                   clothes=(delta > CLOTHES_DELTA) & person, person=person, body_iou=iou)
-
-
 BODY_LIGHT = Lighting(ambient=0.62, diffuse=0.45)  # the fills' shading: lit from the camera's side, as a photo is
 
 
@@ -228,40 +181,12 @@ def _fill(out: np.ndarray, region: np.ndarray, colour: np.ndarray, shade: np.nda
     out[region] = np.clip(colour[None, :] * shade[region][:, None], 0, 255)
 
 
-def old_garment(parsing: Parsing, category: str, hip_y: float | None) -> np.ndarray:
-    """(H, W) bool: the person's clothes of the kind the new garment replaces (not skin, head, hands, feet)."""
-    clothes = parsing.clothes & ~np.isin(parsing.part, KEEP) & (parsing.part >= 0)
-    rows = np.arange(parsing.part.shape[0])[:, None]
-    below_hip = rows > hip_y if hip_y is not None else np.zeros_like(clothes)
-    upper = np.isin(parsing.part, UPPER) & ~(below_hip & (parsing.part == PART["torso"]))
-    lower = np.isin(parsing.part, LOWER) | (below_hip & (parsing.part == PART["torso"]))
-    zone = {"upper": upper, "lower": lower, "full": upper | lower}[category]
-    return clothes & zone
-
-
 OLD_COLOUR_DELTA = 12.0  # Lab distance to the old garment's colours for a stray pixel to count as the old garment
 OLD_REACH = 0.1  # how far past the parsed old garment (share of the photo's height) strays are looked for
 SLEEVE_GAP = 0.012  # on the arms, skin gaps this share of the height inside the old garment are the garment's
 MIN_STRAY_SHARE = 0.0005  # a stray patch smaller than this share of the photo is noise
 PHOTO_LIGHT_SIGMA = 0.015  # the photo's light under a fill: its luminance blurred over this share of the height
 PHOTO_LIGHT_STRENGTH = 0.6  # ... taken to this power (1: all of the old clothes' shading, 0: none)
-
-
-def colour_centres(lab: np.ndarray, k: int = 3) -> np.ndarray:
-    """(<= k, 3) Lab centres of (N, 3) Lab pixels (none for fewer than 50)."""
-    from pipeline.wardrobe.appearance import kmeans
-
-    if len(lab) < 50:
-        return np.zeros((0, 3), np.float32)
-    samples = np.ascontiguousarray(lab[:: max(1, len(lab) // 20000)], dtype=np.float32)
-    _, centres = kmeans(samples, min(k, len(samples)), np.random.default_rng(0), attempts=2, max_iter=20, eps=0.5)
-    return np.asarray(centres, np.float32)
-
-
-def _nearest(lab: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    if not len(centres):
-        return np.full(len(lab), np.inf, dtype=np.float32)
-    return np.linalg.norm(lab[:, None, :] - centres[None, :, :], axis=2).min(axis=1)
 
 
 def strays_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray, category: str) -> np.ndarray:
@@ -281,8 +206,8 @@ def strays_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray, category: st
     if not candidate.any():
         return np.zeros_like(old)
     pixels = lab[candidate]
-    to_old = _nearest(pixels, colour_centres(lab[old]))
-    to_other = _nearest(pixels, colour_centres(lab[other])) if other.sum() >= 200 else np.full(len(pixels), np.inf)
+    to_old = nearest(pixels, colour_centres(lab[old]))
+    to_other = nearest(pixels, colour_centres(lab[other])) if other.sum() >= 200 else np.full(len(pixels), np.inf)
     found = np.zeros(old.shape, np.uint8)
     found[candidate] = (to_old < OLD_COLOUR_DELTA) & (to_old < to_other)
     # whole patches, not speckle: close the gaps a print or a fold leaves, drop specks
@@ -320,6 +245,18 @@ def photo_light(photo: np.ndarray, region: np.ndarray) -> np.ndarray:
     blurred = cv2.GaussianBlur(np.where(region, luma, 0.0).astype(np.float32), (0, 0), sigma) / np.maximum(weight, 1e-3)
     mean = float(luma[region].mean())
     return np.clip(blurred / max(mean, 1.0), 0.6, 1.4) ** PHOTO_LIGHT_STRENGTH
+
+
+def bared_torso_colour(photo: np.ndarray, parsing: Parsing, category: str, skin_tone: np.ndarray,
+                       piece: OnePiece | None) -> np.ndarray:
+    """(3,) float32: a torso the new top bares: under a top, the lower garment continued (the plain one that replaces
+    a one-piece's lower part, else the photo's lower clothes' median); skin when there is none."""
+    if piece is not None:
+        return piece.colour
+    lower_clothes = parsing.clothes & np.isin(parsing.part, LOWER)
+    if category == "upper" and lower_clothes.sum() > 50:
+        return np.asarray(np.median(photo[lower_clothes], axis=0), np.float32)
+    return np.asarray(skin_tone, np.float32)
 
 
 def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dressed_mesh: BodyMesh, atlas: np.ndarray,
@@ -364,14 +301,16 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
         skin_tone = np.median(photo[bare], axis=0)
     arms = exposed & np.isin(parsing.part, ARMS)
     _fill(out, arms, np.asarray(skin_tone, np.float32), shading)
-    behind = exposed & ~arms & (~parsing.rendered | strays)  # what is behind: the background, or the legs
-    torso = exposed & ~arms & ~behind
-    lower_clothes = parsing.clothes & np.isin(parsing.part, LOWER)
-    if category == "upper" and lower_clothes.sum() > 50:
-        below = np.asarray(np.median(photo[lower_clothes], axis=0), np.float32)
-        _fill(out, torso, below, shading)
-    else:
-        _fill(out, torso, np.asarray(skin_tone, np.float32), shading)
+    piece = one_piece_below(photo, parsing, parsed_old, painted, hip_y, shoulder_y) if category == "upper" else None
+    skirt = piece.below & ~painted & ~arms if piece is not None else np.zeros_like(exposed)
+    keep &= ~skirt  # a skirt held out past the fitted hands is the skirt's, not the hands'
+    behind = exposed & ~arms & ~skirt & (~parsing.rendered | strays)  # what is behind: the background, or the legs
+    torso = exposed & ~arms & ~behind & ~skirt
+    _fill(out, torso, bared_torso_colour(photo, parsing, category, skin_tone, piece), shading)
+    if piece is not None:  # a dress's skirt or a coat's tails under a new top: a plain lower garment, the folds kept
+        _fill(out, skirt, piece.colour, photo_light(photo, skirt))
+        guessed.append(f"the old garment was a one-piece (a dress or a long coat): below the new top it became a "
+                       f"plain {piece.name} skirt (assumed)")
     if behind.any():  # the old garment past the body or over the legs: what is around it, continued
         hole = cv2.dilate(behind.astype(np.uint8), np.ones((3, 3), np.uint8))
         background = cv2.inpaint(np.clip(out, 0, 255).astype(np.uint8), hole, 5, cv2.INPAINT_TELEA)
@@ -384,15 +323,16 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
     record: dict[str, object] = {
         "painted_share": round(float(painted.mean()), 4), "refilled_share": round(float(exposed.mean()), 4),
         "old_garment_share": round(float(old.mean()), 4), "old_garment_strays": round(float(strays.mean()), 4),
-        "body_iou": round(parsing.body_iou, 4),
+        "body_iou": round(parsing.body_iou, 4), "one_piece": None if piece is None else
+        {"share": round(float(skirt.mean()), 4), "became": f"a plain {piece.name} skirt"},
         "coverage": round(float(painted.sum() / max(garment.sum(), 1)), 4), "guessed": guessed,
     }
     limbs = parsing.person & np.isin(parsing.part, ARMS if category == "upper" else (*ARMS, *LOWER)
                                      if category == "full" else LOWER)
-    agnostic = (old | garment | limbs) & ~keep
+    agnostic = (old | garment | limbs | skirt) & ~keep
     hair = measure_hair(photo, parsing, eye_y, shoulder_y) if eye_y is not None and shoulder_y is not None else None
     if hair is not None:
         record["hair"] = {"rgb": [round(float(c)) for c in hair.colour], "drop": round(hair.drop, 2),
                           "half_width": round(hair.half_width, 2)}
-    return PhotoTryOn(image=image, painted=painted, refilled=exposed, record=record, guessed=tuple(guessed),
+    return PhotoTryOn(image=image, painted=painted, refilled=exposed | skirt, record=record, guessed=tuple(guessed),
                       agnostic=agnostic, hair=hair)
