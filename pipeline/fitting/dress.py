@@ -384,9 +384,11 @@ def region_box(vertices: np.ndarray, garment: np.ndarray, camera: Camera,
     return x0, y0, x1, y1
 
 
-def _photo_inputs(photo_rgb: np.ndarray, person_mask: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
+def _photo_inputs(photo_rgb: np.ndarray, person_mask: np.ndarray, camera: Camera,
+                  painted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The photo and a float mask at the camera's image size, without the background its edge takes in
-    (`pipeline.fitting.background`): texels whose pixel is background are not seen, and are made up."""
+    (`pipeline.fitting.background`): texels whose pixel is background are not seen, and are made up. `painted`
+    pixels (the garment photo.png drew) are the garment, whatever their colour next to the background."""
     import cv2
 
     width, height = camera.image_size
@@ -398,7 +400,13 @@ def _photo_inputs(photo_rgb: np.ndarray, person_mask: np.ndarray, camera: Camera
         photo = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
     if mask.shape != (height, width):
         mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
-    mask = np.where(background_in_mask(photo, mask > 0.5), 0.0, mask).astype(np.float32)  # the mask's loose edge
+    background = background_in_mask(photo, mask > 0.5)  # the mask's loose edge
+    if painted is not None:
+        keep = np.asarray(painted, dtype=np.uint8)
+        if keep.shape != (height, width):
+            keep = cv2.resize(keep, (width, height), interpolation=cv2.INTER_NEAREST)
+        background &= keep == 0
+    mask = np.where(background, 0.0, mask).astype(np.float32)
     radius = max(1, round(height * MASK_ERODE))
     mask = cv2.erode(mask, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
     return photo, mask
@@ -413,6 +421,7 @@ class PersonPhoto:
     camera: Camera
     hair: appearance.Hair | None = None  # the hair measured on the photo (colour, length): carried round the head
     made: np.ndarray | None = None  # (H, W) bool: pixels the photo made up itself (photo.png's refills)
+    painted: np.ndarray | None = None  # (H, W) bool: photo.png's new garment, ours: never taken for background
 
 
 @dataclass(frozen=True)
@@ -477,7 +486,7 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     geo = geometry or dress_geometry(body, camera, garment, atlas_size)
     vertices, parts, sleeve_m, weight, tex, body_raster = (geo.vertices, geo.parts, geo.sleeve_m, geo.weight, geo.tex,
                                                            geo.body_raster)
-    rgb, mask = _photo_inputs(photo.rgb, photo.mask, camera)
+    rgb, mask = _photo_inputs(photo.rgb, photo.mask, camera, photo.painted)
     face_part = parts.label[np.asarray(faces)[:, 0]]
     colour, known, seen, facing = person_colours(tex, camera, rgb, mask, body_raster, face_part)
     made = _made_in_photo(tex, camera, photo.made, seen, known)

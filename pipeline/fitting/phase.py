@@ -123,6 +123,7 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     # the 8 views take their colours from photo.png (the person already wearing the garment), not the old photo
     made = tried_on.refilled if backends.painter is None else None  # the painter's fills are photoreal, not flat
     dressed = dress_body(body, replace(given.photo, rgb=tried_on.image, hair=tried_on.hair, made=made,
+                                       painted=tried_on.painted,
                                        mask=np.maximum(given.photo.mask, tried_on.painted.astype(np.float32))),
                          look, ease, worn_in_photo=backends.painter is not None, geometry=geometry)
     if look.category == "upper":  # the person's own long skirt, kept under the new top, is a skirt too
