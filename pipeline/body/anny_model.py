@@ -64,7 +64,6 @@ def build_anny(cache_dir: Path) -> Any:  # an anny.Anny (Any: anny is untyped an
 
 def load_rig(cache_dir: Path | None = None) -> Rig:
     """The process-wide `Rig` for `cache_dir`: built on the first call (thread-safe), shared afterwards."""
-
     folder = (Path(cache_dir) if cache_dir is not None else default_cache_dir()).resolve()
     with _lock:
         if folder not in _rigs:

@@ -61,8 +61,7 @@ def textured_glb(
         "NORMAL": builder.accessor(normals, "VEC3", ARRAY_BUFFER),
         "TEXCOORD_0": builder.accessor(texcoords.astype(np.float32), "VEC2", ARRAY_BUFFER),
     }
-    index_type = np.uint16 if len(positions) < 65535 else np.uint32
-    index_accessor = builder.accessor(indices.astype(index_type).ravel(), "SCALAR", ELEMENT_ARRAY_BUFFER)
+    index_accessor = _indices(builder, indices, len(positions))
     image_view = builder.view(image)
     document = _document(name, attributes, index_accessor, image_view, mime, builder)
     return pack_glb(document, builder.data())
@@ -71,12 +70,7 @@ def textured_glb(
 def plain_glb(vertices: np.ndarray, faces: np.ndarray, *, name: str = "dropfit body") -> bytes:
     """An untextured GLB of a triangle mesh (positions, smooth normals, indices; the default material), in the
     same frame turn as `textured_glb`. Raises ValueError on a mesh it cannot write."""
-    if np.ndim(vertices) != 2 or np.shape(vertices)[1] != 3 or len(vertices) == 0:
-        raise ValueError(f"vertices must be (V, 3), got {np.shape(vertices)}")
-    if np.ndim(faces) != 2 or np.shape(faces)[1] != 3 or len(faces) == 0:
-        raise ValueError(f"faces must be (F, 3), got {np.shape(faces)}")
-    if np.min(faces) < 0 or np.max(faces) >= len(vertices) or not np.all(np.isfinite(vertices)):
-        raise ValueError("faces index outside vertices, or vertices not finite")
+    _check_mesh(vertices, faces)
     points = np.asarray(vertices, np.float64)
     normals = (_vertex_normals(points, np.asarray(faces, np.int64)) @ ANNY_TO_GLTF.T).astype(np.float32)
     builder = _BinaryBuilder()
@@ -84,39 +78,40 @@ def plain_glb(vertices: np.ndarray, faces: np.ndarray, *, name: str = "dropfit b
         "POSITION": builder.accessor((points @ ANNY_TO_GLTF.T).astype(np.float32), "VEC3", ARRAY_BUFFER, bounds=True),
         "NORMAL": builder.accessor(normals, "VEC3", ARRAY_BUFFER),
     }
-    index_type = np.uint16 if len(points) < 65535 else np.uint32
-    indices = builder.accessor(np.asarray(faces).astype(index_type).ravel(), "SCALAR", ELEMENT_ARRAY_BUFFER)
-    document = {
-        "asset": {"version": "2.0", "generator": GENERATOR},
-        "scene": 0,
-        "scenes": [{"name": name, "nodes": [0]}],
-        "nodes": [{"name": name, "mesh": 0}],
-        "meshes": [{"name": name, "primitives": [{"attributes": attributes, "indices": indices, "mode": 4}]}],
-        "accessors": builder.accessors,
-        "bufferViews": builder.views,
-        "buffers": [{"byteLength": builder.length}],
-    }
-    return pack_glb(document, builder.data())
+    primitive = {"attributes": attributes, "indices": _indices(builder, np.asarray(faces), len(points)), "mode": 4}
+    return pack_glb(_scene(name, primitive, {}, builder), builder.data())
+
+
+def _check_mesh(vertices: np.ndarray, faces: np.ndarray) -> None:
+    if np.ndim(vertices) != 2 or np.shape(vertices)[1] != 3 or len(vertices) == 0:
+        raise ValueError(f"vertices must be (V, 3), got {np.shape(vertices)}")
+    if np.ndim(faces) != 2 or np.shape(faces)[1] != 3 or len(faces) == 0:
+        raise ValueError(f"faces must be (F, 3), got {np.shape(faces)}")
+    if np.min(faces) < 0 or np.max(faces) >= len(vertices):
+        raise ValueError("faces index outside vertices")
+    if not np.all(np.isfinite(vertices)):
+        raise ValueError("vertices must be finite")
+
+
+def _indices(builder: _BinaryBuilder, triangles: np.ndarray, vertex_count: int) -> int:
+    """The triangles' index accessor: uint16 when the vertices fit, else uint32."""
+    index_type = np.uint16 if vertex_count < 65535 else np.uint32
+    return builder.accessor(triangles.astype(index_type).ravel(), "SCALAR", ELEMENT_ARRAY_BUFFER)
 
 
 def _check_inputs(
     vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, face_uvs: np.ndarray, texture_rgb: np.ndarray
 ) -> None:
     """Refuse inputs the writer would otherwise have to guess about (never silently fixed)."""
-    if np.ndim(vertices) != 2 or np.shape(vertices)[1] != 3 or len(vertices) == 0:
-        raise ValueError(f"vertices must be (V, 3), got {np.shape(vertices)}")
-    if np.ndim(faces) != 2 or np.shape(faces)[1] != 3 or len(faces) == 0:
-        raise ValueError(f"faces must be (F, 3), got {np.shape(faces)}")
+    _check_mesh(vertices, faces)
     if np.shape(face_uvs) != np.shape(faces):
         raise ValueError(f"face_uvs {np.shape(face_uvs)} must match faces {np.shape(faces)}")
     if np.ndim(uvs) != 2 or np.shape(uvs)[1] != 2:
         raise ValueError(f"uvs must be (V', 2), got {np.shape(uvs)}")
-    if np.min(faces) < 0 or np.max(faces) >= len(vertices):
-        raise ValueError("faces index outside vertices")
     if np.min(face_uvs) < 0 or np.max(face_uvs) >= len(uvs):
         raise ValueError("face_uvs index outside uvs")
-    if not (np.all(np.isfinite(vertices)) and np.all(np.isfinite(uvs))):
-        raise ValueError("vertices and uvs must be finite")
+    if not np.all(np.isfinite(uvs)):
+        raise ValueError("uvs must be finite")
     rgb = np.asarray(texture_rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) == 0:
         raise ValueError(f"texture_rgb must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
@@ -214,17 +209,24 @@ def _document(
         "doubleSided": False,
     }
     primitive = {"attributes": attributes, "indices": indices, "material": 0, "mode": 4}
+    return _scene(name, primitive, {
+        "materials": [material],
+        "textures": [{"sampler": 0, "source": 0}],
+        "samplers": [{"magFilter": LINEAR, "minFilter": LINEAR_MIPMAP_LINEAR,
+                      "wrapS": CLAMP_TO_EDGE, "wrapT": CLAMP_TO_EDGE}],
+        "images": [{"name": f"{name} texture", "bufferView": image_view, "mimeType": mime}],
+    }, builder)
+
+
+def _scene(name: str, primitive: dict[str, Any], extra: dict[str, Any], builder: _BinaryBuilder) -> dict[str, Any]:
+    """The glTF JSON of one scene, node and mesh of one primitive, with `extra` (materials, textures, ...)."""
     return {
         "asset": {"version": "2.0", "generator": GENERATOR},
         "scene": 0,
         "scenes": [{"name": name, "nodes": [0]}],
         "nodes": [{"name": name, "mesh": 0}],
         "meshes": [{"name": name, "primitives": [primitive]}],
-        "materials": [material],
-        "textures": [{"sampler": 0, "source": 0}],
-        "samplers": [{"magFilter": LINEAR, "minFilter": LINEAR_MIPMAP_LINEAR,
-                      "wrapS": CLAMP_TO_EDGE, "wrapT": CLAMP_TO_EDGE}],
-        "images": [{"name": f"{name} texture", "bufferView": image_view, "mimeType": mime}],
+        **extra,
         "accessors": builder.accessors,
         "bufferViews": builder.views,
         "buffers": [{"byteLength": builder.length}],
