@@ -162,28 +162,42 @@ def pixel_lookup(grid: np.ndarray, xy: np.ndarray, fill: float | int) -> np.ndar
     return out
 
 
-def seen_in_photo(tex: Texels, camera: Camera, depth: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N,) bool: texels the photo shows (depth test, facing, in the person mask), and their (N, 2) pixels."""
+@dataclass(frozen=True)
+class PhotoSight:
+    """How the photo's camera sees every texel, from the body alone (not the photo's pixels): the same for both
+    dressings of a job, so `dress_geometry` computes it once."""
+
+    xy: np.ndarray  # (N, 2) the texel's pixel
+    mirror_xy: np.ndarray  # (N, 2) the pixel of its point mirrored through the body's coronal plane
+    facing: np.ndarray  # (N,) cosine between its normal and the direction to the camera
+    in_front: np.ndarray  # (N,) bool: on the body's z-buffer (within VISIBLE_TOLERANCE_M) and facing the camera
+    mirror_same_part: np.ndarray  # (N,) bool: the mirrored pixel shows the same body part
+
+
+def photo_sight(tex: Texels, camera: Camera, body_raster: Raster, face_part: np.ndarray) -> PhotoSight:
+    """The texels as the photo's camera sees them (`body_raster`: the body's raster from that camera; `face_part`:
+    each body face's part)."""
     xy, z = project(camera, tex.points)
-    visible = np.abs(pixel_lookup(depth, xy, np.inf) - z) < VISIBLE_TOLERANCE_M
-    return visible & (facing_cosine(tex, camera) > MIN_FACING) & (pixel_lookup(mask, xy, 0.0) > 0.5), xy
-
-
-def person_colours(tex: Texels, camera: Camera, photo: np.ndarray, mask: np.ndarray, body_raster: Raster,
-                   face_part: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(N, 3) colours from the photo, (N,) bool known (seen texels and mirrored backs), (N,) bool seen directly,
-    (N,) facing cosines towards the photo's camera."""
-    colour = np.zeros((len(tex.index), 3), dtype=np.float32)
-    seen, xy = seen_in_photo(tex, camera, body_raster.depth, mask)
-    colour[seen] = sample_image(photo, xy[seen])
-    known = seen.copy()
     mxy, _ = project(camera, mirrored(tex.points))
+    facing = facing_cosine(tex, camera)
+    visible = np.abs(pixel_lookup(body_raster.depth, xy, np.inf) - z) < VISIBLE_TOLERANCE_M
     pixel_part = np.where(body_raster.triangle >= 0, face_part[np.maximum(body_raster.triangle, 0)], -1)
-    same = (pixel_lookup(pixel_part, mxy, -1) == tex.part) & (pixel_lookup(mask, mxy, 0.0) > 0.5)
+    return PhotoSight(xy, mxy, facing, visible & (facing > MIN_FACING), pixel_lookup(pixel_part, mxy, -1) == tex.part)
+
+
+def person_colours(tex: Texels, sight: PhotoSight, photo: np.ndarray, mask: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N, 3) colours from the photo, (N,) bool known (seen texels and mirrored backs), (N,) bool seen directly:
+    a texel is seen where the photo's camera sees it (`sight`) inside the person `mask`."""
+    colour = np.zeros((len(tex.index), 3), dtype=np.float32)
+    seen = sight.in_front & (pixel_lookup(mask, sight.xy, 0.0) > 0.5)
+    colour[seen] = sample_image(photo, sight.xy[seen])
+    known = seen.copy()
+    same = sight.mirror_same_part & (pixel_lookup(mask, sight.mirror_xy, 0.0) > 0.5)
     back = ~known & same & (tex.part != _HEAD)
-    colour[back] = sample_image(photo, mxy[back])
+    colour[back] = sample_image(photo, sight.mirror_xy[back])
     known |= back
-    return colour, known, seen, facing_cosine(tex, camera)
+    return colour, known, seen
 
 
 def mirrored(points: np.ndarray) -> np.ndarray:
@@ -217,7 +231,7 @@ def tile_colours(tex: Texels, tile: np.ndarray) -> np.ndarray:
     return sample_image(tile, folded * np.array([w, h]))
 
 
-def garment_colours(tex: Texels, camera: Camera, garment_rgba: np.ndarray, tile: np.ndarray,
+def garment_colours(tex: Texels, camera: Camera, sight: PhotoSight, garment_rgba: np.ndarray, tile: np.ndarray,
                     region_box: tuple[float, float, float, float],
                     print_box: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(N, 3) garment colours for every texel and (N,) bool: took the cutout on the front (inside its mask).
@@ -235,17 +249,16 @@ def garment_colours(tex: Texels, camera: Camera, garment_rgba: np.ndarray, tile:
     x0, y0, x1, y1 = region_box
     rgba = _eroded_alpha(garment_rgba)
 
-    def cutout_xy(points: np.ndarray) -> np.ndarray:
-        xy, _ = project(camera, points)
+    def cutout_xy(xy: np.ndarray) -> np.ndarray:
         return np.column_stack([gx0 + (xy[:, 0] - x0) / max(x1 - x0, 1e-6) * (gx1 - gx0),
                                 gy0 + (xy[:, 1] - y0) / max(y1 - y0, 1e-6) * (gy1 - gy0)])
 
-    front = facing_cosine(tex, camera) > FRONT_FACING
-    sampled = sample_image(rgba, cutout_xy(tex.points))
+    front = sight.facing > FRONT_FACING
+    sampled = sample_image(rgba, cutout_xy(sight.xy))
     took = front & (sampled[:, 3] > 127)
     colour[took] = sampled[took, :3]
     behind = ~front
-    bxy = cutout_xy(mirrored(tex.points[behind]))
+    bxy = cutout_xy(project(camera, mirrored(tex.points[behind]))[0])
     back = sample_image(rgba, bxy)
     usable = back[:, 3] > 127
     if print_box is not None:
@@ -310,7 +323,7 @@ def fill_unknown(atlas: np.ndarray, known: np.ndarray) -> np.ndarray:
     return filled
 
 
-def _made_in_photo(tex: Texels, camera: Camera, made_px: np.ndarray | None, seen: np.ndarray,
+def _made_in_photo(tex: Texels, camera: Camera, sight: PhotoSight, made_px: np.ndarray | None, seen: np.ndarray,
                    known: np.ndarray) -> np.ndarray:
     """(N,) float: 1 where a texel's photo colour is itself made up (it falls on `made_px`, directly or mirrored)."""
     made = np.zeros(len(tex.index), dtype=np.float64)
@@ -320,11 +333,9 @@ def _made_in_photo(tex: Texels, camera: Camera, made_px: np.ndarray | None, seen
     width, height = camera.image_size
     if grid.shape != (height, width):
         return made  # a mask that is not the photo's frame says nothing
-    xy, _ = project(camera, tex.points)
-    mxy, _ = project(camera, mirrored(tex.points))
-    made[seen] = pixel_lookup(grid, xy[seen], False)
+    made[seen] = pixel_lookup(grid, sight.xy[seen], False)
     back = known & ~seen
-    made[back] = pixel_lookup(grid, mxy[back], False)
+    made[back] = pixel_lookup(grid, sight.mirror_xy[back], False)
     return made
 
 
@@ -447,7 +458,7 @@ class DressGeometry:
     sleeve_m: float | None
     weight: np.ndarray  # (V,) garment weight
     tex: Texels
-    body_raster: Raster  # the body as the photo's camera sees it
+    sight: PhotoSight  # how the photo's camera sees the texels
     garment_colour: np.ndarray  # (N, 3) the garment's colour at every texel
     took: np.ndarray  # (N,) bool: texels that took the garment photo itself (not the tile)
 
@@ -466,10 +477,11 @@ def dress_geometry(body: BodyMesh, camera: Camera, garment: GarmentLook, atlas_s
     sleeve_m = None if reach is None else reach * regions.region_height_m(garment.category, parts.levels)
     weight = regions.garment_weights(parts, faces, garment.category, sleeve_m)
     tex = atlas_texels(vertices, faces, body.uvs, body.face_uvs, atlas_size, parts.label, weight, parts.height)
+    sight = photo_sight(tex, camera, rasterize(vertices, faces, camera), parts.label[np.asarray(faces)[:, 0]])
     cutout = np.asarray(garment.cutout)
-    g_colour, took = garment_colours(tex, camera, cutout, fabric_tile(cutout, garment.texture),
+    g_colour, took = garment_colours(tex, camera, sight, cutout, fabric_tile(cutout, garment.texture),
                                      region_box(vertices, weight > 0.5, camera, garment.heights), garment.print_box)
-    return DressGeometry(vertices, parts, sleeve_m, weight, tex, rasterize(vertices, faces, camera), g_colour, took)
+    return DressGeometry(vertices, parts, sleeve_m, weight, tex, sight, g_colour, took)
 
 
 def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm_by_region: dict[str, float], *,
@@ -484,12 +496,11 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     `geometry`: `dress_geometry` of this body, camera, garment and atlas size, when the caller has it."""
     camera, category, faces = photo.camera, garment.category, body.faces
     geo = geometry or dress_geometry(body, camera, garment, atlas_size)
-    vertices, parts, sleeve_m, weight, tex, body_raster = (geo.vertices, geo.parts, geo.sleeve_m, geo.weight, geo.tex,
-                                                           geo.body_raster)
+    vertices, parts, sleeve_m, weight, tex = geo.vertices, geo.parts, geo.sleeve_m, geo.weight, geo.tex
     rgb, mask = _photo_inputs(photo.rgb, photo.mask, camera, photo.painted)
-    face_part = parts.label[np.asarray(faces)[:, 0]]
-    colour, known, seen, facing = person_colours(tex, camera, rgb, mask, body_raster, face_part)
-    made = _made_in_photo(tex, camera, photo.made, seen, known)
+    colour, known, seen = person_colours(tex, geo.sight, rgb, mask)
+    facing = geo.sight.facing
+    made = _made_in_photo(tex, camera, geo.sight, photo.made, seen, known)
     eye = parts.levels.get("eye")
     found = appearance.tones(colour, seen, facing, tex.part, tex.height, eye)
     drop_m = None

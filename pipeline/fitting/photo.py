@@ -200,7 +200,8 @@ def strays_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray, category: st
     lab = lab8(photo)
     other_parts = {"upper": LOWER, "lower": UPPER, "full": ()}[category]
     reach = max(3, int(OLD_REACH * photo.shape[0]))
-    near = cv2.dilate(old.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)) > 0
+    # within `reach` of the old garment: a distance test, not a dilation by a 0.2-height disc (0.5 s on 2 cores)
+    near = cv2.distanceTransform((~old).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= reach
     other = parsing.clothes & np.isin(parsing.part, other_parts) & ~near  # the other garment, away from the strays
     candidate = parsing.clothes & near & ~old & ~np.isin(parsing.part, KEEP)
     if not candidate.any():
