@@ -105,19 +105,28 @@ def coverage(mask: np.ndarray) -> np.ndarray:
 
 
 def shade(raster: Raster, surface: Surface, camera: Camera, lighting: Lighting | None = None) -> np.ndarray:
-    """(H, W, 3) uint8: the shaded surface on `lighting.background`."""
+    """(H, W, 3) uint8: the shaded surface on `lighting.background`. Only the figure's box (the covered pixels'
+    bounding box, 2 pixels wider for the edge blur) is worked in floats; the rest of the frame is the background."""
     lighting = lighting or Lighting()
     width, height = raster.size
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    out[:] = lighting.background
+    rows, cols = np.flatnonzero(raster.mask.any(axis=1)), np.flatnonzero(raster.mask.any(axis=0))
+    if not len(rows):
+        return out
+    y0, y1 = max(0, int(rows[0]) - 2), min(height, int(rows[-1]) + 3)
+    x0, x1 = max(0, int(cols[0]) - 2), min(width, int(cols[-1]) + 3)
     pixels = np.flatnonzero(raster.mask)
     colour = albedo(raster, surface, pixels) * lambert(raster, surface, camera, lighting, pixels)[:, None]
     background = np.asarray(lighting.background, dtype=np.float32)
-    image = np.empty((height * width, 3), dtype=np.float32)
-    image[:] = background
-    image[pixels] = colour
-    image = image.reshape(height, width, 3)
+    box = np.empty((y1 - y0, x1 - x0, 3), dtype=np.float32)
+    box[:] = background
+    py, px = np.divmod(pixels, width)
+    box[py - y0, px - x0] = colour
     if lighting.antialias:
-        image = _soften_edges(image, raster.mask, background)
-    return np.clip(image + 0.5, 0, 255).astype(np.uint8)
+        box = _soften_edges(box, raster.mask[y0:y1, x0:x1], background)
+    out[y0:y1, x0:x1] = np.clip(box + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def _soften_edges(image: np.ndarray, mask: np.ndarray, background: np.ndarray) -> np.ndarray:
