@@ -285,11 +285,9 @@ def test_each_angle_keeps_the_refined_view_only_where_identity_is_no_worse() -> 
     faces = CodedFaces({
         (0, 0): 0.30, (0, 1): 0.25,  # better: kept
         (1, 0): 0.30, (1, 1): 0.40,  # worse: the unrefined view stays
-        (2, 0): 0.30, (2, 1): None,  # the refined view lost the face: stays
-        (3, 0): None, (3, 1): None,  # no face either way (the back): kept
-        (4, 0): None, (4, 1): 0.70,  # a face appears that is not the person's: stays
-        (5, 0): None, (5, 1): 0.30,  # a face appears that matches: kept
-    })  # 6 and 7: 0.2 before and after (equal is no worse): kept
+        (7, 0): 0.30, (7, 1): None,  # the refined view lost the face: stays
+        (2, 1): 0.90, (4, 0): None,  # 090 to 270 turn too far to compare faces: kept whatever they show
+    })
     views = turntable()
     before = identity_per_angle(faces, BANK, views)
     refiner = BrighteningRefiner()
@@ -297,9 +295,9 @@ def test_each_angle_keeps_the_refined_view_only_where_identity_is_no_worse() -> 
     reqs = refine_requests(faces, views, [body_depth() for _ in views], rng_image(3, 40, 30))
     done = refine_with_identity(checked, faces, BANK, views, before, reqs)
     assert len(refiner.batches) == 1 and len(refiner.batches[0]) == 8  # one batch for the turntable
-    kept = [True, False, False, True, False, True, True, True]
+    kept = [True, False, True, True, True, True, True, False]
     record = done.record
-    assert record["status"] == "refined" and record["backend"] == "fake-refiner 1" and record["kept"] == 5
+    assert record["status"] == "refined" and record["backend"] == "fake-refiner 1" and record["kept"] == 6
     angles = record["angles"]
     assert isinstance(angles, dict) and list(angles) == [f"{a:03d}" for a in ANGLES_DEG]
     assert [a["kept"] for a in angles.values()] == kept
@@ -310,8 +308,19 @@ def test_each_angle_keeps_the_refined_view_only_where_identity_is_no_worse() -> 
     for i, (view, keep_it) in enumerate(zip(done.views, kept, strict=True)):
         assert int(view.image[32, 32, 0]) == 10 * i + (1 if keep_it else 0)  # the kept view is what is returned
         assert view.image[0, 0, 0] == 10 * i  # the background is never touched
-    assert done.identity[1] == before[1] and done.identity[4] == before[4]
-    assert done.identity[0].distance == pytest.approx(0.25, abs=1e-3) and done.identity[5].status == "match"
+    assert done.identity[1] == before[1] and done.identity[7] == before[7]
+    assert done.identity[0].distance == pytest.approx(0.25, abs=1e-3)
+    assert all(done.identity[i].status.startswith("skipped: the view turns") for i in range(2, 7))
+
+
+def test_a_face_the_refiner_makes_appear_is_kept_only_when_it_is_the_persons() -> None:
+    faces = CodedFaces({(0, 0): None, (0, 1): 0.70, (1, 0): None, (1, 1): 0.30})
+    views = [v for v in turntable() if v.angle_deg in (0, 45)]
+    before = identity_per_angle(faces, BANK, views)
+    reqs = refine_requests(faces, views, [body_depth() for _ in views], rng_image(3, 40, 30))
+    done = refine_with_identity(BrighteningRefiner(), faces, BANK, views, before, reqs)
+    assert [a["kept"] for a in done.record["angles"].values()] == [False, True]  # type: ignore[attr-defined]
+    assert done.identity[0] == before[0] and done.identity[1].status == "match"
 
 
 def test_without_a_face_reference_every_refined_view_is_kept_and_says_so() -> None:

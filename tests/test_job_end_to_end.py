@@ -46,7 +46,10 @@ def test_identity_matches_the_same_face_and_flags_another() -> None:
 
 
 def test_identity_says_not_visible_and_skipped_plainly() -> None:
-    assert identity_per_angle(FakeFaceEmbedder([]), bank(1), [view(180)])[0].status == "not visible"
+    assert identity_per_angle(FakeFaceEmbedder([]), bank(1), [view(0)])[0].status == "not visible"
+    turned = identity_per_angle(FakeFaceEmbedder([fake_face((0, 0, 8, 8), 2)]), bank(1), [view(90), view(180)])
+    assert [i.status for i in turned] == [f"skipped: the view turns {a} degrees from the photo's (faces are compared "
+                                          "within 45)" for a in (90, 180)]
     empty = FaceBank(backend="fake", threshold=0.6, skipped_reason="no face visible in the photo")
     assert identity_per_angle(FakeFaceEmbedder([]), empty, [view(0)])[0].status.startswith("skipped: no face")
 

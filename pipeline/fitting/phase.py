@@ -3,8 +3,8 @@
 Reads the avatar's body (posed mesh, camera, upright photo, mask, face bank, measurements) and the
 wardrobe's analysis (garment.json, cutout); computes the P2P fit report; dresses the body (the garment's
 texture on its region, offset by the ease; the person's own appearance elsewhere); renders the turntable
-at the photo's resolution; checks identity on every angle where a face is visible; flags what a person
-should look at before trusting the result.
+at the photo's resolution; checks identity on the angles within 45 degrees of the photo's view (000, 045 and
+315, `pipeline.fitting.identity`); flags what a person should look at before trusting the result.
 """
 
 from __future__ import annotations
