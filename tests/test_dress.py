@@ -196,3 +196,28 @@ def test_an_unseen_band_is_filled_with_grain_not_streaks_of_its_edge() -> None:
     rows, columns = np.flatnonzero(band.any(axis=1)), np.flatnonzero(band.any(axis=0))
     patch = lum[np.ix_(rows, columns)]
     assert np.abs(np.diff(patch, axis=0)).mean() > 1.0  # varies along the height too
+
+
+def test_a_second_garment_on_the_same_body_reuses_its_texels_and_dresses_it_alike() -> None:
+    """The body's texels and how the photo's camera sees them are kept for the next job on the same body (a
+    catalog's garments on one photo): the same object, read-only, and the same atlas as a fresh computation."""
+    from pipeline.fitting import dress as dressing
+
+    vertices, faces, uvs, face_uvs = cylinder()
+    body, camera = BodyMesh(vertices, faces, uvs, face_uvs), front_camera()
+    garment = np.zeros((100, 80, 4), np.uint8)
+    garment[10:90, 10:70] = (*BLUE, 255)
+    photo = PersonPhoto(np.full((600, 300, 3), RED, np.uint8), np.ones((600, 300), np.float32), camera)
+    dressing._BODY_SIGHTS.clear()
+    upper = dressing.dress_geometry(body, camera, GarmentLook(garment, "upper"), atlas_size=128)
+    lower = dressing.dress_geometry(body, camera, GarmentLook(garment, "lower"), atlas_size=128)
+    assert lower.sight is upper.sight and lower.tex.points is upper.tex.points
+    assert not upper.tex.points.flags.writeable and not upper.sight.xy.flags.writeable
+    assert not np.array_equal(upper.tex.garment, lower.tex.garment)  # each garment its own region
+    kept = dress_body(body, photo, GarmentLook(garment, "lower"), {}, atlas_size=128, geometry=lower)
+    dressing._BODY_SIGHTS.clear()
+    fresh = dress_body(body, photo, GarmentLook(garment, "lower"), {}, atlas_size=128)
+    assert np.array_equal(kept.atlas, fresh.atlas) and np.array_equal(kept.vertices, fresh.vertices)
+    other = BodyMesh(vertices * 1.01, faces, uvs, face_uvs)
+    moved = dressing.dress_geometry(other, camera, GarmentLook(garment, "upper"), atlas_size=128)
+    assert moved.sight is not upper.sight

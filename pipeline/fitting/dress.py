@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -120,17 +120,25 @@ def uv_raster(uvs: np.ndarray, face_uvs: np.ndarray, size: int) -> tuple[np.ndar
 
 
 def atlas_texels(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, face_uvs: np.ndarray, size: int,
-                 part: np.ndarray, weight: np.ndarray, height: np.ndarray | None = None) -> Texels:
-    """The UV layout's covered texels with the body's attributes interpolated at each."""
+                 part: np.ndarray, weight: np.ndarray | None = None, height: np.ndarray | None = None) -> Texels:
+    """The UV layout's covered texels with the body's attributes interpolated at each (`weight` None: garment
+    weights 0, for `texel_weights` to fill in)."""
     index, tri, bary = uv_raster(uvs, face_uvs, size)
     corners = np.asarray(faces, dtype=np.int64)[tri]
     points = np.einsum("nk,nkc->nc", bary, np.asarray(vertices, np.float64)[corners])
     normals = np.einsum("nk,nkc->nc", bary, vertex_normals(vertices, faces)[corners])
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
     nearest = corners[np.arange(len(tri)), bary.argmax(axis=1)]
-    garment = np.einsum("nk,nk->n", bary, weight[corners])
+    garment = np.zeros(len(tri)) if weight is None else np.einsum("nk,nk->n", bary, weight[corners])
     rest_z = points[:, 2] if height is None else np.einsum("nk,nk->n", bary, np.asarray(height)[corners])
     return Texels(index, points, normals, part[nearest], garment, rest_z)
+
+
+def texel_weights(faces: np.ndarray, uvs: np.ndarray, face_uvs: np.ndarray, size: int, weight: np.ndarray
+                  ) -> np.ndarray:
+    """(N,) the per-vertex `weight` interpolated at each covered texel, as `atlas_texels` does."""
+    _, tri, bary = uv_raster(uvs, face_uvs, size)
+    return np.einsum("nk,nk->n", bary, weight[np.asarray(faces, dtype=np.int64)[tri]])
 
 
 def project(camera: Camera, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -463,21 +471,65 @@ class DressGeometry:
     took: np.ndarray  # (N,) bool: texels that took the garment photo itself (not the tile)
 
 
-def dress_geometry(body: BodyMesh, camera: Camera, garment: GarmentLook, atlas_size: int = 1024) -> DressGeometry:
-    """The body's parts, the garment's region and texels, the photo camera's raster and the garment's colours."""
+@dataclass(frozen=True)
+class BodySight:
+    """What a dressing takes from the body and the photo's camera alone: the body's parts, the atlas texels (their
+    garment weights 0) and how the camera sees them. One person photo in a catalog keeps it for every garment."""
+
+    parts: regions.BodyParts
+    tex: Texels
+    sight: PhotoSight
+
+
+BODY_SIGHTS_KEPT = 1  # bodies kept between jobs (~75 MB each at 1024): a catalog runs one photo's garments together
+_BODY_SIGHTS: dict[str, BodySight] = {}
+_SIGHT_LOCK = threading.Lock()
+
+
+def body_sight(body: BodyMesh, camera: Camera, atlas_size: int) -> BodySight:
+    """`BodySight` of this body and camera: computed, or the one kept from the last job on the same body (keyed by
+    the content of everything it is made from; its arrays are read-only)."""
     from pipeline.render.raster import rasterize
 
     vertices, faces = np.asarray(body.vertices, np.float64), body.faces
+    arrays = [vertices, faces, body.uvs, body.face_uvs]
+    if isinstance(body, PosedBody):
+        arrays += [body.rest_vertices, body.keypoints_3d]
+    digest = hashlib.sha256(camera.to_json() + str(atlas_size).encode())
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    key = digest.hexdigest()
+    with _SIGHT_LOCK:
+        if key in _BODY_SIGHTS:
+            return _BODY_SIGHTS[key]
     rest, rest_kp = vertices, None
     if isinstance(body, PosedBody):
         rest = np.asarray(body.rest_vertices, dtype=np.float64)
         rest_kp = regions.rest_keypoints(vertices, rest, body.keypoints_3d)
     parts = regions.body_parts(rest, rest_kp)
+    tex = atlas_texels(vertices, faces, body.uvs, body.face_uvs, atlas_size, parts.label, None, parts.height)
+    sight = photo_sight(tex, camera, rasterize(vertices, faces, camera), parts.label[np.asarray(faces)[:, 0]])
+    for held in (parts, tex, sight):  # shared by the jobs that follow: nothing may write into them
+        for value in vars(held).values():
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)
+    found = BodySight(parts, tex, sight)
+    with _SIGHT_LOCK:
+        while len(_BODY_SIGHTS) >= BODY_SIGHTS_KEPT:
+            _BODY_SIGHTS.pop(next(iter(_BODY_SIGHTS)))
+        _BODY_SIGHTS[key] = found
+    return found
+
+
+def dress_geometry(body: BodyMesh, camera: Camera, garment: GarmentLook, atlas_size: int = 1024) -> DressGeometry:
+    """The body's parts, the garment's region and texels, the photo camera's raster and the garment's colours."""
+    vertices, faces = np.asarray(body.vertices, np.float64), body.faces
+    seen = body_sight(body, camera, atlas_size)
+    parts, sight = seen.parts, seen.sight
     reach = garment.sleeve_reach
     sleeve_m = None if reach is None else reach * regions.region_height_m(garment.category, parts.levels)
     weight = regions.garment_weights(parts, faces, garment.category, sleeve_m)
-    tex = atlas_texels(vertices, faces, body.uvs, body.face_uvs, atlas_size, parts.label, weight, parts.height)
-    sight = photo_sight(tex, camera, rasterize(vertices, faces, camera), parts.label[np.asarray(faces)[:, 0]])
+    tex = replace(seen.tex, garment=texel_weights(faces, body.uvs, body.face_uvs, atlas_size, weight))
     cutout = np.asarray(garment.cutout)
     g_colour, took = garment_colours(tex, camera, sight, cutout, fabric_tile(cutout, garment.texture),
                                      region_box(vertices, weight > 0.5, camera, garment.heights), garment.print_box)
