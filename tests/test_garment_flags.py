@@ -5,6 +5,7 @@ on, and the result says what was assumed."""
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,16 +19,17 @@ from infra.folder_store import FolderStore
 from pipeline.backends.garment_mask import ClassicalGarmentSegmenter
 from pipeline.wardrobe.category import accessory_shape, shape_features
 from pipeline.wardrobe.contracts import GarmentAnalysis
-from pipeline.wardrobe.person import check_wearer
+from pipeline.wardrobe.person import check_wearer, skin
 from pipeline.wardrobe.phase import WardrobeBackends
 from pipeline.wardrobe.photo import decode_photo
 
 SHOE_NOTE = ("the garment's outline looks like a shoe, not clothing worn on the body; it was dressed as an upper "
              "garment (a top): if that is wrong, upload a photo of a top, trousers, a skirt or a dress")
 BAG_NOTE = SHOE_NOTE.replace("a shoe", "a bag")
-WORN_NOTE = ("the garment photo seems to show the garment worn by a person (bare skin at the neckline): their skin "
-             "may be taken for part of the garment; for the best result, upload a product photo of the garment alone "
-             "(flat-lay or on a ghost mannequin) on a plain background")
+WORN_NOTE = re.compile(r"the garment photo seems to show the garment worn by a person \(bare skin at the neckline\): "
+                       r"their bare skin and what they hold \((\d+)% of the photo\) were taken out of the garment's "
+                       r"mask; for the best result, upload a product photo of the garment alone \(flat-lay or on a "
+                       r"ghost mannequin\) on a plain background")
 
 
 def analysis_of(files: dict[str, bytes]) -> GarmentAnalysis:
@@ -51,9 +53,15 @@ def test_a_shoe_or_a_bag_is_dressed_with_a_flag_that_says_so(folder_store: Folde
 def test_a_person_wearing_the_top_below_the_chin_is_flagged(folder_store: FolderStore,
                                                              backends: WardrobeBackends) -> None:
     pytest.importorskip("pipeline.sample")
-    result, files = run_wardrobe(folder_store, backends, person_below_the_chin())
+    photo = person_below_the_chin()
+    result, files = run_wardrobe(folder_store, backends, photo)
     assert "worn_by_person" in result.data["flags"]
-    assert WORN_NOTE in analysis_of(files).notes
+    said = [m for m in map(WORN_NOTE.fullmatch, analysis_of(files).notes) if m]
+    assert len(said) == 1 and int(said[0].group(1)) >= 1
+    # the wearer's skin is out of the garment's mask: what is left of the mask is hardly skin-coloured
+    rgb = np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"))
+    mask = np.asarray(Image.open(io.BytesIO(files["mask.png"]))) > 127
+    assert mask.any() and (skin(rgb) & mask).sum() < 0.05 * mask.sum()
 
 
 @pytest.mark.parametrize("colour", [(40, 90, 200), (222, 184, 150)], ids=["blue", "skin-toned beige"])

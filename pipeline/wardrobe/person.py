@@ -95,3 +95,49 @@ def shows_bare_skin(rgb: np.ndarray, solid: np.ndarray) -> bool:
     neck_share = bare[neck].sum() / max(1, box[neck].sum())
     share = bare.sum() / max(1, box.sum())
     return bool(neck_share >= NECK_SKIN and SKIN_SHARE[0] <= share <= SKIN_SHARE[1])
+
+
+WEARER_SKIN_CLOSE = 0.01  # of the photo's height: skin pixels this close join into one patch (a strap's gap)
+WEARER_SKIN_MIN = 0.0005  # of the photo's pixels: a smaller skin-coloured patch is the garment's own colour
+
+
+def wearer_skin(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool: a wearer's bare skin inside the garment's mask (arms, neck, chest, legs of a model the garment
+    is shown on): skin-coloured patches of the mask that reach the band along its outline (as wide as the closing:
+    the mask's edge itself is often a darker, antialiased rim). A wearer's skin runs out to the silhouette; a
+    skin-coloured print or a beige panel inside the garment does not, and is kept."""
+    import cv2
+
+    solid = mask > 0.5
+    bare = (skin(rgb) & solid).astype(np.uint8)
+    size = max(3, int(WEARER_SKIN_CLOSE * rgb.shape[0])) | 1
+    bare = cv2.morphologyEx(bare, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    bare &= solid.astype(np.uint8)
+    outline = solid & ~(cv2.erode(solid.astype(np.uint8), np.ones((size, size), np.uint8)) > 0)  # the edge's band
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(bare, connectivity=8)
+    reaching = np.unique(labels[outline & (labels > 0)])
+    big = reaching[stats[reaching, cv2.CC_STAT_AREA] >= WEARER_SKIN_MIN * solid.size]
+    return np.isin(labels, big)
+
+
+WEARER_PART_MIN = 0.1  # with the wearer's skin out, a mask part under this share of the largest is what they hold
+WEARER_STRAND = 0.012  # of the photo's height: thinner strands left between skin (a ribbon, a chain) are dropped
+
+
+def without_wearer(rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float]:
+    """The mask without a wearer's bare skin (`wearer_skin`), without the thin strands that leaves (a bracelet's
+    ribbon, a necklace, a strap: an opening WEARER_STRAND wide) and without what is then cut off from the garment
+    (a bag, the fingers round it: parts under WEARER_PART_MIN of the largest); and the share of the photo taken
+    out."""
+    import cv2
+
+    solid = mask > 0.5
+    kept = (solid & ~wearer_skin(rgb, mask)).astype(np.uint8)
+    size = max(3, int(WEARER_STRAND * rgb.shape[0])) | 1
+    kept = cv2.morphologyEx(kept, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(kept, connectivity=8)
+    if count > 2:
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        kept = np.isin(labels, 1 + np.flatnonzero(areas >= WEARER_PART_MIN * areas.max())).astype(np.uint8)
+    removed = solid & (kept == 0)
+    return np.where(removed, 0, mask).astype(mask.dtype), float(removed.mean())

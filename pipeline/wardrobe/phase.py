@@ -23,7 +23,7 @@ from pipeline.wardrobe.appearance import Appearance, analyse_appearance
 from pipeline.wardrobe.category import CategoryGuess, accessory_shape, infer_category
 from pipeline.wardrobe.contracts import Appearance as AppearanceInfo
 from pipeline.wardrobe.contracts import Colour, GarmentAnalysis, ImageInfo, MaskStats, PrintInfo
-from pipeline.wardrobe.person import WearerCheck, check_wearer
+from pipeline.wardrobe.person import WearerCheck, check_wearer, without_wearer
 from pipeline.wardrobe.photo import Photo, decode_photo, decode_rgb
 from pipeline.wardrobe.stats import mask_stats
 
@@ -47,6 +47,10 @@ def analyse_garment(task: PhaseTask, io: PhaseIO, backends: WardrobeBackends) ->
     alpha = photo.alpha if photo.alpha is not None else backends.segmenter.segment(photo.rgb)
     clock.lap("mask")
     stats, wearer = check_garment(photo.rgb, alpha)
+    skin_removed = 0.0
+    if wearer.bare_skin:  # a model's skin, and what they hold, is not the garment
+        alpha, skin_removed = without_wearer(photo.rgb, alpha)
+        stats, _ = check_garment(photo.rgb, alpha)
     clock.lap("checks")
     guess = infer_category(alpha)
     looks = analyse_appearance(photo.rgb, alpha)
@@ -54,7 +58,7 @@ def analyse_garment(task: PhaseTask, io: PhaseIO, backends: WardrobeBackends) ->
     found = sources.consult_llm(backends.vision_llm, task.spec.garment, photo.rgb, chart_loader(task, io))
     clock.lap("vision_llm")
     analysis = assemble(task, photo, stats, guess, looks, found)
-    flags = doubts(guess, wearer, analysis.category.value)
+    flags = doubts(guess, wearer, analysis.category.value, skin_removed)
     analysis = analysis.model_copy(update={"notes": (*analysis.notes, *flags.values())})
     write_outputs(io, photo, alpha, analysis)
     clock.lap("write")
@@ -93,9 +97,10 @@ def check_garment(rgb: np.ndarray, alpha: np.ndarray) -> tuple[MaskStats, Wearer
     return stats, wearer
 
 
-def doubts(guess: CategoryGuess, wearer: WearerCheck, category: str) -> dict[str, str]:
+def doubts(guess: CategoryGuess, wearer: WearerCheck, category: str, skin_removed: float = 0.0) -> dict[str, str]:
     """Flags on what the photo may really be, each with the note that says what was assumed (the job goes on:
-    the evidence is the outline and the colours, and the user may know better)."""
+    the evidence is the outline and the colours, and the user may know better). `skin_removed`: the share of the
+    photo that was the wearer's bare skin, taken out of the mask."""
     flags: dict[str, str] = {}
     accessory = accessory_shape(guess.features)
     if accessory is not None:
@@ -103,9 +108,11 @@ def doubts(guess: CategoryGuess, wearer: WearerCheck, category: str) -> dict[str
                                  f"was dressed as {DRESSED_AS.get(category, category)}: if that is wrong, upload a "
                                  "photo of a top, trousers, a skirt or a dress")
     if wearer.bare_skin:
+        removed = (f"their bare skin and what they hold ({skin_removed:.0%} of the photo) were taken out of the "
+                   "garment's mask"
+                   if skin_removed > 0 else "their skin may be taken for part of the garment")
         flags["worn_by_person"] = ("the garment photo seems to show the garment worn by a person (bare skin at the "
-                                   "neckline): their skin may be taken for part of the garment; for the best result, "
-                                   + PHOTO_ACTION)
+                                   f"neckline): {removed}; for the best result, " + PHOTO_ACTION)
     return flags
 
 
