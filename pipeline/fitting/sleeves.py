@@ -27,6 +27,7 @@ MIN_SLEEVE_SHARE = 0.01  # of the garment's pixels: fewer sleeve pixels than thi
 MIN_PIECE_SHARE = 0.003  # of the garment's pixels: smaller pieces beside the column are noise
 FLARE_TOUCH = 0.95  # a piece touching the column on this share of its rows, down into the bottom 15 %, is body
 SLEEVELESS_REACH = 0.08  # a reach below this (garment heights) is a strap or a shoulder seam, not a sleeve
+SLIT_GAP = 0.15  # of a hem row's extent: a gap at the centre this narrow is a slit, the column runs across it
 
 
 @dataclass(frozen=True)
@@ -39,13 +40,17 @@ class SleeveReach:
 
 
 def _central_run(row: np.ndarray, centre: int) -> tuple[int, int] | None:
-    """(start, end) of the run of True containing `centre`, or of the run nearest to it."""
+    """(start, end) of the run of True containing `centre`; where `centre` falls in a gap narrower than SLIT_GAP
+    of the row's extent (a dress's slit), the two runs either side of it as one; else the run nearest to it."""
     cols = np.flatnonzero(row)
     if len(cols) == 0:
         return None
     breaks = np.flatnonzero(np.diff(cols) > 1)
     starts = np.concatenate([[cols[0]], cols[breaks + 1]])
     ends = np.concatenate([cols[breaks], [cols[-1]]])
+    before, after = np.flatnonzero(ends < centre), np.flatnonzero(starts > centre)
+    if len(before) and len(after) and starts[after[0]] - ends[before[-1]] <= SLIT_GAP * (cols[-1] - cols[0] + 1):
+        return int(starts[before[-1]]), int(ends[after[0]])
     inside = np.flatnonzero((starts <= centre) & (ends >= centre))
     pick = inside[0] if len(inside) else int(np.argmin(np.minimum(abs(starts - centre), abs(ends - centre))))
     return int(starts[pick]), int(ends[pick])
