@@ -27,7 +27,7 @@ import numpy as np
 
 from pipeline.fitting.appearance import Hair
 from pipeline.fitting.background import background_in_mask
-from pipeline.fitting.onepiece import OnePiece, one_piece_below
+from pipeline.fitting.onepiece import OnePiece, background_across, coat_tails, replacement
 from pipeline.fitting.parsing import (
     ARMS,
     KEEP,
@@ -41,6 +41,7 @@ from pipeline.fitting.parsing import (
     old_garment,
     parse_photo,
 )
+from pipeline.fitting.worn import Worn, decide
 from pipeline.geometry import BodyMesh, Camera
 from pipeline.render.shade import Lighting, Surface, lambert
 
@@ -162,6 +163,7 @@ class PhotoTryOn:
     record: dict[str, object] = field(default_factory=dict)
     guessed: tuple[str, ...] = ()  # what the compositing had to guess, for the quality flags
     hair: Hair | None = None  # the hair the photo shows, for the views' head and back
+    worn: Worn | None = None  # under a new top: what the person wears below it (the views' kept skirt follows it)
 
 
 BODY_LIGHT = Lighting(ambient=0.62, diffuse=0.45)  # the fills' shading: lit from the camera's side, as a photo is
@@ -262,8 +264,9 @@ def bared_torso_colour(photo: np.ndarray, parsing: Parsing, category: str, skin_
 def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dressed_mesh: BodyMesh, atlas: np.ndarray,
                 garment_vertices: np.ndarray, vertex_part: np.ndarray, skin_tone: np.ndarray | None, category: str,
                 lighting: Lighting, hip_y: float | None = None, shoulder_y: float | None = None,
-                eye_y: float | None = None) -> PhotoTryOn:
-    """The photo with the new garment on (see the module docstring)."""
+                eye_y: float | None = None, keypoints_2d: np.ndarray | None = None) -> PhotoTryOn:
+    """The photo with the new garment on (see the module docstring). `keypoints_2d`: the fitted COCO keypoints in
+    the photo, for what the person wears below a top (`pipeline.fitting.worn`)."""
     import cv2
 
     from pipeline.render.raster import rasterize
@@ -301,16 +304,24 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
         skin_tone = np.median(photo[bare], axis=0)
     arms = exposed & np.isin(parsing.part, ARMS)
     _fill(out, arms, np.asarray(skin_tone, np.float32), shading)
-    piece = one_piece_below(photo, parsing, parsed_old, painted, hip_y, shoulder_y) if category == "upper" else None
+    worn = decide(photo, parsing, parsed_old, keypoints_2d, hip_y, shoulder_y) if category == "upper" else None
+    piece = None if worn is None or worn.below is None or worn.centres is None else replacement(
+        photo, worn.below, worn.centres, worn.lower, painted)
     skirt = piece.below & ~painted & ~arms if piece is not None else np.zeros_like(exposed)
     keep &= ~skirt  # a skirt held out past the fitted hands is the skirt's, not the hands'
-    behind = exposed & ~arms & ~skirt & (~parsing.rendered | strays)  # what is behind: the background, or the legs
-    torso = exposed & ~arms & ~behind & ~skirt
+    tails = coat_tails(parsing, skirt, hip_y) if piece is not None and piece.coat else np.zeros_like(skirt)
+    skirt &= ~tails
+    behind = exposed & ~arms & ~skirt & ~tails & (~parsing.rendered | strays)  # the background, or the legs
+    torso = exposed & ~arms & ~behind & ~skirt & ~tails
     _fill(out, torso, bared_torso_colour(photo, parsing, category, skin_tone, piece), shading)
-    if piece is not None:  # a dress's skirt or a coat's tails under a new top: a plain lower garment, the folds kept
-        _fill(out, skirt, piece.colour, photo_light(photo, skirt))
-        guessed.append(f"the old garment was a one-piece (a dress or a long coat): below the new top it became a "
-                       f"plain {piece.name} skirt (assumed)")
+    if piece is not None:  # a dress's skirt under a new top: a plain lower garment, the folds kept; a coat's
+        light = photo_light(photo, skirt)  # lower part: the trousers seen below it, on the legs, round and folded
+        _fill(out, skirt, piece.colour, light * body_shading(raster, surface, camera, skirt) if piece.coat else light)
+        guessed.append(f"the old garment was a long coat: below the new top the legs continue the {piece.name} seen "
+                       "below it (assumed)" if piece.coat else f"the old garment was a one-piece (a dress): below "
+                       f"the new top it became a plain {piece.name} skirt (assumed)")
+    if tails.any():  # a coat's tails off the legs: the background beside them, continued across
+        out[tails] = background_across(photo, parsing.person, tails)[tails]
     if behind.any():  # the old garment past the body or over the legs: what is around it, continued
         hole = cv2.dilate(behind.astype(np.uint8), np.ones((3, 3), np.uint8))
         background = cv2.inpaint(np.clip(out, 0, 255).astype(np.uint8), hole, 5, cv2.INPAINT_TELEA)
@@ -324,15 +335,17 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
         "painted_share": round(float(painted.mean()), 4), "refilled_share": round(float(exposed.mean()), 4),
         "old_garment_share": round(float(old.mean()), 4), "old_garment_strays": round(float(strays.mean()), 4),
         "body_iou": round(parsing.body_iou, 4), "one_piece": None if piece is None else
-        {"share": round(float(skirt.mean()), 4), "became": f"a plain {piece.name} skirt"},
+        {"share": round(float((skirt | tails).mean()), 4),
+         "became": f"the {piece.name} continued" if piece.coat else f"a plain {piece.name} skirt"},
+        "worn": None if worn is None else worn.record(),
         "coverage": round(float(painted.sum() / max(garment.sum(), 1)), 4), "guessed": guessed,
     }
     limbs = parsing.person & np.isin(parsing.part, ARMS if category == "upper" else (*ARMS, *LOWER)
                                      if category == "full" else LOWER)
-    agnostic = (old | garment | limbs | skirt) & ~keep
+    agnostic = (old | garment | limbs | skirt | tails) & ~keep
     hair = measure_hair(photo, parsing, eye_y, shoulder_y) if eye_y is not None and shoulder_y is not None else None
     if hair is not None:
         record["hair"] = {"rgb": [round(float(c)) for c in hair.colour], "drop": round(hair.drop, 2),
                           "half_width": round(hair.half_width, 2)}
-    return PhotoTryOn(image=image, painted=painted, refilled=exposed | skirt, record=record, guessed=tuple(guessed),
-                      agnostic=agnostic, hair=hair)
+    return PhotoTryOn(image=image, painted=painted, refilled=exposed | skirt | tails, record=record,
+                      guessed=tuple(guessed), agnostic=agnostic, hair=hair, worn=worn)
