@@ -64,3 +64,37 @@ def test_only_what_reaches_above_the_eyes_counts_as_hair() -> None:
     mask[150:170, 100:200] = True  # headphones round the neck
     joined = scalp_joined(mask, eye_y=60)
     assert joined[20:120, 60:80].all() and not joined[150:170].any()
+
+
+def test_a_jackets_cuff_over_the_hand_is_the_old_sleeve_not_the_hand() -> None:
+    from pipeline.fitting.photo import cuffs_of
+
+    photo = np.full((H, W, 3), 230, np.uint8)
+    part = np.full((H, W), -1)
+    part[60:200, 40:80] = PART["forearm"]
+    part[200:240, 40:80] = PART["hand"]
+    photo[60:215, 40:80] = JEANS  # the jacket's sleeve runs on over the wrist
+    photo[215:240, 40:80] = SKIN
+    clothes = np.zeros((H, W), bool)
+    clothes[60:215, 40:80] = True
+    old = (part == PART["forearm"]) & clothes
+    cuffs = cuffs_of(photo, parsing(part, clothes), old)
+    assert cuffs[200:215, 40:80].all(), "the cuff over the wrist"
+    assert not cuffs[215:].any() and not cuffs[:200].any(), "not the hand's skin, not the sleeve already old"
+
+
+def test_a_wide_sleeve_round_a_fitted_arm_is_not_a_fat_arm_but_a_missed_arm_stays_whole() -> None:
+    from pipeline.fitting.photo import sleeve_beyond
+
+    part = np.full((H, W), -1)
+    part[60:300, 30:100] = PART["forearm"]  # a coat's wide sleeve, the arm fitted in its middle
+    part[60:300, 200:260] = PART["forearm"]  # a sleeve the fitted arm misses (a raised arm elsewhere)
+    rendered = np.zeros((H, W), bool)
+    rendered[60:300, 55:75] = True
+    person = part >= 0
+    parse = Parsing(part=part, rendered=rendered, skin=np.zeros_like(person), clothes=person, person=person,
+                    body_iou=1.0)
+    beyond = sleeve_beyond(parse, person)
+    assert beyond[100:250, 30:45].all() and beyond[100:250, 85:100].all(), "the sleeve's sides: background"
+    assert not beyond[:, 52:78].any(), "the fitted arm and its ease stay arm"
+    assert not beyond[:, 200:260].any(), "a sleeve the fitted arm misses is the arm's best guess"

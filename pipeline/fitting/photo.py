@@ -27,7 +27,7 @@ import numpy as np
 
 from pipeline.fitting.appearance import Hair
 from pipeline.fitting.background import background_in_mask
-from pipeline.fitting.onepiece import OnePiece, background_across, coat_tails, replacement
+from pipeline.fitting.onepiece import OnePiece, background_across, coat_tails, joined_to, replacement
 from pipeline.fitting.parsing import (
     ARMS,
     KEEP,
@@ -40,6 +40,7 @@ from pipeline.fitting.parsing import (
     nearest,
     old_garment,
     parse_photo,
+    skin_range,
 )
 from pipeline.fitting.worn import Worn, decide
 from pipeline.geometry import BodyMesh, Camera
@@ -234,6 +235,42 @@ def whole_sleeves(parsing: Parsing, old: np.ndarray, category: str, keep: np.nda
     return old | (closed & arms)
 
 
+def cuffs_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the old sleeves' ends over the hands: clothes the part map gave to the hands (which photo.png
+    keeps) in the old sleeves' colours, joined to them (a jacket's cuff, a sleeve down over the hand)."""
+    sleeves = old & np.isin(parsing.part, ARMS)
+    hands = parsing.person & parsing.clothes & (parsing.part == PART["hand"])
+    if sleeves.sum() < 200 or not hands.any():
+        return np.zeros_like(old)
+    lab = lab8(photo)
+    alike = np.zeros_like(old)
+    alike[hands] = nearest(lab[hands], colour_centres(lab[sleeves])) < OLD_COLOUR_DELTA
+    return joined_to(alike, sleeves)
+
+
+ARM_EASE = 0.012  # share of the height: a bared sleeve's pixels this near the fitted arm are the arm
+MIN_ARM_INSIDE = 0.25  # ... where at least this share of the sleeve's piece lies on the fitted arm
+
+
+def sleeve_beyond(parsing: Parsing, arms: np.ndarray) -> np.ndarray:
+    """(H, W) bool: of the bared sleeves `arms`, the pixels farther than ARM_EASE from the fitted arm, in pieces
+    the fitted arm lies inside (a coat's or a wide sleeve: the arm is narrower than it). Where the fitted arm misses
+    the sleeve (crossed or raised arms), the sleeve's outline is the best guess of the arm and stays whole."""
+    import cv2
+
+    if not arms.any():
+        return np.zeros_like(arms)
+    fitted = parsing.rendered & np.isin(parsing.part, ARMS)
+    ease = max(1, int(ARM_EASE * arms.shape[0]))
+    near = cv2.dilate(fitted.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ease + 1,) * 2)) > 0
+    count, labels = cv2.connectedComponents(arms.astype(np.uint8), connectivity=8)
+    inside = np.bincount(labels[arms & fitted], minlength=count) / np.maximum(np.bincount(labels[arms],
+                                                                                           minlength=count), 1)
+    whole = inside >= MIN_ARM_INSIDE
+    whole[0] = False
+    return arms & ~near & whole[labels]
+
+
 def photo_light(photo: np.ndarray, region: np.ndarray) -> np.ndarray:
     """(H, W) float: the photo's own light over `region` (its blurred luminance against the region's mean), so a
     fill keeps the shadows and highlights the old clothes had instead of lying flat."""
@@ -295,14 +332,19 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
     painted = garment & ~keep
     parsed_old = old_garment(parsing, category, hip_y) & ~keep
     strays = strays_of(photo, parsing, parsed_old, category) & ~keep
-    old = whole_sleeves(parsing, parsed_old, category, keep) | strays
+    cuffs = cuffs_of(photo, parsing, parsed_old) if category != "lower" else np.zeros_like(keep)
+    keep &= ~cuffs
+    old = whole_sleeves(parsing, parsed_old, category, keep) | strays | cuffs
     exposed = old & ~painted
     out = photo.astype(np.float32)
     shading = body_shading(raster, surface, camera, exposed) * photo_light(photo, exposed)
     bare = parsing.skin & np.isin(parsing.part, (*UPPER, *LOWER))
+    bare[bare] = skin_range(photo[bare])  # near the face's tone and skin at all (not a dark jacket's sheen)
     if bare.sum() > 200:  # the body's own skin in this light is a better match than the face's tone
         skin_tone = np.median(photo[bare], axis=0)
-    arms = exposed & np.isin(parsing.part, ARMS)
+    arms = exposed & (np.isin(parsing.part, ARMS) | cuffs)
+    beyond = sleeve_beyond(parsing, arms)  # a wide sleeve round a fitted arm: not a fat arm
+    arms &= ~beyond
     _fill(out, arms, np.asarray(skin_tone, np.float32), shading)
     worn = decide(photo, parsing, parsed_old, keypoints_2d, hip_y, shoulder_y) if category == "upper" else None
     piece = None if worn is None or worn.below is None or worn.centres is None else replacement(
@@ -322,7 +364,8 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
                        f"the new top it became a plain {piece.name} skirt (assumed)")
     if tails.any():  # a coat's tails off the legs: the background beside them, continued across
         out[tails] = background_across(photo, parsing.person, tails)[tails]
-    if behind.any():  # the old garment past the body or over the legs: what is around it, continued
+    if behind.any():  # the old garment past the body or over the legs: what is around it, continued (never
+        out[painted] = render[painted]  # from the old garment's colours under the new one)
         hole = cv2.dilate(behind.astype(np.uint8), np.ones((3, 3), np.uint8))
         background = cv2.inpaint(np.clip(out, 0, 255).astype(np.uint8), hole, 5, cv2.INPAINT_TELEA)
         out[behind] = background[behind]
