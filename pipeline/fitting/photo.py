@@ -27,7 +27,7 @@ import numpy as np
 
 from pipeline.fitting.appearance import Hair
 from pipeline.fitting.background import background_in_mask
-from pipeline.fitting.onepiece import OnePiece, background_across, coat_tails, joined_to, replacement
+from pipeline.fitting.onepiece import OnePiece, background_across, coat_tails, replacement
 from pipeline.fitting.parsing import (
     ARMS,
     KEEP,
@@ -235,9 +235,15 @@ def whole_sleeves(parsing: Parsing, old: np.ndarray, category: str, keep: np.nda
     return old | (closed & arms)
 
 
+CUFF_SHARE = 0.5  # a piece of clothes over a hand this much in the old sleeves' colours is the sleeve's end
+
+
 def cuffs_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray) -> np.ndarray:
-    """(H, W) bool: the old sleeves' ends over the hands: clothes the part map gave to the hands (which photo.png
-    keeps) in the old sleeves' colours, joined to them (a jacket's cuff, a sleeve down over the hand)."""
+    """(H, W) bool: the old sleeves' ends over the hands: the pieces of clothes the part map gave to the hands (which
+    photo.png keeps) that touch the old sleeves and are mostly in their colours, shadows and folds included (a
+    jacket's cuff, a sleeve down over the hand, a coat's sleeve the fitted hand lies on)."""
+    import cv2
+
     sleeves = old & np.isin(parsing.part, ARMS)
     hands = parsing.person & parsing.clothes & (parsing.part == PART["hand"])
     if sleeves.sum() < 200 or not hands.any():
@@ -245,7 +251,14 @@ def cuffs_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray) -> np.ndarray
     lab = lab8(photo)
     alike = np.zeros_like(old)
     alike[hands] = nearest(lab[hands], colour_centres(lab[sleeves])) < OLD_COLOUR_DELTA
-    return joined_to(alike, sleeves)
+    count, labels = cv2.connectedComponents(hands.astype(np.uint8), connectivity=8)
+    touching = np.unique(labels[(cv2.dilate(sleeves.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & hands])
+    share = np.bincount(labels[alike], minlength=count) / np.maximum(np.bincount(labels.reshape(-1),
+                                                                                 minlength=count), 1)
+    cuff = np.zeros(count, bool)
+    cuff[touching] = share[touching] >= CUFF_SHARE
+    cuff[0] = False
+    return cuff[labels] & hands
 
 
 ARM_EASE = 0.012  # share of the height: a bared sleeve's pixels this near the fitted arm are the arm
