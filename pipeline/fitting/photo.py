@@ -180,6 +180,14 @@ def body_shading(raster: Raster, surface: Surface, camera: Camera, region: np.nd
     return np.clip(out / max(mean, 1e-6), 0.7, 1.25)
 
 
+def rounded(shading: np.ndarray) -> np.ndarray:
+    """The body's shading blurred over 1 % of the height: trousers widened past the fitted legs take their light
+    without a seam at the fitted legs' edge."""
+    import cv2
+
+    return cv2.GaussianBlur(shading.astype(np.float32), (0, 0), max(1.0, 0.01 * shading.shape[0]))
+
+
 def _fill(out: np.ndarray, region: np.ndarray, colour: np.ndarray, shade: np.ndarray) -> None:
     out[region] = np.clip(colour[None, :] * shade[region][:, None], 0, 255)
 
@@ -355,8 +363,8 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
     bare[bare] = skin_range(photo[bare])  # near the face's tone and skin at all (not a dark jacket's sheen)
     if bare.sum() > 200:  # the body's own skin in this light is a better match than the face's tone
         skin_tone = np.median(photo[bare], axis=0)
-    arms = exposed & (np.isin(parsing.part, ARMS) | cuffs)
-    beyond = sleeve_beyond(parsing, arms)  # a wide sleeve round a fitted arm: not a fat arm
+    arms = exposed & (np.isin(parsing.part, ARMS) | (cuffs & parsing.rendered))  # off the fitted hand: background
+    beyond = sleeve_beyond(parsing, arms & ~cuffs)  # a wide sleeve round a fitted arm: not a fat arm
     arms &= ~beyond
     _fill(out, arms, np.asarray(skin_tone, np.float32), shading)
     worn = decide(photo, parsing, parsed_old, keypoints_2d, hip_y, shoulder_y) if category == "upper" else None
@@ -371,7 +379,8 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
     _fill(out, torso, bared_torso_colour(photo, parsing, category, skin_tone, piece), shading)
     if piece is not None:  # a dress's skirt under a new top: a plain lower garment, the folds kept; a coat's
         light = photo_light(photo, skirt)  # lower part: the trousers seen below it, on the legs, round and folded
-        _fill(out, skirt, piece.colour, light * body_shading(raster, surface, camera, skirt) if piece.coat else light)
+        _fill(out, skirt, piece.colour, light * rounded(body_shading(raster, surface, camera, skirt)) if piece.coat
+              else light)
         guessed.append(f"the old garment was a long coat: below the new top the legs continue the {piece.name} seen "
                        "below it (assumed)" if piece.coat else f"the old garment was a one-piece (a dress): below "
                        f"the new top it became a plain {piece.name} skirt (assumed)")
