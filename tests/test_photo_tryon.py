@@ -98,3 +98,16 @@ def test_a_wide_sleeve_round_a_fitted_arm_is_not_a_fat_arm_but_a_missed_arm_stay
     assert beyond[100:250, 30:45].all() and beyond[100:250, 85:100].all(), "the sleeve's sides: background"
     assert not beyond[:, 52:78].any(), "the fitted arm and its ease stay arm"
     assert not beyond[:, 200:260].any(), "a sleeve the fitted arm misses is the arm's best guess"
+
+
+def test_a_stray_shirt_tail_is_refilled_whole_but_a_ring_of_strays_does_not_take_the_legs() -> None:
+    from pipeline.fitting.photo import holes_filled
+
+    patch = np.zeros((H, W), bool)
+    patch[200:240, 80:140] = True
+    patch[210:220, 100:110] = False  # a print's hole in the shirt tail
+    assert holes_filled(patch)[210:220, 100:110].all()
+    ring = np.zeros((H, W), bool)
+    ring[100:380, 40:260] = True
+    ring[110:370, 50:250] = False  # strays all round the legs: what they enclose is not theirs
+    assert not holes_filled(ring)[150:350, 60:240].any()

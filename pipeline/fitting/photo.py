@@ -225,7 +225,24 @@ def strays_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray, category: st
     found = cv2.morphologyEx(found, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(found, connectivity=8)
     big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= MIN_STRAY_SHARE * old.size)
-    return np.isin(labels, big[big > 0]) & parsing.person
+    return holes_filled(np.isin(labels, big[big > 0])) & parsing.person  # a print's or a fold's holes left the
+    # shirt's own pixels inside the patch, which the background fill then spread across it
+
+
+MAX_HOLE_SHARE = 0.002  # holes inside a stray patch up to this share of the photo are the patch's (a print)
+
+
+def holes_filled(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool: `mask` with the small holes inside its pieces (what the outside cannot reach, up to
+    MAX_HOLE_SHARE of the image each: a print, a fold; not the legs a ring of strays goes round) filled."""
+    import cv2
+
+    outside = np.pad(~mask, 1).astype(np.uint8)
+    cv2.floodFill(outside, np.zeros((outside.shape[0] + 2, outside.shape[1] + 2), np.uint8), (0, 0), 2)
+    holes = (outside[1:-1, 1:-1] == 1).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(holes, connectivity=4)
+    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] <= MAX_HOLE_SHARE * mask.size)
+    return mask | np.isin(labels, small[small > 0])
 
 
 def whole_sleeves(parsing: Parsing, old: np.ndarray, category: str, keep: np.ndarray) -> np.ndarray:
