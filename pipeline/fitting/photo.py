@@ -12,8 +12,12 @@ The dressed body is rendered with the photo's own camera (the body fit has it) a
    the arms and shoulders, the lower garment continued on a bared waist (skin when there is none), the photo's
    background where the old garment reached past the body. The old garment also counts where the part map gave
    it to another part (`strays_of`: clothes near it in its colours, nearer them than the other garment's: a
-   sleeve hanging over the legs). Fills take the body's roundness and the old pixels' shading (their blurred
-   luminance against the region's mean, `photo_light`), so they are shaded like the rest, not a flat patch.
+   sleeve hanging over the legs), and over the hands where it is a sleeve's end (`cuffs_of`); a wide sleeve's
+   sides round the fitted arm are background, not a fat arm (`sleeve_beyond`). Under a new top, what the person
+   wears below it is decided once (`pipeline.fitting.worn`): a dress's skirt becomes a plain skirt, a coat's
+   tails the trousers seen below it on the legs and the background beside them. Fills take the body's roundness
+   and the old pixels' shading (their blurred luminance against the region's mean, `photo_light`), so they are
+   shaded like the rest, not a flat patch.
 Everything else is the photo's own pixels, untouched. The record says what was painted and refilled, and flags
 what had to be guessed (no skin tone seen, a body that does not match the person's outline).
 """
