@@ -1,11 +1,13 @@
-"""photo.png's old-garment region on synthetic parsings: strays the part map gave to the legs, sheer sleeves."""
+"""photo.png's old-garment region on synthetic parsings: strays the part map gave to the legs, sheer sleeves, cuffs
+over the hands, a wide sleeve's sides."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from pipeline.fitting.old_region import cuffs_of, holes_filled, sleeve_beyond, strays_of, whole_sleeves
 from pipeline.fitting.parsing import PART, Parsing
-from pipeline.fitting.photo import photo_light, strays_of, whole_sleeves
+from pipeline.fitting.photo import photo_light
 
 H, W = 400, 300
 SHIRT, JEANS, SKIN = (60, 110, 220), (40, 50, 70), (200, 150, 120)
@@ -67,7 +69,6 @@ def test_only_what_reaches_above_the_eyes_counts_as_hair() -> None:
 
 
 def test_a_jackets_cuff_over_the_hand_is_the_old_sleeve_not_the_hand() -> None:
-    from pipeline.fitting.photo import cuffs_of
 
     photo = np.full((H, W, 3), 230, np.uint8)
     part = np.full((H, W), -1)
@@ -84,7 +85,6 @@ def test_a_jackets_cuff_over_the_hand_is_the_old_sleeve_not_the_hand() -> None:
 
 
 def test_a_wide_sleeve_round_a_fitted_arm_is_not_a_fat_arm_but_a_missed_arm_stays_whole() -> None:
-    from pipeline.fitting.photo import sleeve_beyond
 
     part = np.full((H, W), -1)
     part[60:300, 30:100] = PART["forearm"]  # a coat's wide sleeve, the arm fitted in its middle
@@ -101,7 +101,6 @@ def test_a_wide_sleeve_round_a_fitted_arm_is_not_a_fat_arm_but_a_missed_arm_stay
 
 
 def test_a_stray_shirt_tail_is_refilled_whole_but_a_ring_of_strays_does_not_take_the_legs() -> None:
-    from pipeline.fitting.photo import holes_filled
 
     patch = np.zeros((H, W), bool)
     patch[200:240, 80:140] = True
