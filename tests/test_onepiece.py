@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.fitting.onepiece import PLAIN_LOWER, one_piece_below, plain_lower
+from pipeline.fitting.onepiece import PLAIN_LOWER, OnePiece, plain_lower, replacement
 from pipeline.fitting.parsing import PART, Parsing, lab8
+from pipeline.fitting.worn import decide
 
 H, W = 400, 300
 HIP, SHOULDER = 200.0, 80.0
@@ -28,6 +29,15 @@ def parse(photo: np.ndarray, person: np.ndarray, part: np.ndarray, rendered: np.
     skin = person & (np.abs(photo.astype(int) - SKIN).max(axis=2) < 10)
     return Parsing(part=np.where(person, part, -1), rendered=rendered, skin=skin, clothes=person & ~skin,
                    person=person, body_iou=1.0)
+
+
+def one_piece_below(photo: np.ndarray, parsing: Parsing, old: np.ndarray, new: np.ndarray, hip: float,
+                    shoulder: float) -> OnePiece | None:
+    """What photo.png makes of the old garment below the hips: the decision, then its replacement."""
+    worn = decide(photo, parsing, old, None, hip, shoulder)
+    if worn.below is None or worn.centres is None:
+        return None
+    return replacement(photo, worn.below, worn.centres, worn.lower, new)
 
 
 def old_top() -> np.ndarray:
@@ -120,3 +130,67 @@ def test_the_bench_tells_skin_from_a_cap_or_black_hair() -> None:
 
     pixels = np.asarray([[224, 172, 140], [141, 85, 36], [90, 56, 40], [20, 20, 22], [60, 60, 150]], np.uint8)
     assert skin_like(pixels).tolist() == [True, True, True, False, False]
+
+
+TROUSERS = (110, 90, 60)
+
+
+def coat_photo() -> tuple[np.ndarray, Parsing]:
+    """A dark long coat over the torso and down to the calves, closing the gap between the legs; brown trousers
+    on both legs below its hem."""
+    part, rendered = body()
+    photo = np.full((H, W, 3), BACK, np.uint8)
+    person = rendered.copy()
+    person[200:320, 90:210] = True  # the coat's tails, wider than the legs and across the gap
+    photo[person] = DRESS
+    photo[320:380] = np.where(person[320:380, :, None], TROUSERS, BACK)
+    return photo, parse(photo, person, part, rendered)
+
+
+def test_a_long_coat_over_trousers_is_a_coat_and_its_legs_continue_the_trousers() -> None:
+    photo, parsing = coat_photo()
+    worn = decide(photo, parsing, old_top(), None, HIP, SHOULDER)
+    assert worn.kind == "coat" and not worn.long_skirt
+    assert worn.lower is not None and np.abs(worn.lower - TROUSERS).max() < 3
+    new = np.zeros((H, W), bool)
+    new[60:180, 100:200] = True
+    assert worn.below is not None and worn.centres is not None
+    piece = replacement(photo, worn.below, worn.centres, worn.lower, new)
+    assert piece is not None and piece.coat and piece.name == "trousers"
+
+
+def test_a_dress_over_bare_legs_is_a_one_piece_not_a_coat() -> None:
+    part, rendered = body()
+    photo = np.full((H, W, 3), BACK, np.uint8)
+    person = rendered.copy()
+    person[200:300, 90:210] = True
+    photo[person] = DRESS
+    photo[300:380] = np.where(person[300:380, :, None], SKIN, BACK)
+    worn = decide(photo, parse(photo, person, part, rendered), old_top(), None, HIP, SHOULDER)
+    assert worn.kind == "one_piece" and worn.lower is None
+
+
+def test_black_trousers_under_a_black_top_are_separates() -> None:
+    part, rendered = body()
+    photo = np.full((H, W, 3), BACK, np.uint8)
+    photo[rendered] = DRESS
+    worn = decide(photo, parse(photo, rendered.copy(), part, rendered), old_top(), None, HIP, SHOULDER)
+    assert worn.kind == "separates" and worn.below is None and not worn.long_skirt
+
+
+def test_a_coats_tails_off_the_legs_are_background_continued_across() -> None:
+    from pipeline.fitting.onepiece import background_across, coat_tails
+
+    photo, parsing = coat_photo()
+    photo[:, :90] = (200, 200, 200)  # a background darker on the left than on the right
+    photo[:, 210:] = (240, 240, 240)
+    coat = np.zeros((H, W), bool)
+    coat[200:320, 90:210] = True
+    tails = coat_tails(parsing, coat, HIP)
+    assert tails[200:320, 145:155].all(), "between the legs"
+    assert tails[200:320, 90:100].all() and tails[200:320, 200:210].all(), "beside the legs"
+    assert not tails[200:320, 100:145].any() and not tails[200:320, 155:200].any(), "not the legs"
+    across = background_across(photo, parsing.person, tails)
+    middle = across[260, 150]
+    assert 205 < middle[0] < 235, "between the two sides' background"
+    assert across[260, 92, 0] < across[260, 208, 0], "nearer each side's own"

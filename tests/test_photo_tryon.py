@@ -1,11 +1,13 @@
-"""photo.png's old-garment region on synthetic parsings: strays the part map gave to the legs, sheer sleeves."""
+"""photo.png's old-garment region on synthetic parsings: strays the part map gave to the legs, sheer sleeves, cuffs
+over the hands, a wide sleeve's sides."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from pipeline.fitting.old_region import cuffs_of, holes_filled, sleeve_beyond, strays_of, whole_sleeves
 from pipeline.fitting.parsing import PART, Parsing
-from pipeline.fitting.photo import photo_light, strays_of, whole_sleeves
+from pipeline.fitting.photo import photo_light
 
 H, W = 400, 300
 SHIRT, JEANS, SKIN = (60, 110, 220), (40, 50, 70), (200, 150, 120)
@@ -64,3 +66,47 @@ def test_only_what_reaches_above_the_eyes_counts_as_hair() -> None:
     mask[150:170, 100:200] = True  # headphones round the neck
     joined = scalp_joined(mask, eye_y=60)
     assert joined[20:120, 60:80].all() and not joined[150:170].any()
+
+
+def test_a_jackets_cuff_over_the_hand_is_the_old_sleeve_not_the_hand() -> None:
+
+    photo = np.full((H, W, 3), 230, np.uint8)
+    part = np.full((H, W), -1)
+    part[60:200, 40:80] = PART["forearm"]
+    part[200:240, 40:80] = PART["hand"]
+    photo[60:215, 40:80] = JEANS  # the jacket's sleeve runs on over the wrist
+    photo[215:240, 40:80] = SKIN
+    clothes = np.zeros((H, W), bool)
+    clothes[60:215, 40:80] = True
+    old = (part == PART["forearm"]) & clothes
+    cuffs = cuffs_of(photo, parsing(part, clothes), old)
+    assert cuffs[200:215, 40:80].all(), "the cuff over the wrist"
+    assert not cuffs[215:].any() and not cuffs[:200].any(), "not the hand's skin, not the sleeve already old"
+
+
+def test_a_wide_sleeve_round_a_fitted_arm_is_not_a_fat_arm_but_a_missed_arm_stays_whole() -> None:
+
+    part = np.full((H, W), -1)
+    part[60:300, 30:100] = PART["forearm"]  # a coat's wide sleeve, the arm fitted in its middle
+    part[60:300, 200:260] = PART["forearm"]  # a sleeve the fitted arm misses (a raised arm elsewhere)
+    rendered = np.zeros((H, W), bool)
+    rendered[60:300, 55:75] = True
+    person = part >= 0
+    parse = Parsing(part=part, rendered=rendered, skin=np.zeros_like(person), clothes=person, person=person,
+                    body_iou=1.0)
+    beyond = sleeve_beyond(parse, person)
+    assert beyond[100:250, 30:45].all() and beyond[100:250, 85:100].all(), "the sleeve's sides: background"
+    assert not beyond[:, 52:78].any(), "the fitted arm and its ease stay arm"
+    assert not beyond[:, 200:260].any(), "a sleeve the fitted arm misses is the arm's best guess"
+
+
+def test_a_stray_shirt_tail_is_refilled_whole_but_a_ring_of_strays_does_not_take_the_legs() -> None:
+
+    patch = np.zeros((H, W), bool)
+    patch[200:240, 80:140] = True
+    patch[210:220, 100:110] = False  # a print's hole in the shirt tail
+    assert holes_filled(patch)[210:220, 100:110].all()
+    ring = np.zeros((H, W), bool)
+    ring[100:380, 40:260] = True
+    ring[110:370, 50:250] = False  # strays all round the legs: what they enclose is not theirs
+    assert not holes_filled(ring)[150:350, 60:240].any()

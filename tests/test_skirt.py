@@ -11,6 +11,7 @@ from pipeline.fitting import skirt
 from pipeline.fitting.dress import DressedBody, GarmentLook, PersonPhoto
 from pipeline.fitting.kept_skirt import kept_plan
 from pipeline.fitting.skirt_look import kept_skirt, make_skirt, plan_for, put_on
+from pipeline.fitting.worn import Worn, gap_hem
 from pipeline.geometry import Camera, PosedBody
 from pipeline.render.raster import rasterize
 from pipeline.render.shade import Lighting, Surface
@@ -243,15 +244,21 @@ def person_photo(hem_z: float | None) -> tuple[PersonPhoto, PosedBody]:
 SKIRT = (120, 40, 140)
 
 
+def kept_hem(photo: PersonPhoto, posed: PosedBody) -> int | None:
+    return gap_hem(photo.mask > 0.5, posed.keypoints_2d)
+
+
 def test_a_kept_long_skirt_in_the_photo_becomes_a_shell_not_trousers() -> None:
     photo, posed = person_photo(hem_z=0.25)
     _, part = body()
-    found = kept_plan(photo, posed.keypoints_2d, posed.keypoints_3d, np.asarray(posed.vertices), part)
+    hem = kept_hem(photo, posed)
+    assert hem is not None
+    found = kept_plan(photo, posed.keypoints_2d, posed.keypoints_3d, np.asarray(posed.vertices), part, hem)
     assert found is not None
     plan, _, _ = found
     assert plan.top_z == pytest.approx(HIP_Z, abs=1e-6) and plan.hem_z == pytest.approx(0.25, abs=0.02)
     dressed = dressed_body(posed, part)
-    made = kept_skirt(dressed, posed, photo)
+    made = kept_skirt(dressed, posed, photo, Worn("skirt", hem))
     assert made is not None and made.record["status"] == "kept"
     worn = put_on(dressed, posed, made)
     assert not worn.garment_vertices[len(posed.vertices):].any()  # the person's own skirt is not the new garment
@@ -262,7 +269,16 @@ def test_a_kept_long_skirt_in_the_photo_becomes_a_shell_not_trousers() -> None:
 def test_trousers_and_a_short_skirt_in_the_photo_stay_painted() -> None:
     for hem in (None, KNEE_Z + 0.1):
         photo, posed = person_photo(hem_z=hem)
-        assert kept_plan(photo, posed.keypoints_2d, posed.keypoints_3d, np.asarray(posed.vertices), body()[1]) is None
+        assert kept_hem(photo, posed) is None
+        assert kept_skirt(dressed_body(*body()), posed, photo, Worn("separates")) is None
+
+
+def test_a_long_coat_over_trousers_is_never_a_kept_skirt() -> None:
+    photo, posed = person_photo(hem_z=0.25)  # the coat closes the gap between the legs to the calves
+    hem = kept_hem(photo, posed)
+    assert hem is not None
+    assert kept_skirt(dressed_body(*body()), posed, photo, Worn("coat", hem)) is None
+    assert kept_skirt(dressed_body(*body()), posed, photo, Worn("one_piece", hem)) is not None
 
 
 def test_sleeves_hanging_apart_from_the_dress_are_not_its_width() -> None:
@@ -280,7 +296,9 @@ def test_a_bag_beside_the_kept_skirt_is_not_part_of_it() -> None:
     camera = front_camera()
     (x0, y0), (x1, y1) = camera.project(np.array([[0.2, 0, HIP_Z - 0.05], [0.45, 0, HIP_Z - 0.3]])).astype(int)
     photo.mask[y0:y1, x0:x1] = 1.0  # a bag held against the skirt's side
-    found = kept_plan(photo, posed.keypoints_2d, posed.keypoints_3d, np.asarray(posed.vertices), body()[1])
+    hem = kept_hem(photo, posed)
+    assert hem is not None
+    found = kept_plan(photo, posed.keypoints_2d, posed.keypoints_3d, np.asarray(posed.vertices), body()[1], hem)
     assert found is not None
     _, outline, _ = found
     row = (y0 + y1) // 2

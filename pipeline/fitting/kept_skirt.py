@@ -2,15 +2,13 @@
 
 When the new garment is a top, the views take the legs' colours from photo.png, which keeps the person's lower
 garment. Where that is a skirt (or a dress's skirt) reaching below the knees, painting it on two legs made trousers
-of it. The photo says so: between the fitted legs (the middle third of the span between the two legs' centre
-lines, hip to knee to ankle, as the fitted keypoints place them) the person mask stays closed from the crotch to
-below the knees. Its hem is the last such row; per row, its outline is the run of the person mask round that
-middle, no farther out than the fitted legs' own extent there and a margin (hands, a bag, a coat's sleeves). The
-shell is then built like a dress's (`pipeline.fitting.skirt`), its rows the photo's (the world heights
-mapped to photo rows by a line through the fitted hips, knees and ankles), and textured from photo.png inside that
-outline (`pipeline.fitting.skirt_look.skirt_colours`): the front is the photo's skirt, the back its mirror.
-Trousers whose legs touch from the thighs to the calves would pass for a skirt; the closed run must reach a
-KNEE_MARGIN share of the knee-to-ankle length below the knees to count.
+of it. Whether it is one, and its hem (the last row where the person mask closes the gap between the fitted legs),
+is `pipeline.fitting.worn`'s decision, the same one photo.png followed (a coat over trousers is not a skirt). Per
+row, its outline is the run of the person mask round the middle between the legs, no farther out than the fitted
+legs' own extent there and a margin (hands, a bag, a coat's sleeves). The shell is then built like a dress's
+(`pipeline.fitting.skirt`), its rows the photo's (the world heights mapped to photo rows by a line through the
+fitted hips, knees and ankles), and textured from photo.png inside that outline
+(`pipeline.fitting.skirt_look.skirt_colours`): the front is the photo's skirt, the back its mirror.
 """
 
 from __future__ import annotations
@@ -19,60 +17,12 @@ import numpy as np
 
 from pipeline.fitting import skirt
 from pipeline.fitting.dress import GarmentLook, PersonPhoto
+from pipeline.fitting.worn import leg_centres
 from pipeline.geometry import Camera
 
-CLOSED = 0.9  # share of the middle of the gap between the legs the person mask covers in a closed row
-KNEE_MARGIN = 0.15  # of the knee-to-ankle length: the closed run must reach this far below the knees
-GAP_ROWS = 0.02  # of the hip-to-ankle rows: open rows tolerated inside the closed run (a fold, a shadow)
 MARGIN = 0.25  # of the hips' keypoint span: how far past the fitted legs the kept skirt's outline may reach
 SMOOTH = 0.06  # of the skirt's rows: the running mean its outline's edges take
 ROW_BAND = 3.0  # pixels: the fitted legs' extent at a row is that of their vertices this near it
-LEGS = ((11, 13, 15), (12, 14, 16))  # COCO hip, knee, ankle of each leg
-
-
-def leg_centres(keypoints_2d: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N,) x of each leg's centre line at image rows, from its hip, knee and ankle keypoints."""
-    kp = np.asarray(keypoints_2d, np.float64)
-    out = []
-    for leg in LEGS:
-        y, x = kp[list(leg), 1], kp[list(leg), 0]
-        order = np.argsort(y)
-        out.append(np.interp(rows, y[order], x[order]))
-    return out[0], out[1]
-
-
-def closed_rows(mask: np.ndarray, keypoints_2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rows from the hips to the ankles and whether the person mask closes the gap between the legs there."""
-    kp = np.asarray(keypoints_2d, np.float64)
-    hip, ankle = kp[[11, 12], 1].mean(), kp[[15, 16], 1].mean()
-    height, width = mask.shape
-    rows = np.arange(max(0, int(hip)), min(height, int(ankle)))
-    left, right = leg_centres(kp, rows)
-    mid, third = (left + right) / 2, np.abs(right - left) / 6
-    closed = np.zeros(len(rows), dtype=bool)
-    for i, row in enumerate(rows):
-        a, b = int(np.clip(mid[i] - third[i], 0, width - 1)), int(np.clip(mid[i] + third[i], 0, width - 1)) + 1
-        closed[i] = mask[row, a:b].mean() > CLOSED if b > a else False
-    return rows, closed
-
-
-def hem_row(rows: np.ndarray, closed: np.ndarray, keypoints_2d: np.ndarray) -> int | None:
-    """The last row of the closed run from the crotch down, if it reaches below the knees (else None)."""
-    if not len(rows):
-        return None
-    kp = np.asarray(keypoints_2d, np.float64)
-    knee, ankle = kp[[13, 14], 1].mean(), kp[[15, 16], 1].mean()
-    start = int(np.searchsorted(rows, rows[0] + 0.25 * (knee - rows[0])))  # the crotch: the legs part below it
-    slack, misses, last = max(2, int(GAP_ROWS * len(rows))), 0, None
-    for i in range(start, len(rows)):
-        misses = 0 if closed[i] else misses + 1
-        if misses > slack:
-            break
-        if closed[i]:
-            last = int(rows[i])
-    if last is None or last < knee + KNEE_MARGIN * (ankle - knee):
-        return None
-    return last
 
 
 def body_extent(vertices: np.ndarray, part: np.ndarray, camera: Camera, rows: np.ndarray
@@ -134,15 +84,11 @@ def row_line(keypoints_2d: np.ndarray, keypoints_3d: np.ndarray) -> tuple[float,
 
 
 def kept_plan(photo: PersonPhoto, keypoints_2d: np.ndarray, keypoints_3d: np.ndarray, vertices: np.ndarray,
-              part: np.ndarray) -> tuple[skirt.SkirtPlan, skirt.Outline, GarmentLook] | None:
-    """The kept skirt's plan, its outline in the photo and the photo as its 'garment', or None when the photo
-    shows no skirt below the knees."""
+              part: np.ndarray, hem: int) -> tuple[skirt.SkirtPlan, skirt.Outline, GarmentLook] | None:
+    """The kept skirt's plan down to the photo row `hem` (`pipeline.fitting.worn`'s decision), its outline in the
+    photo and the photo as its 'garment', or None when the photo's outline does not make one."""
     mask = np.asarray(photo.mask, np.float32)
     if mask.shape != photo.rgb.shape[:2]:
-        return None
-    rows, closed = closed_rows(mask > 0.5, keypoints_2d)
-    hem = hem_row(rows, closed, keypoints_2d)
-    if hem is None:
         return None
     intercept, slope = row_line(keypoints_2d, keypoints_3d)
     if slope >= 0:  # rows must grow downwards as heights fall

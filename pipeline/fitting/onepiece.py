@@ -7,7 +7,9 @@ main colours above the waist (the bottom of its parsed region can be another gar
 trousers' waistband), joined to it, that cover the gap between the legs (a skirt or a coat's tails do, trousers
 do not; with the legs together, that stand well past the fitted legs). It becomes a plain skirt: the first neutral
 colour of `PLAIN_LOWER` clearly unlike both the old and the new garment, shaded by the photo's own light there
-(its folds), the silhouette kept. The record says that this was assumed.
+(its folds), the silhouette kept. A coat (`pipeline.fitting.worn` decides: a one-piece whose hem leaves trousers
+showing) instead continues the trousers on the fitted legs; the rest of its tails is background. The record says
+that this was assumed.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ PLAIN_LOWER: tuple[tuple[str, tuple[int, int, int]], ...] = (  # neutral lower g
 class OnePiece:
     below: np.ndarray  # (H, W) bool: the one-piece's pixels below the hips that the new top leaves
     colour: np.ndarray  # (3,) float32 RGB: the plain lower garment they become
-    name: str  # its colour's name, for the record
+    name: str  # its colour's name, for the record ("trousers": a coat's lower garment, continued)
+    coat: bool = False  # the one-piece is a coat over a lower garment: the legs continue that garment
 
 
 def lower_zone(parsing: Parsing, hip_y: float) -> np.ndarray:
@@ -106,10 +109,10 @@ def plain_lower(old_lab: np.ndarray, new_lab: np.ndarray) -> tuple[str, np.ndarr
     return PLAIN_LOWER[pick][0], np.asarray(PLAIN_LOWER[pick][1], np.float32)
 
 
-def one_piece_below(photo: np.ndarray, parsing: Parsing, old: np.ndarray, new: np.ndarray, hip_y: float | None,
-                    shoulder_y: float | None) -> OnePiece | None:
-    """The old garment's part below the hips when it is a one-piece (see the module docstring), else None.
-    `old`: the parsed old garment above the hips; `new`: the new garment's pixels (their colours are avoided)."""
+def same_garment_below(photo: np.ndarray, parsing: Parsing, old: np.ndarray, hip_y: float | None,
+                       shoulder_y: float | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the old top's garment below the hips, its main colours in Lab) when it is one piece with the old top (see
+    the module docstring), else None. `old`: the parsed old garment above the hips."""
     if hip_y is None or shoulder_y is None or old.sum() < 200 or hip_y <= shoulder_y:
         return None
     lab = lab8(photo)
@@ -124,8 +127,76 @@ def one_piece_below(photo: np.ndarray, parsing: Parsing, old: np.ndarray, new: n
     below = joined_to(alike, old)
     if not skirt_like(parsing, below, hip_y, shoulder_y):
         return None
-    below &= ~new
+    return below, centres
+
+
+def replacement(photo: np.ndarray, below: np.ndarray, centres: np.ndarray, lower: np.ndarray | None,
+                new: np.ndarray) -> OnePiece | None:
+    """What the one-piece's part below the hips that the new top leaves becomes: a coat's lower garment `lower`
+    (RGB, the trousers seen below its hem) continued, else a plain skirt unlike the old and the new garment
+    (`new`: the new garment's pixels). None when too little of it is left."""
+    below = below & ~new
     if below.mean() < MIN_ONE_PIECE_SHARE:
         return None
-    name, colour = plain_lower(centres, colour_centres(lab[new]) if new.sum() >= 50 else np.zeros((0, 3)))
+    if lower is not None:
+        return OnePiece(below=below, colour=np.asarray(lower, np.float32), name="trousers", coat=True)
+    new_lab = colour_centres(lab8(photo)[new]) if new.sum() >= 50 else np.zeros((0, 3))
+    name, colour = plain_lower(centres, new_lab)
     return OnePiece(below=below, colour=colour, name=name)
+
+
+def trousers_ease(parsing: Parsing, hem: int) -> int:
+    """Pixels a side by which the trousers seen just below a coat's hem are wider than the fitted legs there (wide
+    trousers on slim fitted legs), 0 when they are not seen."""
+    height = parsing.part.shape[0]
+    band = slice(hem + 1, min(height, hem + 1 + max(3, int(TROUSERS_BAND * height))))
+    person = parsing.person[band] & ~np.isin(parsing.part[band], KEEP)
+    legs = (parsing.rendered[band] & np.isin(parsing.part[band], LOWER)).sum(axis=1)
+    if not (legs > 0).any():
+        return 0
+    wider = float(np.median((person.sum(axis=1) - legs)[legs > 0])) / 4  # two legs, two sides each
+    return int(np.clip(wider, 0, MAX_EASE * height))
+
+
+def coat_tails(parsing: Parsing, coat: np.ndarray, hip_y: float | None) -> np.ndarray:
+    """(H, W) bool: the part of a coat below the new top that is not over the legs or hips (the fitted ones, as
+    wide as the trousers below the hem: its flare, between and beside the legs): behind it is the background."""
+    import cv2
+
+    rows = np.arange(coat.shape[0])[:, None]
+    hips = (parsing.part == PART["torso"]) & (rows > (hip_y if hip_y is not None else coat.shape[0]))
+    on_body = parsing.rendered & (np.isin(parsing.part, LOWER) | hips)
+    ease = trousers_ease(parsing, int(np.nonzero(coat)[0].max())) if coat.any() else 0
+    if ease:
+        on_body = cv2.dilate(on_body.astype(np.uint8), np.ones((1, 2 * ease + 1), np.uint8)) > 0
+    return coat & ~on_body
+
+
+TROUSERS_BAND = 0.03  # the trousers' width is read this share of the height below a coat's hem ...
+MAX_EASE = 0.05  # ... and widens each fitted leg by at most this share of it a side
+BACKGROUND_CLEAR = 0.01  # the background continued across a hole is taken this share of the height off the person
+
+
+def background_across(photo: np.ndarray, person: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float32: per row, the photo's background just left and right of the person (blurred, clear of the
+    mask's loose edge), interpolated across by distance; the photo where a row has no background on a side."""
+    import cv2
+
+    clear = max(1, int(BACKGROUND_CLEAR * photo.shape[0]))
+    grown = cv2.dilate(person.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * clear + 1,) * 2))
+    known = (grown == 0) & ~hole
+    smooth = cv2.GaussianBlur(photo.astype(np.float32), (0, 0), max(1.0, clear / 2))
+    out = photo.astype(np.float32)
+    cols = np.arange(photo.shape[1])
+    for row in np.flatnonzero(hole.any(axis=1)):
+        have = np.flatnonzero(known[row])
+        if not len(have):
+            continue
+        left = np.maximum.accumulate(np.where(known[row], cols, -1))
+        right = np.minimum.accumulate(np.where(known[row], cols, photo.shape[1])[::-1])[::-1]
+        left_ok, right_ok = left >= 0, right < photo.shape[1]
+        li, ri = np.where(left_ok, left, have[0]), np.where(right_ok, right, have[-1])
+        wl = np.where(left_ok & right_ok, (ri - cols) / np.maximum(ri - li, 1), left_ok.astype(np.float64))
+        line = wl[:, None] * smooth[row, li] + (1 - wl[:, None]) * smooth[row, ri]
+        out[row, hole[row]] = line[hole[row]]
+    return out

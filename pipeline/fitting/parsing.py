@@ -89,6 +89,17 @@ def old_garment(parsing: Parsing, category: str, hip_y: float | None) -> np.ndar
     return clothes & zone
 
 
+def skin_range(rgb: np.ndarray) -> np.ndarray:
+    """(...) bool: uint8 RGB pixels (..., 3) in the usual YCrCb skin range (any skin tone; not a navy jacket's
+    highlights, black hair or a cap)."""
+    import cv2
+
+    flat = np.ascontiguousarray(rgb, np.uint8).reshape(-1, 1, 3)
+    ycrcb = cv2.cvtColor(flat, cv2.COLOR_RGB2YCrCb).reshape(-1, 3)
+    inside = (ycrcb[:, 1] >= 133) & (ycrcb[:, 1] <= 180) & (ycrcb[:, 2] >= 77) & (ycrcb[:, 2] <= 135)
+    return inside.reshape(np.asarray(rgb).shape[:-1])
+
+
 def colour_centres(lab: np.ndarray, k: int = 3) -> np.ndarray:
     """(<= k, 3) Lab centres of (N, 3) Lab pixels (none for fewer than 50)."""
     from pipeline.wardrobe.appearance import kmeans

@@ -126,8 +126,8 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
                                        painted=tried_on.painted,
                                        mask=np.maximum(given.photo.mask, tried_on.painted.astype(np.float32))),
                          look, ease, worn_in_photo=backends.painter is not None, geometry=geometry)
-    if look.category == "upper":  # the person's own long skirt, kept under the new top, is a skirt too
-        skirt = kept_skirt(dressed, body, replace(given.photo, rgb=tried_on.image)) or skirt
+    if tried_on.worn is not None:  # the person's own long skirt (or a dress's), kept under the new top: a skirt too
+        skirt = kept_skirt(dressed, body, replace(given.photo, rgb=tried_on.image), tried_on.worn) or skirt
     dressed = put_on(dressed, body, skirt)
     mesh = dressed.mesh(body)
     table = turntable(camera, dressed.vertices)  # one framing for all 8 angles, the visible figure whole
@@ -167,7 +167,7 @@ def try_on_photo(given: FittingInputs, dressed: DressedBody, look: GarmentLook) 
     assert dressed.vertex_part is not None
     return photo_tryon(photo.rgb, photo.mask, photo.camera, mesh, dressed.atlas, dressed.garment_vertices,
                        dressed.vertex_part, dressed.skin, look.category, PHOTO_LIGHT, hip_y=hips, shoulder_y=shoulders,
-                       eye_y=eyes)
+                       eye_y=eyes, keypoints_2d=np.asarray(body.keypoints_2d, np.float64))
 
 
 def repaint_photo(backends: FittingBackends, bank: FaceBank, given: FittingInputs, tried_on: PhotoTryOn,

@@ -12,8 +12,12 @@ The dressed body is rendered with the photo's own camera (the body fit has it) a
    the arms and shoulders, the lower garment continued on a bared waist (skin when there is none), the photo's
    background where the old garment reached past the body. The old garment also counts where the part map gave
    it to another part (`strays_of`: clothes near it in its colours, nearer them than the other garment's: a
-   sleeve hanging over the legs). Fills take the body's roundness and the old pixels' shading (their blurred
-   luminance against the region's mean, `photo_light`), so they are shaded like the rest, not a flat patch.
+   sleeve hanging over the legs), and over the hands where it is a sleeve's end (`cuffs_of`); a wide sleeve's
+   sides round the fitted arm are background, not a fat arm (`sleeve_beyond`). Under a new top, what the person
+   wears below it is decided once (`pipeline.fitting.worn`): a dress's skirt becomes a plain skirt, a coat's
+   tails the trousers seen below it on the legs and the background beside them. Fills take the body's roundness
+   and the old pixels' shading (their blurred luminance against the region's mean, `photo_light`), so they are
+   shaded like the rest, not a flat patch.
 Everything else is the photo's own pixels, untouched. The record says what was painted and refilled, and flags
 what had to be guessed (no skin tone seen, a body that does not match the person's outline).
 """
@@ -27,7 +31,8 @@ import numpy as np
 
 from pipeline.fitting.appearance import Hair
 from pipeline.fitting.background import background_in_mask
-from pipeline.fitting.onepiece import OnePiece, one_piece_below
+from pipeline.fitting.old_region import cuffs_of, sleeve_beyond, strays_of, whole_sleeves
+from pipeline.fitting.onepiece import OnePiece, background_across, coat_tails, replacement
 from pipeline.fitting.parsing import (
     ARMS,
     KEEP,
@@ -35,12 +40,12 @@ from pipeline.fitting.parsing import (
     PART,
     UPPER,
     Parsing,
-    colour_centres,
     lab8,
-    nearest,
     old_garment,
     parse_photo,
+    skin_range,
 )
+from pipeline.fitting.worn import Worn, decide
 from pipeline.geometry import BodyMesh, Camera
 from pipeline.render.shade import Lighting, Surface, lambert
 
@@ -162,6 +167,7 @@ class PhotoTryOn:
     record: dict[str, object] = field(default_factory=dict)
     guessed: tuple[str, ...] = ()  # what the compositing had to guess, for the quality flags
     hair: Hair | None = None  # the hair the photo shows, for the views' head and back
+    worn: Worn | None = None  # under a new top: what the person wears below it (the views' kept skirt follows it)
 
 
 BODY_LIGHT = Lighting(ambient=0.62, diffuse=0.45)  # the fills' shading: lit from the camera's side, as a photo is
@@ -177,60 +183,20 @@ def body_shading(raster: Raster, surface: Surface, camera: Camera, region: np.nd
     return np.clip(out / max(mean, 1e-6), 0.7, 1.25)
 
 
+def rounded(shading: np.ndarray) -> np.ndarray:
+    """The body's shading blurred over 1 % of the height: trousers widened past the fitted legs take their light
+    without a seam at the fitted legs' edge."""
+    import cv2
+
+    return cv2.GaussianBlur(shading.astype(np.float32), (0, 0), max(1.0, 0.01 * shading.shape[0]))
+
+
 def _fill(out: np.ndarray, region: np.ndarray, colour: np.ndarray, shade: np.ndarray) -> None:
     out[region] = np.clip(colour[None, :] * shade[region][:, None], 0, 255)
 
 
-OLD_COLOUR_DELTA = 12.0  # Lab distance to the old garment's colours for a stray pixel to count as the old garment
-OLD_REACH = 0.1  # how far past the parsed old garment (share of the photo's height) strays are looked for
-SLEEVE_GAP = 0.012  # on the arms, skin gaps this share of the height inside the old garment are the garment's
-MIN_STRAY_SHARE = 0.0005  # a stray patch smaller than this share of the photo is noise
 PHOTO_LIGHT_SIGMA = 0.015  # the photo's light under a fill: its luminance blurred over this share of the height
 PHOTO_LIGHT_STRENGTH = 0.6  # ... taken to this power (1: all of the old clothes' shading, 0: none)
-
-
-def strays_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray, category: str) -> np.ndarray:
-    """(H, W) bool: the old garment's pixels the part map gave to a part it does not replace (a sleeve hanging
-    over the legs, a shirt between an arm and the torso): clothes near the parsed old garment, in the old
-    garment's colours and nearer to them than to the other garment's (the lower one for a top)."""
-    import cv2
-
-    if old.sum() < 200:
-        return np.zeros_like(old)
-    lab = lab8(photo)
-    other_parts = {"upper": LOWER, "lower": UPPER, "full": ()}[category]
-    reach = max(3, int(OLD_REACH * photo.shape[0]))
-    # within `reach` of the old garment: a distance test, not a dilation by a 0.2-height disc (0.5 s on 2 cores)
-    near = cv2.distanceTransform((~old).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= reach
-    other = parsing.clothes & np.isin(parsing.part, other_parts) & ~near  # the other garment, away from the strays
-    candidate = parsing.clothes & near & ~old & ~np.isin(parsing.part, KEEP)
-    if not candidate.any():
-        return np.zeros_like(old)
-    pixels = lab[candidate]
-    to_old = nearest(pixels, colour_centres(lab[old]))
-    to_other = nearest(pixels, colour_centres(lab[other])) if other.sum() >= 200 else np.full(len(pixels), np.inf)
-    found = np.zeros(old.shape, np.uint8)
-    found[candidate] = (to_old < OLD_COLOUR_DELTA) & (to_old < to_other)
-    # whole patches, not speckle: close the gaps a print or a fold leaves, drop specks
-    found = cv2.morphologyEx(found, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(found, connectivity=8)
-    big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= MIN_STRAY_SHARE * old.size)
-    return np.isin(labels, big[big > 0]) & parsing.person
-
-
-def whole_sleeves(parsing: Parsing, old: np.ndarray, category: str, keep: np.ndarray) -> np.ndarray:
-    """`old` with the skin a sheer, lace or mesh sleeve lets through closed in: on the arms, gaps up to
-    SLEEVE_GAP of the photo's height inside the old garment count as garment, so a bared arm is filled whole
-    instead of leaving the old sleeve's pattern as speckle."""
-    import cv2
-
-    if category == "lower":
-        return old
-    arms = np.isin(parsing.part, ARMS) & parsing.person & ~keep
-    size = max(3, int(SLEEVE_GAP * parsing.part.shape[0])) | 1
-    closed = cv2.morphologyEx((old & arms).astype(np.uint8), cv2.MORPH_CLOSE,
-                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))) > 0
-    return old | (closed & arms)
 
 
 def photo_light(photo: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -263,8 +229,9 @@ def bared_torso_colour(photo: np.ndarray, parsing: Parsing, category: str, skin_
 def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dressed_mesh: BodyMesh, atlas: np.ndarray,
                 garment_vertices: np.ndarray, vertex_part: np.ndarray, skin_tone: np.ndarray | None, category: str,
                 lighting: Lighting, hip_y: float | None = None, shoulder_y: float | None = None,
-                eye_y: float | None = None) -> PhotoTryOn:
-    """The photo with the new garment on (see the module docstring)."""
+                eye_y: float | None = None, keypoints_2d: np.ndarray | None = None) -> PhotoTryOn:
+    """The photo with the new garment on (see the module docstring). `keypoints_2d`: the fitted COCO keypoints in
+    the photo, for what the person wears below a top (`pipeline.fitting.worn`)."""
     import cv2
 
     from pipeline.render.raster import rasterize
@@ -293,26 +260,41 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
     painted = garment & ~keep
     parsed_old = old_garment(parsing, category, hip_y) & ~keep
     strays = strays_of(photo, parsing, parsed_old, category) & ~keep
-    old = whole_sleeves(parsing, parsed_old, category, keep) | strays
+    cuffs = cuffs_of(photo, parsing, parsed_old) if category != "lower" else np.zeros_like(keep)
+    keep &= ~cuffs
+    old = whole_sleeves(parsing, parsed_old, category, keep) | strays | cuffs
     exposed = old & ~painted
     out = photo.astype(np.float32)
     shading = body_shading(raster, surface, camera, exposed) * photo_light(photo, exposed)
     bare = parsing.skin & np.isin(parsing.part, (*UPPER, *LOWER))
+    bare[bare] = skin_range(photo[bare])  # near the face's tone and skin at all (not a dark jacket's sheen)
     if bare.sum() > 200:  # the body's own skin in this light is a better match than the face's tone
         skin_tone = np.median(photo[bare], axis=0)
-    arms = exposed & np.isin(parsing.part, ARMS)
+    arms = exposed & (np.isin(parsing.part, ARMS) | (cuffs & parsing.rendered))  # off the fitted hand: background
+    beyond = sleeve_beyond(parsing, arms & ~cuffs)  # a wide sleeve round a fitted arm: not a fat arm
+    arms &= ~beyond
     _fill(out, arms, np.asarray(skin_tone, np.float32), shading)
-    piece = one_piece_below(photo, parsing, parsed_old, painted, hip_y, shoulder_y) if category == "upper" else None
+    worn = decide(photo, parsing, parsed_old, keypoints_2d, hip_y, shoulder_y) if category == "upper" else None
+    piece = None if worn is None or worn.below is None or worn.centres is None else replacement(
+        photo, worn.below, worn.centres, worn.lower, painted)
     skirt = piece.below & ~painted & ~arms if piece is not None else np.zeros_like(exposed)
     keep &= ~skirt  # a skirt held out past the fitted hands is the skirt's, not the hands'
-    behind = exposed & ~arms & ~skirt & (~parsing.rendered | strays)  # what is behind: the background, or the legs
-    torso = exposed & ~arms & ~behind & ~skirt
+    tails = coat_tails(parsing, skirt, hip_y) if piece is not None and piece.coat else np.zeros_like(skirt)
+    skirt &= ~tails
+    behind = exposed & ~arms & ~skirt & ~tails & (~parsing.rendered | strays)  # the background, or the legs
+    torso = exposed & ~arms & ~behind & ~skirt & ~tails
     _fill(out, torso, bared_torso_colour(photo, parsing, category, skin_tone, piece), shading)
-    if piece is not None:  # a dress's skirt or a coat's tails under a new top: a plain lower garment, the folds kept
-        _fill(out, skirt, piece.colour, photo_light(photo, skirt))
-        guessed.append(f"the old garment was a one-piece (a dress or a long coat): below the new top it became a "
-                       f"plain {piece.name} skirt (assumed)")
-    if behind.any():  # the old garment past the body or over the legs: what is around it, continued
+    if piece is not None:  # a dress's skirt under a new top: a plain lower garment, the folds kept; a coat's
+        light = photo_light(photo, skirt)  # lower part: the trousers seen below it, on the legs, round and folded
+        _fill(out, skirt, piece.colour, light * rounded(body_shading(raster, surface, camera, skirt)) if piece.coat
+              else light)
+        guessed.append(f"the old garment was a long coat: below the new top the legs continue the {piece.name} seen "
+                       "below it (assumed)" if piece.coat else f"the old garment was a one-piece (a dress): below "
+                       f"the new top it became a plain {piece.name} skirt (assumed)")
+    if tails.any():  # a coat's tails off the legs: the background beside them, continued across
+        out[tails] = background_across(photo, parsing.person, tails)[tails]
+    if behind.any():  # the old garment past the body or over the legs: what is around it, continued (never
+        out[painted] = render[painted]  # from the old garment's colours under the new one)
         hole = cv2.dilate(behind.astype(np.uint8), np.ones((3, 3), np.uint8))
         background = cv2.inpaint(np.clip(out, 0, 255).astype(np.uint8), hole, 5, cv2.INPAINT_TELEA)
         out[behind] = background[behind]
@@ -325,15 +307,17 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
         "painted_share": round(float(painted.mean()), 4), "refilled_share": round(float(exposed.mean()), 4),
         "old_garment_share": round(float(old.mean()), 4), "old_garment_strays": round(float(strays.mean()), 4),
         "body_iou": round(parsing.body_iou, 4), "one_piece": None if piece is None else
-        {"share": round(float(skirt.mean()), 4), "became": f"a plain {piece.name} skirt"},
+        {"share": round(float((skirt | tails).mean()), 4),
+         "became": f"the {piece.name} continued" if piece.coat else f"a plain {piece.name} skirt"},
+        "worn": None if worn is None else worn.record(),
         "coverage": round(float(painted.sum() / max(garment.sum(), 1)), 4), "guessed": guessed,
     }
     limbs = parsing.person & np.isin(parsing.part, ARMS if category == "upper" else (*ARMS, *LOWER)
                                      if category == "full" else LOWER)
-    agnostic = (old | garment | limbs | skirt) & ~keep
+    agnostic = (old | garment | limbs | skirt | tails) & ~keep
     hair = measure_hair(photo, parsing, eye_y, shoulder_y) if eye_y is not None and shoulder_y is not None else None
     if hair is not None:
         record["hair"] = {"rgb": [round(float(c)) for c in hair.colour], "drop": round(hair.drop, 2),
                           "half_width": round(hair.half_width, 2)}
-    return PhotoTryOn(image=image, painted=painted, refilled=exposed | skirt, record=record, guessed=tuple(guessed),
-                      agnostic=agnostic, hair=hair)
+    return PhotoTryOn(image=image, painted=painted, refilled=exposed | skirt | tails, record=record,
+                      guessed=tuple(guessed), agnostic=agnostic, hair=hair, worn=worn)

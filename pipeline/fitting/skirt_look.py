@@ -26,6 +26,7 @@ from pipeline.fitting.dress import (
     tile_colours,
 )
 from pipeline.fitting.kept_skirt import kept_plan
+from pipeline.fitting.worn import Worn
 from pipeline.geometry import BodyMesh, Camera, PosedBody
 from pipeline.render.shade import vertex_normals
 from pipeline.render.views import camera_position
@@ -219,13 +220,15 @@ def make_skirt(dressed: DressedBody, camera: Camera, look: GarmentLook, planned:
                  mesh, strip.reshape(rows, size, 3))
 
 
-def kept_skirt(dressed: DressedBody, body: PosedBody, photo: PersonPhoto) -> Skirt | None:
+def kept_skirt(dressed: DressedBody, body: PosedBody, photo: PersonPhoto, worn: Worn) -> Skirt | None:
     """The person's own skirt or dress below the knees, kept under a new top, as a shell textured from the photo
-    (`pipeline.fitting.kept_skirt`); None when the photo shows none or the person does not stand."""
-    if skirt.upright(body.keypoints_3d) < skirt.MIN_UPRIGHT:
+    (`pipeline.fitting.kept_skirt`); None when `worn` (what photo.png found the person wears below the top) is not
+    a long skirt (trousers, a short skirt, a coat over trousers) or the person does not stand."""
+    if not worn.long_skirt or worn.hem_row is None or skirt.upright(body.keypoints_3d) < skirt.MIN_UPRIGHT:
         return None
     assert dressed.vertex_part is not None
-    found = kept_plan(photo, body.keypoints_2d, body.keypoints_3d, dressed.vertices, dressed.vertex_part)
+    found = kept_plan(photo, body.keypoints_2d, body.keypoints_3d, dressed.vertices, dressed.vertex_part,
+                      worn.hem_row)
     if found is None:
         return None
     plan, outline, look = found

@@ -1,0 +1,133 @@
+"""photo.png's old garment beyond the parsing's region (`pipeline.fitting.parsing.old_garment`): where the part map
+gave it to a part the new garment does not replace, and where a sleeve's outline is not the arm.
+
+- **Strays** (`strays_of`): clothes near the parsed old garment, in its colours and nearer to them than to the other
+  garment's (the lower one for a top): a shirt between the arms and the torso, a shirt tail over the jeans; whole
+  patches, their small holes (a print, a fold) filled.
+- **Sheer sleeves** (`whole_sleeves`): skin gaps inside the old garment on the arms (lace, mesh) are the garment's.
+- **Cuffs** (`cuffs_of`): clothes the part map gave to the hands (kept by photo.png) that touch the old sleeves and
+  are mostly their colours: a jacket's cuff, a sleeve down over the hand.
+- **A wide sleeve's sides** (`sleeve_beyond`): a bared sleeve's pixels well away from the fitted arm lying inside it
+  are what is beside the arm (the background), not a fat arm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.fitting.parsing import ARMS, KEEP, LOWER, PART, UPPER, Parsing, colour_centres, lab8, nearest
+
+OLD_COLOUR_DELTA = 12.0  # Lab distance to the old garment's colours for a stray pixel to count as the old garment
+OLD_REACH = 0.1  # how far past the parsed old garment (share of the photo's height) strays are looked for
+SLEEVE_GAP = 0.012  # on the arms, skin gaps this share of the height inside the old garment are the garment's
+MIN_STRAY_SHARE = 0.0005  # a stray patch smaller than this share of the photo is noise
+
+
+def strays_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray, category: str) -> np.ndarray:
+    """(H, W) bool: the old garment's pixels the part map gave to a part it does not replace (a sleeve hanging
+    over the legs, a shirt between an arm and the torso): clothes near the parsed old garment, in the old
+    garment's colours and nearer to them than to the other garment's (the lower one for a top)."""
+    import cv2
+
+    if old.sum() < 200:
+        return np.zeros_like(old)
+    lab = lab8(photo)
+    other_parts = {"upper": LOWER, "lower": UPPER, "full": ()}[category]
+    reach = max(3, int(OLD_REACH * photo.shape[0]))
+    # within `reach` of the old garment: a distance test, not a dilation by a 0.2-height disc (0.5 s on 2 cores)
+    near = cv2.distanceTransform((~old).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= reach
+    other = parsing.clothes & np.isin(parsing.part, other_parts) & ~near  # the other garment, away from the strays
+    candidate = parsing.clothes & near & ~old & ~np.isin(parsing.part, KEEP)
+    if not candidate.any():
+        return np.zeros_like(old)
+    pixels = lab[candidate]
+    to_old = nearest(pixels, colour_centres(lab[old]))
+    to_other = nearest(pixels, colour_centres(lab[other])) if other.sum() >= 200 else np.full(len(pixels), np.inf)
+    found = np.zeros(old.shape, np.uint8)
+    found[candidate] = (to_old < OLD_COLOUR_DELTA) & (to_old < to_other)
+    # whole patches, not speckle: close the gaps a print or a fold leaves, drop specks
+    found = cv2.morphologyEx(found, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(found, connectivity=8)
+    big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= MIN_STRAY_SHARE * old.size)
+    return holes_filled(np.isin(labels, big[big > 0])) & parsing.person  # a print's or a fold's holes left the
+    # shirt's own pixels inside the patch, which the background fill then spread across it
+
+
+MAX_HOLE_SHARE = 0.002  # holes inside a stray patch up to this share of the photo are the patch's (a print)
+
+
+def holes_filled(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool: `mask` with the small holes inside its pieces (what the outside cannot reach, up to
+    MAX_HOLE_SHARE of the image each: a print, a fold; not the legs a ring of strays goes round) filled."""
+    import cv2
+
+    outside = np.pad(~mask, 1).astype(np.uint8)
+    cv2.floodFill(outside, np.zeros((outside.shape[0] + 2, outside.shape[1] + 2), np.uint8), (0, 0), 2)
+    holes = (outside[1:-1, 1:-1] == 1).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(holes, connectivity=4)
+    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] <= MAX_HOLE_SHARE * mask.size)
+    return mask | np.isin(labels, small[small > 0])
+
+
+def whole_sleeves(parsing: Parsing, old: np.ndarray, category: str, keep: np.ndarray) -> np.ndarray:
+    """`old` with the skin a sheer, lace or mesh sleeve lets through closed in: on the arms, gaps up to
+    SLEEVE_GAP of the photo's height inside the old garment count as garment, so a bared arm is filled whole
+    instead of leaving the old sleeve's pattern as speckle."""
+    import cv2
+
+    if category == "lower":
+        return old
+    arms = np.isin(parsing.part, ARMS) & parsing.person & ~keep
+    size = max(3, int(SLEEVE_GAP * parsing.part.shape[0])) | 1
+    closed = cv2.morphologyEx((old & arms).astype(np.uint8), cv2.MORPH_CLOSE,
+                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))) > 0
+    return old | (closed & arms)
+
+
+CUFF_SHARE = 0.5  # a piece of clothes over a hand this much in the old sleeves' colours is the sleeve's end
+
+
+def cuffs_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the old sleeves' ends over the hands: the pieces of clothes the part map gave to the hands (which
+    photo.png keeps) that touch the old sleeves and are mostly in their colours, shadows and folds included (a
+    jacket's cuff, a sleeve down over the hand, a coat's sleeve the fitted hand lies on)."""
+    import cv2
+
+    sleeves = old & np.isin(parsing.part, ARMS)
+    hands = parsing.person & parsing.clothes & (parsing.part == PART["hand"])
+    if sleeves.sum() < 200 or not hands.any():
+        return np.zeros_like(old)
+    alike = np.zeros_like(old)  # Lab of the few pixels it looks at only: the whole photo's costs 0.1 s
+    centres = colour_centres(lab8(photo[sleeves].reshape(-1, 1, 3)).reshape(-1, 3))
+    alike[hands] = nearest(lab8(photo[hands].reshape(-1, 1, 3)).reshape(-1, 3), centres) < OLD_COLOUR_DELTA
+    count, labels = cv2.connectedComponents(hands.astype(np.uint8), connectivity=8)
+    touching = np.unique(labels[(cv2.dilate(sleeves.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & hands])
+    share = np.bincount(labels[alike], minlength=count) / np.maximum(np.bincount(labels.reshape(-1),
+                                                                                 minlength=count), 1)
+    cuff = np.zeros(count, bool)
+    cuff[touching] = share[touching] >= CUFF_SHARE
+    cuff[0] = False
+    return cuff[labels] & hands
+
+
+ARM_EASE = 0.012  # share of the height: a bared sleeve's pixels this near the fitted arm are the arm
+MIN_ARM_INSIDE = 0.25  # ... where at least this share of the sleeve's piece lies on the fitted arm
+
+
+def sleeve_beyond(parsing: Parsing, arms: np.ndarray) -> np.ndarray:
+    """(H, W) bool: of the bared sleeves `arms`, the pixels farther than ARM_EASE from the fitted arm, in pieces
+    the fitted arm lies inside (a coat's or a wide sleeve: the arm is narrower than it). Where the fitted arm misses
+    the sleeve (crossed or raised arms), the sleeve's outline is the best guess of the arm and stays whole."""
+    import cv2
+
+    if not arms.any():
+        return np.zeros_like(arms)
+    fitted = parsing.rendered & np.isin(parsing.part, ARMS)
+    ease = max(1, int(ARM_EASE * arms.shape[0]))
+    near = cv2.dilate(fitted.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ease + 1,) * 2)) > 0
+    count, labels = cv2.connectedComponents(arms.astype(np.uint8), connectivity=8)
+    inside = np.bincount(labels[arms & fitted], minlength=count) / np.maximum(np.bincount(labels[arms],
+                                                                                           minlength=count), 1)
+    whole = inside >= MIN_ARM_INSIDE
+    whole[0] = False
+    return arms & ~near & whole[labels]
