@@ -91,7 +91,7 @@ RED = (200, 30, 35)
 
 
 def test_an_afro_stands_far_past_the_skull_and_short_hair_lies_near_it() -> None:
-    afro = ellipse(150, 80, 90, 80) & ~ellipse(150, 104, 36, 44) & (np.arange(H)[:, None] < EYE + 20)
+    afro = ellipse(150, 90, 90, 90) & ~ellipse(150, 104, 36, 44) & (np.arange(H)[:, None] < SHOULDER - 10)
     photo, parsing = scene(afro, BLACK, [])
     big = measure_hair(photo, parsing, EYE, SHOULDER)
     photo, parsing = scene(short_hair(), BLACK, [])
@@ -154,3 +154,14 @@ def test_the_shell_takes_the_top_and_the_sides_own_thickness_and_fades_below_the
     low = (out[:, 1] > 0.5) & (head[:, 2] < 1.6 - 0.07) & (head[:, 2] > 1.6 - 0.08)
     assert moved[top].max() < 0.01 and np.allclose(moved[back], 0.06, atol=0.01)
     assert 0.005 < moved[low].mean() < 0.05
+
+
+def test_short_hair_beside_a_dark_sleeve_raised_to_the_head_has_little_volume() -> None:
+    """A black sleeve raised beside the head, joined to short black hair: it stands far past the skull above the
+    eyes, but the hair does not fall past them, so it is not big hair."""
+    rows, cols = np.mgrid[0:H, 0:W]
+    sleeve = (rows >= 30) & (rows < 95) & (cols >= 60) & (cols < 112)
+    photo, parsing = scene(short_hair(), BLACK, [(sleeve, BLACK)])
+    hair = measure_hair(photo, parsing, EYE, SHOULDER)
+    assert hair is not None and hair.drop < 0.5
+    assert hair.volume <= 0.15 and hair.volume_top <= 0.15

@@ -24,6 +24,7 @@ import numpy as np
 VOLUME_PERCENTILE = 90  # of the hair pixels' distances past the skull above the eyes ...
 VOLUME_MIN = 0.06  # ... under this (eye-to-shoulder lengths, about 1.5 cm) the hair lies on the skull: no shell
 VOLUME_MAX = 0.6  # ... and at most this (about 14 cm: a big afro); a loose mask or a wall is not more hair
+VOLUME_FALLS, VOLUME_SHORT = 0.5, 0.15  # hair falling less than the first below the eyes stands at most the second
 VOLUME_SIDE_FROM = 0.3  # beside the skull: its rows from this share of the way from its top to the eyes
 HAT_DELTA = 45.0  # Lab units (8-bit scale): the crown this far from the hair beside the face below it is a hat,
 HAIR_HUES = (38.0, 100.0)  # when its colour is none of hair's: hair's hues (Lab degrees: red-brown to yellow) ...
@@ -58,6 +59,15 @@ def volume_of(hair: np.ndarray, skull: np.ndarray, eye_y: float, unit: float) ->
 
     beside = past & (rows >= top + VOLUME_SIDE_FROM * (eye_y - top)) & (rows < eye_y)
     return thickness(beside), thickness(past & (rows < top))
+
+
+def short_volume(volume: tuple[float, float], drop: float) -> tuple[float, float]:
+    """The (side, top) volume, at most `VOLUME_SHORT` each for hair that does not fall past the eyes (`drop` under
+    `VOLUME_FALLS`, eye-to-shoulder lengths): big hair falls beside the face too; short hair's "volume" beside a
+    skull is a raised sleeve, a hood or a barbell's plates of its colour."""
+    if drop >= VOLUME_FALLS:
+        return volume
+    return min(volume[0], VOLUME_SHORT), min(volume[1], VOLUME_SHORT)
 
 
 def hat_over(crown: np.ndarray, outside: np.ndarray, lab: np.ndarray, eye_y: float, unit: float

@@ -27,7 +27,7 @@ import numpy as np
 
 from pipeline.fitting.appearance import Hair
 from pipeline.fitting.background import background_in_mask
-from pipeline.fitting.hair import hat_over, volume_of
+from pipeline.fitting.hair import hat_over, short_volume, volume_of
 from pipeline.fitting.onepiece import OnePiece, one_piece_below
 from pipeline.fitting.parsing import (
     ARMS,
@@ -154,7 +154,8 @@ def measure_hair(photo: np.ndarray, parsing: Parsing, eye_y: float, shoulder_y: 
         bottom = min(bottom, eye_y + HAIR_FACE_ROWS[1] * unit)  # the hair: hair that falls passes the face
     drop = (bottom - eye_y) / unit
     half_width = float(np.percentile(np.abs(xs - centre), 95)) / unit
-    side, over = volume_of(joined | top, parsing.rendered & (parsing.part == PART["head"]), eye_y, unit)
+    side, over = short_volume(volume_of(joined | top, parsing.rendered & (parsing.part == PART["head"]), eye_y, unit),
+                              drop)
     return Hair(colour, max(0.0, min(drop, 4.0)), max(0.3, min(half_width, 2.0)), side, over, hat)
 
 
