@@ -27,9 +27,12 @@ runtime, then measures each job's published files (photo.png, angles/000..315.pn
   height outside the person mask) and the person's own (8 centres of the fitted body's pixels at least 1.5 % of
   the height inside the mask); the share of the 000 figure, off the new garment's colours, within 8 Lab units of a
   background colour and 8 units nearer to it than to every colour of the person.
-- hair: for photos whose person reaches past the fitted head above the shoulders (hair beyond the head), the
-  area and mean colour of the non-skin, non-background pixels above the figure's shoulders at 000 and 180,
-  against the photo's (area as a share of the photo's, colour as a Lab distance).
+- hair: for photos whose person reaches past the fitted head above the chin (hair beyond the head; the mask's
+  background left out), the area and mean colour of the figure's pixels above the chin at 000 and 180 (off the
+  skin's and the new garment's colours; the chin: half an eye-to-shoulder length below the eyes, projected with each
+  view's camera) against the photo's non-skin pixels of the head above the chin (area at the photo's scale by the
+  eye-to-shoulder length each shows, colour as a Lab distance). Above the chin: collars, necklines and headphones
+  round the neck are not taken for hair.
 
 Targets (README): 0 views with a cut head, figure height spread under 5 %, old-garment share under 1 %, no flat
 patch over 2 % of the figure, background on the body under 1 % of the figure at 000. Exit code 0 even when missed.
@@ -92,10 +95,13 @@ def framing(views: list[np.ndarray]) -> dict[str, Any]:
 
 
 def near_colours(image_lab: np.ndarray, colours_lab: np.ndarray, within: float) -> np.ndarray:
-    if not len(colours_lab):
-        return np.zeros(image_lab.shape[:2], dtype=bool)
-    d = np.linalg.norm(image_lab[:, :, None, :] - colours_lab[None, None, :, :], axis=3)
-    return d.min(axis=2) < within
+    """(H, W) bool: the pixels within `within` Lab units of any of the colours, a few colours at a time (a close-up's
+    skin samples number a thousand: all at once they took 12 GB on a 1248 x 832 view)."""
+    near = np.zeros(image_lab.shape[:2], dtype=bool)
+    for start in range(0, len(colours_lab), 16):
+        chunk = colours_lab[start:start + 16]
+        near |= np.linalg.norm(image_lab[:, :, None, :] - chunk[None, None, :, :], axis=3).min(axis=2) < within
+    return near
 
 
 def old_reach(photo_lab: np.ndarray, person: np.ndarray, old: np.ndarray, old_lab: np.ndarray) -> np.ndarray:
@@ -253,31 +259,54 @@ def background_on_body(view: np.ndarray, background: np.ndarray, own: np.ndarray
     return body & (to_background < BACKGROUND_NEAR) & clear
 
 
-def hair(photo: np.ndarray, parsing: Any, shoulder_rows: float | None, views: dict[str, np.ndarray]
-         ) -> dict[str, Any] | None:
-    """Hair past the head in the photo, and the hair-like pixels above the figure's shoulders at 000 and 180."""
-    if shoulder_rows is None:
+HAIR_CHIN = 0.5  # eye-to-shoulder lengths below the eyes: the chin; the hair reference stops there (collars,
+# necklines and headphones round the neck lie lower)
+
+
+def above_chin(parsing: Any, eye_y: float, shoulder_y: float) -> np.ndarray:
+    """(H, W) bool: the person's pixels of the head's part above the chin (not the collar, the neckline, headphones
+    round the neck, nor a hand raised to the head)."""
+    from pipeline.fitting.parsing import PART
+
+    rows = np.arange(parsing.person.shape[0])[:, None]
+    chin = eye_y + HAIR_CHIN * (shoulder_y - eye_y)
+    return np.asarray(parsing.person & (parsing.part == PART["head"]) & (rows < chin))
+
+
+def hair(photo: np.ndarray, parsing: Any, photo_rows: tuple[float, float], eyes: np.ndarray, shoulders: np.ndarray,
+         cameras: dict[int, Any], views: dict[str, np.ndarray], garment_lab: np.ndarray) -> dict[str, Any] | None:
+    """For photos whose hair reaches past the fitted head (the person above the chin, `above_chin`, its background
+    left out, off the fitted body), its non-skin pixels there (the photo's hair, or hat) against the figure's above
+    the chin at 000 and 180 (off the skin's and the new garment's colours): the area at the photo's scale (by the
+    eye-to-shoulder length each shows) and the mean Lab colour. `photo_rows`: the eyes' and the shoulders' rows in
+    the photo; `eyes`, `shoulders`: (2, 3) world keypoints; `cameras`: the views' by angle."""
+    from pipeline.fitting.background import background_in_mask
+
+    eye_y, shoulder_y = photo_rows
+    unit = shoulder_y - eye_y
+    if unit <= 2:
         return None
-    rows = np.arange(photo.shape[0])[:, None]
-    beyond = parsing.person & ~parsing.rendered & (rows < shoulder_rows) & ~parsing.skin
-    if beyond.sum() < 0.002 * beyond.size:
+    chin = above_chin(parsing, eye_y, shoulder_y) & ~background_in_mask(photo, parsing.person)
+    if (chin & ~parsing.rendered).sum() < 0.002 * chin.size:  # nothing stands past the fitted head: no hair to carry
         return None
-    head = parsing.person & (rows < shoulder_rows) & ~parsing.skin
+    head = chin & ~parsing.skin  # the hair (or a hat): blonde hair the skin map takes for skin is left out, in the
+    # photo as in the views
     ref = lab(photo)[head].mean(axis=0)
-    out: dict[str, Any] = {"photo_area": int(head.sum())}
+    skin = lab(photo[parsing.skin].reshape(-1, 1, 3)).reshape(-1, 3)[::500]
+    out: dict[str, Any] = {"photo_area": int(head.sum()), "photo_rgb": [round(float(c)) for c in
+                                                                       photo[head].mean(axis=0)]}
     for angle in ("000", "180"):
-        view = views[angle]
-        mask = figure(view)
-        r, _ = np.nonzero(mask)
-        if not len(r):
+        view, camera = views[angle], cameras[int(angle)]
+        view_eye, view_shoulder = (float(camera.project(k)[:, 1].mean()) for k in (eyes, shoulders))
+        view_unit = view_shoulder - view_eye
+        if view_unit <= 2:
             continue
-        top, bottom = r.min(), r.max()
-        above = mask & (np.arange(view.shape[0])[:, None] < top + 0.2 * (bottom - top))
-        skinish = near_colours(lab(view), lab(photo[parsing.skin].reshape(-1, 1, 3)).reshape(-1, 3)[::500], 12.0)
-        found = above & ~skinish
-        scale = (photo.shape[0] / max(bottom - top, 1)) ** 2  # compare areas at the photo's scale, roughly
-        out[angle] = {"area_vs_photo": round(float(found.sum() * scale / max(head.sum(), 1)), 3),
-                      "colour_delta": round(float(np.linalg.norm(lab(view)[found].mean(axis=0) - ref)), 1)
+        rows = np.arange(view.shape[0])[:, None]
+        view_lab = lab(view)
+        found = (figure(view) & (rows < view_eye + HAIR_CHIN * view_unit) & ~near_colours(view_lab, skin, 12.0)
+                 & ~near_colours(view_lab, garment_lab, 14.0))
+        out[angle] = {"area_vs_photo": round(float(found.sum() * (unit / view_unit) ** 2 / max(head.sum(), 1)), 3),
+                      "colour_delta": round(float(np.linalg.norm(view_lab[found].mean(axis=0) - ref)), 1)
                       if found.any() else None}
     return out
 
@@ -336,15 +365,24 @@ def measure_job(root: Path, job: str, garment_colours_lab: np.ndarray, flat_only
         background, own = background_colours(photo, parsing)
         found = background_on_body(views["000"], background, own, garment_colours_lab)
         row["background_share_000"] = round(float(found.sum() / max(figure(views["000"]).sum(), 1)), 4)
-        from pipeline.geometry import PosedBody
-        from pipeline.state import load_plan
-
-        plan = load_plan(FolderStore(root), job)
-        assert plan is not None
-        body_npz = root / layout.run_prefix("avatar", plan.run("avatar").key) / "body.npz"
-        shoulders = float(np.mean(PosedBody.from_npz(body_npz.read_bytes()).keypoints_2d[[5, 6], 1]))
-        row["hair"] = hair(photo, parsing, shoulders, views)
+        row["hair"] = job_hair(root, job, photo, parsing, views, garment_colours_lab)
     return row
+
+
+def job_hair(root: Path, job: str, photo: np.ndarray, parsing: Any, views: dict[str, np.ndarray],
+             garment_lab: np.ndarray) -> dict[str, Any] | None:
+    """`hair` with the job's fitted body (its eyes and shoulders) and its views' cameras."""
+    from pipeline.geometry import PosedBody, read_views_json
+    from pipeline.state import load_plan
+
+    plan = load_plan(FolderStore(root), job)
+    assert plan is not None
+    body = PosedBody.from_npz((root / layout.run_prefix("avatar", plan.run("avatar").key) / "body.npz").read_bytes())
+    cameras = dict(read_views_json((root / layout.run_prefix("fitting", plan.run("fitting").key) / "views.json")
+                                   .read_bytes())[0])
+    kp, kp2 = np.asarray(body.keypoints_3d, np.float64), np.asarray(body.keypoints_2d, np.float64)
+    rows = (float(kp2[[1, 2], 1].mean()), float(kp2[[5, 6], 1].mean()))
+    return hair(photo, parsing, rows, kp[[1, 2]], kp[[5, 6]], cameras, views, garment_lab)
 
 
 def run_batch(root: Path, people: list[Path], garment: Path) -> BatchReport | None:

@@ -57,3 +57,15 @@ def test_old_sleeves_turn_to_skin_and_skin_stays() -> None:
     colour[:] = SLEEVE
     assert appearance.bare_limbs(colour, np.ones(20, bool), part, on_garment, "lower", Tones(SKIN, None)) == 0.0
     assert np.allclose(colour, SLEEVE)  # a lower garment leaves the arms alone
+
+
+def test_a_hat_covers_the_crown_and_the_hair_shows_under_it_at_the_back() -> None:
+    colour, facing, part, height = head_texels()
+    seen = facing > 0.15
+    known = seen.copy()
+    colour[~seen] = 0
+    hat = np.array([200.0, 20, 30])
+    appearance.paint_head(colour, known, seen, facing, part, height, EYE, Tones(SKIN, HAIR), hat=hat)
+    crown = ~seen & (height > EYE + 0.03 + appearance.HAIR_EDGE_M)
+    back_low = (facing < -0.3) & (height < EYE + 0.02) & (height > EYE - appearance.HAIR_BELOW_EYES_M + 0.02)
+    assert np.allclose(colour[crown], hat, atol=1) and np.allclose(colour[back_low], HAIR, atol=1)

@@ -250,3 +250,52 @@ def test_the_turntable_frames_a_small_off_centre_figure_whole_and_alike_at_every
     positions = [camera_position(c) for c in orbit_cameras(table.camera, table.centre)]
     assert np.ptp([np.linalg.norm((p - table.centre)[:2]) for p in positions]) < 1e-9  # one distance
     assert abs(table.camera.rotation[1] @ np.array([0, 0, 1.0]) + 1) < 1e-9  # level: image down is world down
+
+
+def crouch() -> tuple[np.ndarray, np.ndarray]:
+    """A crouching figure: a torso slab 1.0 m tall and, at its foot, a leg 0.9 m long reaching out along -y (towards
+    the photo's camera at 000, away from it at 180), one mesh."""
+    cube, faces = box(0.5)
+    torso = cube * np.array([0.4, 0.3, 1.0]) + np.array([0.0, 0.0, 0.5])
+    leg = cube * np.array([0.2, 0.9, 0.2]) + np.array([0.0, -0.6, 0.1])
+    return np.vstack([torso, leg]), np.vstack([faces, faces + 8])
+
+
+def test_a_crouch_reaching_towards_the_camera_keeps_one_height_at_every_angle() -> None:
+    """Seen from 5 half-heights, the leg reaching towards the camera looks larger at 000 than at 180 (perspective:
+    the rendered height changes by over 5 % as it turns); the turntable moves the one camera back for this figure
+    until it changes by under `TURNTABLE_SPREAD`, and still frames it whole inside the margins at every angle."""
+    from pipeline.render.views import (
+        FRAME_MARGIN,
+        TURNTABLE_DISTANCE,
+        TURNTABLE_SPREAD,
+        height_spread,
+        turntable,
+        turntable_at,
+        visible_vertices,
+    )
+
+    vertices, faces = crouch()
+    photo = front_camera(6.0, (400, 600))
+    near = turntable_at(photo, vertices[visible_vertices(vertices, photo)], TURNTABLE_DISTANCE)
+    assert height_spread(near, vertices) > 0.05
+    table = turntable(photo, vertices)
+    assert table.distance_hh > TURNTABLE_DISTANCE and height_spread(table, vertices) <= TURNTABLE_SPREAD
+    surface = Surface(vertices, faces, np.full((2, 2, 3), 200, np.uint8), np.zeros((16, 2)), faces)
+    heights = []
+    for view in render_views(surface, table.camera, table.centre, lighting=FLAT):
+        rows, cols = np.nonzero(view.mask)
+        assert cols.min() >= FRAME_MARGIN * 400 - 2 and cols.max() <= (1 - FRAME_MARGIN) * 400 + 2, view.angle_deg
+        assert rows.min() >= FRAME_MARGIN * 600 - 2 and rows.max() <= (1 - FRAME_MARGIN) * 600 + 2, view.angle_deg
+        heights.append(rows.max() - rows.min() + 1)
+    assert np.ptp(heights) <= TURNTABLE_SPREAD * np.mean(heights) + 2  # the rendered silhouettes too
+
+
+def test_a_standing_figure_keeps_the_near_camera() -> None:
+    """A slab standing upright barely changes height as it turns: the turntable keeps `TURNTABLE_DISTANCE` (the face
+    keeps the perspective the identity check was tuned on)."""
+    from pipeline.render.views import TURNTABLE_DISTANCE, turntable
+
+    vertices, _ = box(0.5)
+    vertices = vertices * np.array([0.45, 0.25, 1.8]) + np.array([0.0, 0.0, 0.9])
+    assert turntable(front_camera(6.0, (400, 600)), vertices).distance_hh == TURNTABLE_DISTANCE

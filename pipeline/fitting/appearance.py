@@ -30,6 +30,7 @@ REPLACED = {"upper": ARMS, "lower": LEGS, "full": ARMS + LEGS}  # limbs whose ol
 HEAD_PHOTO_FACING = (0.12, 0.35)  # head texels take the photo above the upper cosine, made-up colour below the lower
 HAIR_BELOW_EYES_M = 0.06  # hair comes down the back of the head to this far below the eyes (the ears' lower edge)
 HAIR_EDGE_M = 0.03  # the hairline at the nape and the temples blends over this height
+HAT_FROM_M = 0.03  # the crown (hair, or a hat) from this far above the eyes
 HAIR_BACK_FACING = (-0.05, 0.2)  # below the forehead, hair where the head faces away (cosine), skin towards the sides
 NOT_SKIN_DELTA = (18.0, 32.0)  # Lab distance from the skin tone: kept below the first, skin above the second
 MIN_SAMPLES = 20
@@ -44,6 +45,9 @@ class Hair:
     colour: np.ndarray  # (3,) float RGB
     drop: float  # 0: at the eyes, 1: down to the shoulders, 2: twice as far
     half_width: float
+    volume: float = 0.0  # how far it stands past the fitted skull beside it, above the eyes (`pipeline.fitting.hair`)
+    volume_top: float = 0.0  # ... and over its top
+    hat: np.ndarray | None = None  # (3,) float RGB of a hat on the crown, the hair being what shows under it
 
 
 @dataclass(frozen=True)
@@ -99,10 +103,14 @@ def _ramp(x: np.ndarray, low: float, high: float) -> np.ndarray:
 
 def paint_head(colour: np.ndarray, known: np.ndarray, seen: np.ndarray, facing: np.ndarray, part: np.ndarray,
                height: np.ndarray, eye_level: float | None, found: Tones, drop_m: float | None = None,
-               made: np.ndarray | None = None) -> None:
+               made: np.ndarray | None = None, hat: np.ndarray | None = None, shell: np.ndarray | None = None
+               ) -> None:
     """In place: the head's texels turned from the camera take hair (above the ears' lower edge, or as far down
-    as the photo's hair falls, `drop_m` below the eyes) or skin. `made` (N,), when given, is raised to the share
-    of each texel's colour that was made up (`pipeline.fitting.unseen` gives those grain and shade)."""
+    as the photo's hair falls, `drop_m` below the eyes) or skin; with a `hat` (RGB), the crown takes the hat's
+    colour and the hair shows under it. `shell` (N,): each texel's share of the hair's volume
+    (`pipeline.fitting.hair.shell_share`): moved off the skull, the photo's colour there is not its own, so it
+    takes the hair's in that share. `made` (N,), when given, is raised to the share of each texel's colour that was
+    made up (`pipeline.fitting.unseen` gives those grain and shade)."""
     skin = found.skin if found.skin is not None else found.hair
     hair = found.hair if found.hair is not None else skin
     if skin is None or hair is None:  # neither tone was found
@@ -111,11 +119,20 @@ def paint_head(colour: np.ndarray, known: np.ndarray, seen: np.ndarray, facing: 
     eye = eye_level if eye_level is not None else float(np.percentile(height[head], 60))
     reach = max(HAIR_BELOW_EYES_M, drop_m or 0.0)
     below_nape = _ramp(height, eye - reach - HAIR_EDGE_M / 2, eye - reach + HAIR_EDGE_M / 2)
-    crown = _ramp(height, eye + 0.03, eye + 0.03 + HAIR_EDGE_M)
+    crown = _ramp(height, eye + HAT_FROM_M, eye + HAT_FROM_M + HAIR_EDGE_M)
     back = 1.0 - _ramp(facing, *HAIR_BACK_FACING)
-    share = np.clip(np.maximum(crown, back * below_nape), 0.0, 1.0)[:, None]
-    made_up = (share * hair[None, :] + (1 - share) * skin[None, :]).astype(np.float32)
-    keep = np.where(seen, _ramp(facing, *HEAD_PHOTO_FACING), 0.0)[:, None]
+    share = np.clip(np.maximum(crown, back * below_nape), 0.0, 1.0)
+    if shell is not None:
+        share = np.maximum(share, shell)
+    share = share[:, None]
+    made_up = share * hair[None, :] + (1 - share) * skin[None, :]
+    if hat is not None:
+        made_up = crown[:, None] * np.asarray(hat, np.float64)[None, :] + (1 - crown[:, None]) * made_up
+    made_up = made_up.astype(np.float32)
+    keep = np.where(seen, _ramp(facing, *HEAD_PHOTO_FACING), 0.0)
+    if shell is not None:
+        keep = keep * (1.0 - shell)
+    keep = keep[:, None]
     colour[head] = keep[head] * colour[head] + (1 - keep[head]) * made_up[head]
     known[head] = True
     if made is not None:
@@ -136,10 +153,10 @@ LONG_HAIR_FACING = (-0.1, 0.25)  # long hair covers the back where the surface f
 
 def paint_long_hair(colour: np.ndarray, known: np.ndarray, seen: np.ndarray, facing: np.ndarray, part: np.ndarray,
                     height: np.ndarray, x: np.ndarray, eye_level: float, hair: np.ndarray, drop_m: float,
-                    half_width_m: float, made: np.ndarray | None = None) -> None:
+                    half_width_m: float, made: np.ndarray | None = None, hat: bool = False) -> None:
     """In place: hair that falls below the head in the photo covers the back of the neck and torso the photo does
-    not see, as far down as it falls and as wide as it is there, blended at its edges (a shell on the body, not
-    volume: the views show long hair at 180 instead of a crop)."""
+    not see, as far down as it falls and as wide as it is there, blended at its edges (the views show long hair at
+    180 instead of a crop). Under a `hat` the crown is left as `paint_head` made it (the hat's colour)."""
     if drop_m <= HAIR_BELOW_EYES_M:
         return
     head = part == HEAD
@@ -148,7 +165,10 @@ def paint_long_hair(colour: np.ndarray, known: np.ndarray, seen: np.ndarray, fac
     vertical = _ramp(height, eye_level - drop_m, eye_level - drop_m + HAIR_EDGE_M)
     across = 1.0 - _ramp(np.abs(x - centre), half_width_m, half_width_m + HAIR_EDGE_M)
     back = 1.0 - _ramp(facing, *LONG_HAIR_FACING)
-    share = np.where(torso & ~seen, vertical * across * back, 0.0)[:, None]
+    share = np.where(torso & ~seen, vertical * across * back, 0.0)
+    if hat:
+        share *= np.where(head, 1.0 - _ramp(height, eye_level + HAT_FROM_M, eye_level + HAT_FROM_M + HAIR_EDGE_M), 1.0)
+    share = share[:, None]
     colour[:] = (1 - share) * colour + share * np.asarray(hair, np.float32)[None, :]
     known |= share[:, 0] > 0.5
     if made is not None:

@@ -33,6 +33,7 @@ import numpy as np
 
 from pipeline.fitting import appearance, regions, unseen
 from pipeline.fitting.background import background_in_mask
+from pipeline.fitting.hair import shell_share, skull_centre, volume_offsets
 from pipeline.geometry import BodyMesh, Camera, PosedBody
 from pipeline.render.shade import vertex_normals
 from pipeline.render.views import camera_position
@@ -560,7 +561,9 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     if photo.hair is not None:  # the photo's own hair colour beats the texels' cluster (blonde hair on a blonde wall)
         found = appearance.Tones(found.skin, photo.hair.colour.astype(np.float64))
         drop_m = appearance.back_drop(photo.hair.drop) * unit if unit > 0 else None
-    appearance.paint_head(colour, known, seen, facing, tex.part, tex.height, eye, found, drop_m, made)
+    shell = hair_shell(vertices, parts, tex, camera, photo.hair)
+    appearance.paint_head(colour, known, seen, facing, tex.part, tex.height, eye, found, drop_m, made,
+                          hat=photo.hair.hat if photo.hair is not None else None, shell=shell)
     on_garment = tex.garment > 0.5
     bared = appearance.bare_limbs(colour, known, tex.part, on_garment, category, found, made)
     g_colour, took = geo.garment_colour, geo.took
@@ -570,7 +573,8 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     known |= on_garment
     if photo.hair is not None and eye is not None and drop_m is not None:  # long hair falls over the back
         appearance.paint_long_hair(colour, known, seen, facing, tex.part, tex.height, tex.points[:, 0], eye,
-                                   photo.hair.colour, drop_m, photo.hair.half_width * unit, made)
+                                   photo.hair.colour, drop_m, photo.hair.half_width * unit, made,
+                                   hat=photo.hair.hat is not None)
     atlas, known_grid, garment_grid = _assemble(tex, colour, known, on_garment, atlas_size)
     made = np.where(known, made, 1.0)
     atlas = fill_unknown(atlas, known_grid)
@@ -578,6 +582,9 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
         atlas = texture_unseen(atlas, tex, ~on_garment & known & (made < 0.5), made, camera, found.hair)
     offsets = ease_offsets(parts, weight, ease_cm_by_region)
     dressed = vertices + vertex_normals(vertices, faces) * offsets[:, None]
+    if shell is not None and photo.hair is not None and eye is not None:  # the hair's volume: a shell round the head
+        dressed += volume_offsets(vertices, parts.height, parts.label == appearance.HEAD, camera_position(camera),
+                                  eye, photo.hair.volume * unit, photo.hair.volume_top * unit)
     front = on_garment & (facing > 0)
     seen_grid = np.zeros(atlas_size * atlas_size, dtype=bool)
     seen_grid[tex.index[seen]] = True
@@ -588,6 +595,20 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
         vertex_part=parts.label, skin=found.skin, seen_texels=seen_grid.reshape(atlas_size, atlas_size),
         made_up=float(made[~on_garment].mean()) if (~on_garment).any() else 0.0,
     )
+
+
+def hair_shell(vertices: np.ndarray, parts: regions.BodyParts, tex: Texels, camera: Camera,
+               found: appearance.Hair | None) -> np.ndarray | None:
+    """(N,) each texel's share of the hair's volume (`pipeline.fitting.hair`), 0 off the head; None when the photo's
+    hair lies on the skull (or there is no eye level to place it by)."""
+    eye, unit = parts.levels.get("eye"), parts.levels.get("eye", 0.0) - parts.levels["shoulder"]
+    if found is None or eye is None or unit <= 0 or max(found.volume, found.volume_top) <= 0:
+        return None
+    centre = skull_centre(vertices, parts.height, parts.label == appearance.HEAD, eye)
+    if centre is None:
+        return None
+    share = shell_share(tex.points, tex.height, centre, camera_position(camera), eye, found.volume * unit)
+    return np.where(tex.part == appearance.HEAD, share, 0.0)
 
 
 def _assemble(tex: Texels, colour: np.ndarray, known: np.ndarray, on_garment: np.ndarray,

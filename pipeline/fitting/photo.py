@@ -31,6 +31,7 @@ import numpy as np
 
 from pipeline.fitting.appearance import Hair
 from pipeline.fitting.background import background_in_mask
+from pipeline.fitting.hair import hat_over, short_volume, volume_of
 from pipeline.fitting.old_region import cuffs_of, sleeve_beyond, strays_of, whole_sleeves
 from pipeline.fitting.onepiece import OnePiece, background_across, coat_tails, replacement
 from pipeline.fitting.parsing import (
@@ -130,7 +131,11 @@ def measure_hair(photo: np.ndarray, parsing: Parsing, eye_y: float, shoulder_y: 
         return None
     crown = crown_of(person, parsing, eye_y, unit) if outside.sum() >= 200 else None
     lab = lab8(photo)
-    if crown is not None:  # the crown and what stands past the skull in its colours (lengths lighter than the roots)
+    under = hat_over(crown, outside, lab, eye_y, unit) if crown is not None else None
+    hat = np.median(photo[crown], axis=0).astype(np.float32) if crown is not None and under is not None else None
+    if under is not None:  # a hat on the crown: the hair is what shows under it
+        top, crown = under, None
+    elif crown is not None:  # the crown and what stands past the skull in its colours (lengths lighter than roots)
         top = crown | (top & (np.linalg.norm(lab - np.median(lab[crown], axis=0), axis=2) < HAIR_CROWN_NEAR))
     colour = np.median(photo[top], axis=0).astype(np.float32)
     ref = lab8(colour.reshape(1, 1, 3).clip(0, 255).astype(np.uint8))[0, 0]
@@ -143,7 +148,7 @@ def measure_hair(photo: np.ndarray, parsing: Parsing, eye_y: float, shoulder_y: 
     found = np.unique(labels[seed & alike])
     joined = np.isin(labels, found[found > 0])  # every component the seed touches (label 0 is not alike)
     if not joined.any():
-        return Hair(colour, 0.0, 0.5)
+        return Hair(colour, 0.0, 0.5, hat=hat)
     ys, xs = np.nonzero(joined)
     centre = float(np.median(xs[ys < eye_y])) if (ys < eye_y).any() else float(np.median(xs))
     bottom = float(np.percentile(ys, 98))
@@ -154,7 +159,9 @@ def measure_hair(photo: np.ndarray, parsing: Parsing, eye_y: float, shoulder_y: 
         bottom = min(bottom, eye_y + HAIR_FACE_ROWS[1] * unit)  # the hair: hair that falls passes the face
     drop = (bottom - eye_y) / unit
     half_width = float(np.percentile(np.abs(xs - centre), 95)) / unit
-    return Hair(colour, max(0.0, min(drop, 4.0)), max(0.3, min(half_width, 2.0)))
+    side, over = short_volume(volume_of(joined | top, parsing.rendered & (parsing.part == PART["head"]), eye_y, unit),
+                              drop)
+    return Hair(colour, max(0.0, min(drop, 4.0)), max(0.3, min(half_width, 2.0)), side, over, hat)
 
 
 @dataclass(frozen=True)
@@ -318,6 +325,8 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
     hair = measure_hair(photo, parsing, eye_y, shoulder_y) if eye_y is not None and shoulder_y is not None else None
     if hair is not None:
         record["hair"] = {"rgb": [round(float(c)) for c in hair.colour], "drop": round(hair.drop, 2),
-                          "half_width": round(hair.half_width, 2)}
+                          "half_width": round(hair.half_width, 2), "volume": round(hair.volume, 2),
+                          "volume_top": round(hair.volume_top, 2),
+                          "hat_rgb": None if hair.hat is None else [round(float(c)) for c in hair.hat]}
     return PhotoTryOn(image=image, painted=painted, refilled=exposed | skirt | tails, record=record,
                       guessed=tuple(guessed), agnostic=agnostic, hair=hair, worn=worn)

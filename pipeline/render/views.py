@@ -65,7 +65,11 @@ def orbit_cameras(camera: Camera, centre: np.ndarray, angles_deg: tuple[int, ...
 FRAME_MARGIN = 0.06  # of the image's height and width, kept free round the figure on every side
 RENDER_THREADS = 2  # views rendered at once: torch and numpy release the GIL, and each view is computed alone, so
 # the bytes are the same; on a machine whose other cores are busy (a catalog) it costs nothing measurable
-TURNTABLE_DISTANCE = 5.0  # camera distance in half-heights of the figure (a ~4.5 m lens-to-person for 1.8 m)
+TURNTABLE_DISTANCE = 5.0  # camera distance in half-heights of the figure (a ~4.5 m lens-to-person for 1.8 m) ...
+TURNTABLE_FARTHER = (6.0, 7.0, 8.5, 10.0, 12.0, 14.5, 17.5, 21.0, 25.0, 30.0)  # ... or the first of these that
+TURNTABLE_SPREAD = 0.035  # keeps the figure's projected height within this share across the 8 angles: a crouch, a
+# lunge or a seated person reaching towards the camera looks taller where its near parts face it (perspective; seen
+# orthographically a turn about the vertical keeps a figure's height exactly), and a longer lens flattens that
 
 
 def level_rotation(camera: Camera) -> np.ndarray:
@@ -86,6 +90,7 @@ class Turntable:
 
     camera: Camera  # the 000 view's camera: level, in front of the person
     centre: np.ndarray  # (3,) the vertical the body turns about passes through it
+    distance_hh: float = TURNTABLE_DISTANCE  # the camera's distance beyond the turning radius, in half-heights
 
 
 def visible_vertices(vertices: np.ndarray, camera: Camera, slack: float = 0.02) -> np.ndarray:
@@ -99,23 +104,53 @@ def visible_vertices(vertices: np.ndarray, camera: Camera, slack: float = 0.02) 
 
 def turntable(photo_camera: Camera, vertices: np.ndarray, margin: float = FRAME_MARGIN) -> Turntable:
     """The turntable that frames the visible figure whole at every angle, at one scale whatever the person's size
-    in the photo: a level camera at the photo's image size, looking at the middle of the visible body from a fixed
-    distance in figure heights, with the focal length that fits the body's full turning radius and height inside
-    the margins."""
-    v = np.asarray(vertices, dtype=np.float64)[visible_vertices(vertices, photo_camera)]
+    in the photo: a level camera at the photo's image size, looking at the middle of the visible body, with the
+    focal length that fits the body's full turning radius and height inside the margins, from `TURNTABLE_DISTANCE`
+    half-heights away, or farther (`TURNTABLE_FARTHER`) where the figure's height would change by more than
+    `TURNTABLE_SPREAD` as it turns. A standing person keeps the near camera (and the face its perspective); the
+    distance is the figure's own, the same at all 8 angles."""
+    visible = np.asarray(vertices, dtype=np.float64)[visible_vertices(vertices, photo_camera)]
+    near = turntable_at(photo_camera, visible, TURNTABLE_DISTANCE, margin)
+    if height_spread(near, vertices) <= TURNTABLE_SPREAD:
+        return near
+    low, high = 0, len(TURNTABLE_FARTHER) - 1  # the spread falls as the camera moves back: the first that fits
+    while low < high:
+        middle = (low + high) // 2
+        fits = height_spread(turntable_at(photo_camera, visible, TURNTABLE_FARTHER[middle], margin), vertices)
+        low, high = (low, middle) if fits <= TURNTABLE_SPREAD else (middle + 1, high)
+    return turntable_at(photo_camera, visible, TURNTABLE_FARTHER[low], margin)
+
+
+def turntable_at(photo_camera: Camera, visible: np.ndarray, distance_hh: float, margin: float = FRAME_MARGIN
+                 ) -> Turntable:
+    """The turntable of the `visible` vertices (those the photo's frame holds, `visible_vertices`) with its camera
+    `distance_hh` of the figure's half-heights (or turning radii, the larger) beyond the figure's turning radius
+    from the middle of the visible body (see `turntable`)."""
+    v = np.asarray(visible, dtype=np.float64)
     low, high = v.min(axis=0), v.max(axis=0)
     centre = (low + high) / 2
     radius = float(np.sqrt(((v[:, :2] - centre[:2]) ** 2).sum(axis=1)).max())
     half_height = float(high[2] - low[2]) / 2
     width, height = photo_camera.image_size
     usable_h, usable_w = (0.5 - margin) * height, (0.5 - margin) * width
-    distance = radius + TURNTABLE_DISTANCE * max(half_height, radius)  # far enough that turning barely rescales
+    distance = radius + distance_hh * max(half_height, radius)  # far enough that turning barely rescales
     f = min(usable_h * (distance - radius) / max(half_height, 1e-6), usable_w * (distance - radius) / max(radius, 1e-6))
     rotation = level_rotation(photo_camera)
     position = centre - rotation[2] * distance
     camera = Camera(focal_px=f, cx=width / 2, cy=height / 2, rotation=rotation, translation=-rotation @ position,
                     image_size=(width, height))
-    return Turntable(camera, centre)
+    return Turntable(camera, centre, distance_hh)
+
+
+def height_spread(table: Turntable, vertices: np.ndarray) -> float:
+    """The spread of the figure's projected height across the 8 angles (max - min over the mean; its vertices' extent
+    inside the frame, as the rendered silhouette's would be): what the turntable's perspective does to its scale."""
+    v = np.asarray(vertices, dtype=np.float64)
+    heights = []
+    for camera in orbit_cameras(table.camera, table.centre):
+        rows = np.clip(camera.project(v)[:, 1], 0.0, float(camera.image_size[1]))
+        heights.append(float(rows.max() - rows.min()))
+    return float(np.ptp(heights) / max(float(np.mean(heights)), 1e-6))
 
 
 def camera_position(camera: Camera) -> np.ndarray:
