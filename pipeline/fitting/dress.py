@@ -65,6 +65,8 @@ class DressedBody:
     skin: np.ndarray | None = None  # (3,) float RGB skin tone seen in the photo (None: none seen)
     seen_texels: np.ndarray | None = None  # (S, S) bool: texels whose colour the photo shows directly
     made_up: float = 0.0  # share of the body's texels off the garment whose colour was made up (weighted 0..1)
+    made_texels: np.ndarray | None = None  # (S, S) float32: how much of each texel's colour was made up (0 the
+    # photo's own, directly or mirrored; 1 made up; 0 on the garment and off the layout): atlas_source.png
     faces: np.ndarray | None = None  # the dressed mesh's own topology when it is not the body's (a skirt shell
     uvs: np.ndarray | None = None  # added, the legs under it dropped: `pipeline.fitting.skirt_look`); None: the
     face_uvs: np.ndarray | None = None  # body's faces, UVs and face UVs
@@ -518,12 +520,15 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     front = on_garment & (facing > 0)
     seen_grid = np.zeros(atlas_size * atlas_size, dtype=bool)
     seen_grid[tex.index[seen]] = True
+    made_grid = np.zeros(atlas_size * atlas_size, dtype=np.float32)
+    made_grid[tex.index] = np.where(on_garment, 0.0, np.clip(made, 0.0, 1.0))
     return DressedBody(
         vertices=dressed.astype(np.float32), atlas=atlas, garment_texels=garment_grid,
         garment_vertices=weight > 0.5, coverage=float(took[front].mean()) if front.any() else 0.0,
         seen=float(seen.mean()) if len(seen) else 0.0, sleeve_m=sleeve_m, bared_limbs=bared,
         vertex_part=parts.label, skin=found.skin, seen_texels=seen_grid.reshape(atlas_size, atlas_size),
         made_up=float(made[~on_garment].mean()) if (~on_garment).any() else 0.0,
+        made_texels=made_grid.reshape(atlas_size, atlas_size),
     )
 
 
