@@ -333,8 +333,9 @@ def _made_in_photo(tex: Texels, camera: Camera, made_px: np.ndarray | None, seen
 def texture_unseen(atlas: np.ndarray, tex: Texels, source: np.ndarray, made: np.ndarray, camera: Camera,
                    hair: np.ndarray | None = None) -> np.ndarray:
     """The atlas with its made-up texels (`made`, 0..1 per texel) given the grain of the `source` texels (the
-    photo's own, off the garment), the photo's light and, where they are the `hair` colour, strands
-    (`pipeline.fitting.unseen`). Texels with nothing made up are left exactly as they are."""
+    photo's own, off the garment; those the photo sees at `unseen.GRAIN_FACING` or squarer, directly or mirrored:
+    its grazing edge, next to what it does not show, is its blurriest), the photo's light and, where they are the
+    `hair` colour, strands (`pipeline.fitting.unseen`). Texels with nothing made up are left exactly as they are."""
     size = atlas.shape[0]
     todo = np.flatnonzero(made > 0)
     if not len(todo):
@@ -342,11 +343,13 @@ def texture_unseen(atlas: np.ndarray, tex: Texels, source: np.ndarray, made: np.
     part = np.full(size * size, -1, dtype=np.int64)
     part[tex.index] = tex.part
     grid = np.zeros(size * size, dtype=bool)
-    grid[tex.index[source]] = True
+    resolved = source & (np.abs(facing_cosine(tex, camera)) > unseen.GRAIN_FACING)  # not the photo's grazing edge
+    grid[tex.index[resolved if resolved.sum() >= unseen.MIN_FIT else source]] = True
     target = np.zeros(size * size, dtype=bool)
     target[tex.index[todo]] = True
+    head = part.reshape(size, size) == _HEAD
     grain = unseen.transfer_grain(atlas, grid.reshape(size, size), part.reshape(size, size),
-                                  target.reshape(size, size)).reshape(-1)
+                                  target.reshape(size, size), fine=head).reshape(-1, 3)
     flat = atlas.reshape(-1, 3).copy()
     side, up = unseen.side_and_up(tex.normals, np.asarray(camera.rotation, dtype=np.float64)[2])
     fit = np.flatnonzero(source)[:: unseen.FIT_STRIDE]
