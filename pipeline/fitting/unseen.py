@@ -74,14 +74,27 @@ def transfer_grain(atlas: np.ndarray, source: np.ndarray, part: np.ndarray, targ
 def relative_detail(atlas: np.ndarray, source: np.ndarray, sigma: float) -> np.ndarray:
     """(S, S, 3) float32: each source texel's colour minus the source's local mean (a Gaussian of `sigma` texels,
     over source texels only), over the local mean luminance (at least 8), clipped to +/- `GRAIN_CLIP`; 0 off it."""
-    import cv2
-
     rgb = atlas.astype(np.float32)
     weight = source.astype(np.float32)
-    norm = np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma), 1e-3)
-    mean = cv2.GaussianBlur(rgb * weight[..., None], (0, 0), sigma) / norm[..., None]
+    stacked = np.concatenate([rgb * weight[..., None], weight[..., None]], axis=2)
+    blurred = smooth(stacked, sigma)
+    mean = blurred[..., :3] / np.maximum(blurred[..., 3:], 1e-3)
     scale = np.maximum(mean @ LUMA, 8.0)[..., None]
     return np.where(source[..., None], np.clip((rgb - mean) / scale, -GRAIN_CLIP, GRAIN_CLIP), 0.0).astype(np.float32)
+
+
+def smooth(image: np.ndarray, sigma: float) -> np.ndarray:
+    """(H, W, C) float32 Gaussian blur; a wide one (sigma over 6) at a quarter of the size and scaled back up
+    (a local mean: it differs from the full blur by under 1 % of the range even on white noise, at a fraction of
+    the cost on a 1024 atlas)."""
+    import cv2
+
+    if sigma <= 6.0:
+        return cv2.GaussianBlur(image, (0, 0), sigma).reshape(image.shape)
+    height, width = image.shape[:2]
+    small = cv2.resize(image, (max(1, width // 4), max(1, height // 4)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma / 4.0)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR).reshape(image.shape)
 
 
 def reflect_from(source: np.ndarray, part: np.ndarray, target: np.ndarray
