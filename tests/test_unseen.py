@@ -106,3 +106,18 @@ def test_bench_look_counts_the_made_up_flat_patch_apart_from_the_photos_own() ->
     raw, only_made = flat_patch(view, no_garment), flat_patch(view, no_garment, made)
     assert 0.3 < raw < 0.5 and 0.15 < only_made < 0.25 and only_made < 0.6 * raw  # the slab less its edges
     assert flat_patch(view, no_garment, np.zeros_like(made)) == 0.0
+
+
+def test_a_fill_takes_detail_from_its_own_part_when_another_parts_island_lies_nearer() -> None:
+    size = 96
+    rng = np.random.default_rng(8)
+    atlas = np.clip(120 + 30 * rng.standard_normal((size, size, 3)), 0, 255).astype(np.uint8)
+    part = np.zeros((size, size), np.int64)
+    part[:, 48:] = 1  # the fill (columns 30 to 47) is part 0; the island right beside it is part 1's
+    source = np.zeros((size, size), bool)
+    source[:, :10] = True  # part 0's own seen texels, 20 texels away
+    source[:, 48:60] = True  # part 1's, right beside the fill
+    target = np.zeros((size, size), bool)
+    target[:, 30:48] = True
+    grain = unseen.transfer_grain(atlas, source, part, target)
+    assert (np.abs(grain[target]).max(axis=1) > 0).mean() > 0.95

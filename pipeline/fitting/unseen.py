@@ -39,7 +39,7 @@ GRAIN_CLIP = 0.25  # the detail, relative to the local luminance, is clipped to 
 GRAIN_FACING = 0.5  # the detail is taken from photo texels facing its camera at least this much (cosine)
 FOLD_TEXELS = 24  # a made-up texel deeper than this from the photo takes detail from within this band
 RETRY_DEPTHS = (1.0, 0.5, 0.25)  # a reflection that lands off the photo's texels tries again this much shallower
-WINDOW_TEXELS = 16  # ... and last a window this wide beside its nearest photo texel, tiled by its own position
+WINDOW_TEXELS = 16  # ... and last a window this wide beside its nearest photo texel, tiled by its position
 SIDE_SLOPE = (-0.45, 0.0)  # bounds of the fitted luminance change from facing the camera to edge-on
 UP_SLOPE = (0.0, 0.25)  # bounds of the fitted luminance change per unit of the normal's upward component
 MIN_FIT = 200  # photo texels needed to fit the shading; fewer: no shading term
@@ -73,14 +73,15 @@ def transfer_grain(atlas: np.ndarray, source: np.ndarray, part: np.ndarray, targ
 
 def relative_detail(atlas: np.ndarray, source: np.ndarray, sigma: float) -> np.ndarray:
     """(S, S, 3) float32: each source texel's colour minus the source's local mean (a Gaussian of `sigma` texels,
-    over source texels only), over the local mean luminance (at least 8), clipped to +/- `GRAIN_CLIP`; 0 off it."""
+    over source texels only), over the local mean luminance (at least 8), soft-clipped to +/- `GRAIN_CLIP`; 0 off it."""
     rgb = atlas.astype(np.float32)
     weight = source.astype(np.float32)
     stacked = np.concatenate([rgb * weight[..., None], weight[..., None]], axis=2)
     blurred = smooth(stacked, sigma)
     mean = blurred[..., :3] / np.maximum(blurred[..., 3:], 1e-3)
     scale = np.maximum(mean @ LUMA, 8.0)[..., None]
-    return np.where(source[..., None], np.clip((rgb - mean) / scale, -GRAIN_CLIP, GRAIN_CLIP), 0.0).astype(np.float32)
+    soft = GRAIN_CLIP * np.tanh((rgb - mean) / scale / GRAIN_CLIP)  # a soft clip: no plateaus with hard edges
+    return np.where(source[..., None], soft, 0.0).astype(np.float32)
 
 
 def smooth(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -102,23 +103,41 @@ def reflect_from(source: np.ndarray, part: np.ndarray, target: np.ndarray
     """(rows, cols) of the target texels (not source, on a part) that found a source texel to take detail from,
     and (rows, cols) of that texel: a texel at distance d from the source mirrors through its nearest source texel
     q to d beyond it (folded every `FOLD_TEXELS`); where that lands off the source or on another part, it tries the
-    same direction at `RETRY_DEPTHS` of the depth, then a `WINDOW_TEXELS` window beside q tiled by the texel's own
-    position (so a failed reflection still varies from texel to texel instead of staying flat)."""
+    same direction at `RETRY_DEPTHS` of the depth, then a `WINDOW_TEXELS` window beside q tiled (mirror-wise)
+    by the texel's own position (so a failed reflection still varies from texel to texel instead of staying
+    flat). Texels whose nearest source texel is on another part (the UV layout puts islands of other parts
+    between) search again among their own part's source texels only."""
+    py, px = np.nonzero(target & ~source & (part >= 0))
+    found_y, found_x = _reflect(source, part, source, py, px)
+    for p in np.unique(part[py[found_y < 0], px[found_y < 0]]):
+        own = source & (part == p)
+        open_ = np.flatnonzero((found_y < 0) & (part[py, px] == p))
+        if not own.any() or not len(open_):
+            continue
+        found_y[open_], found_x[open_] = _reflect(source, part, own, py[open_], px[open_])
+    hit = found_y >= 0
+    return py[hit], px[hit], found_y[hit], found_x[hit]
+
+
+def _reflect(source: np.ndarray, part: np.ndarray, nearest_of: np.ndarray, py: np.ndarray, px: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) rows and cols of the source texel each (py, px) takes detail from through its nearest texel of
+    `nearest_of` (-1 where every candidate missed; see `reflect_from`)."""
     import cv2
 
-    distance, labels = cv2.distanceTransformWithLabels((~source).astype(np.uint8), cv2.DIST_L2, 5,
+    distance, labels = cv2.distanceTransformWithLabels((~nearest_of).astype(np.uint8), cv2.DIST_L2, 5,
                                                        labelType=cv2.DIST_LABEL_PIXEL)
-    rows, cols = np.nonzero(source)
+    rows, cols = np.nonzero(nearest_of)
     order = np.zeros(labels.max() + 1, dtype=np.int64)
     order[labels[rows, cols]] = np.arange(len(rows))
-    py, px = np.nonzero(target & ~source & (part >= 0))
     nearest = order[labels[py, px]]
     qy, qx = rows[nearest].astype(np.float32), cols[nearest].astype(np.float32)
     d = np.maximum(distance[py, px], 1e-3)
     depth = FOLD_TEXELS - np.abs(d % (2 * FOLD_TEXELS) - FOLD_TEXELS)  # 0 .. FOLD_TEXELS, continuous in d
     uy, ux = (qy - py) / d, (qx - px) / d  # unit step from the texel towards (and past) its nearest source texel
     half = WINDOW_TEXELS // 2
-    wy, wx = py % WINDOW_TEXELS - half, px % WINDOW_TEXELS - half  # the texel's place in a tiled window
+    period = 2 * WINDOW_TEXELS  # the texel's place in the window, tiled mirror-wise (continuous: no block seams)
+    wy, wx = np.abs(py % period - WINDOW_TEXELS) - half, np.abs(px % period - WINDOW_TEXELS) - half
     candidates = [(qy + uy * np.maximum(depth * f, 1.0), qx + ux * np.maximum(depth * f, 1.0)) for f in RETRY_DEPTHS]
     candidates += [(qy + uy * (half + 1) + wy, qx + ux * (half + 1) + wx), (qy + wy, qx + wx)]
     found_y, found_x = np.full(len(py), -1, np.int64), np.full(len(py), -1, np.int64)
@@ -133,8 +152,7 @@ def reflect_from(source: np.ndarray, part: np.ndarray, target: np.ndarray
         ok = inside & source[ty, tx] & (part[ty, tx] == part[py[open_], px[open_]])
         where = np.flatnonzero(open_)[ok]
         found_y[where], found_x[where] = ty[ok], tx[ok]
-    hit = found_y >= 0
-    return py[hit], px[hit], found_y[hit], found_x[hit]
+    return found_y, found_x
 
 
 def side_and_up(normals: np.ndarray, front: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
