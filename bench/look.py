@@ -18,7 +18,13 @@ runtime, then measures each job's published files (photo.png, angles/000..315.pn
   only those where the old garment was: the old region and the photo's pixels in its colours joined to it.
 - flat patches: per view, the figure minus the new garment's colours; pixels whose blurred Lab gradient is under
   1.5 units are "flat"; the largest connected flat region as a share of the figure. The same measure on the
-  person's own photo (inside its person mask) says how flat the photo itself is by this measure.
+  person's own photo (inside its person mask) says how flat the photo itself is by this measure. That raw figure
+  also counts what the dressing did not make: the photo's own flat clothes (plain black trousers, a black dress),
+  carried round the body, and the new garment's plain fabric where its shade falls over 14 units off the
+  garment's listed colours. `flat_made_share` counts only what the fill made: the same flat pixels, kept only
+  where over half of their texel's colour was made up (fitting's atlas_source.png, red: not the photo's own,
+  seen or mirrored, nor the garment), then the largest connected region of those as a share of the figure.
+  Both are reported; the raw one is the issue's figure and stays as it is.
 - skirt: between the knees at 000 (the band from the knees' height up a third of the way to the hips, the middle
   third of the span between the two knees' centres as the 000 camera sees them): the share that is figure, not
   background. A skirt or a dress closes the gap between the legs (1.0); painted on two legs it stays open (near 0
@@ -121,16 +127,33 @@ def dominant(pixels_rgb: np.ndarray, k: int = 2) -> np.ndarray:
     return colour_centres(lab(pixels_rgb.reshape(-1, 1, 3)).reshape(-1, 3), k)
 
 
-def flat_patch(view: np.ndarray, garment_lab: np.ndarray) -> float:
+def flat_patch(view: np.ndarray, garment_lab: np.ndarray, among: np.ndarray | None = None) -> float:
+    """The largest flat patch as a share of the figure (`among`: counting only those pixels' flat ones)."""
     mask = figure(view)
     if mask.sum() == 0:
         return 0.0
-    return float(largest_flat(view, garment_lab).sum()) / float(mask.sum())
+    if among is not None and among.shape != mask.shape:
+        return 0.0
+    return float(largest_flat(view, garment_lab, among=among).sum()) / float(mask.sum())
 
 
-def largest_flat(view: np.ndarray, garment_lab: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+def largest_flat(view: np.ndarray, garment_lab: np.ndarray, mask: np.ndarray | None = None,
+                 among: np.ndarray | None = None) -> np.ndarray:
     """(H, W) bool: the view's largest connected flat region on the body (see the module docstring); `mask`: the
-    figure when it is not the render's (the photo's person mask)."""
+    figure when it is not the render's (the photo's person mask); `among`: only these pixels' flat ones count."""
+    import cv2
+
+    flat = flat_pixels(view, garment_lab, mask)
+    if among is not None:
+        flat &= among
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(flat.astype(np.uint8), connectivity=4)
+    if count <= 1:
+        return np.zeros(flat.shape, dtype=bool)
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def flat_pixels(view: np.ndarray, garment_lab: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """(H, W) bool: the figure's pixels off the new garment's colours whose blurred Lab gradient is under 1.5."""
     import cv2
 
     mask = figure(view) if mask is None else mask
@@ -141,11 +164,35 @@ def largest_flat(view: np.ndarray, garment_lab: np.ndarray, mask: np.ndarray | N
         gx = cv2.Sobel(blurred[..., c], cv2.CV_32F, 1, 0, ksize=3) / 8
         gy = cv2.Sobel(blurred[..., c], cv2.CV_32F, 0, 1, ksize=3) / 8
         grad = np.maximum(grad, np.hypot(gx, gy))
-    flat = (body & (grad < 1.5)).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=4)
-    if count <= 1:
-        return np.zeros(mask.shape, dtype=bool)
-    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return body & (grad < 1.5)
+
+
+def made_pixels(root: Path, job: str) -> list[np.ndarray] | None:
+    """Per view (ANGLES order), (H, W) bool: the pixels whose texels' colours the dressing made up (over half,
+    atlas_source.png's red: not the photo's own, seen or mirrored, nor the garment); None without that file."""
+    from pipeline.geometry import BodyMesh, read_views_json
+    from pipeline.render.raster import rasterize
+    from pipeline.render.shade import interpolate, sample_texture
+    from pipeline.state import load_plan
+
+    plan = load_plan(FolderStore(root), job)
+    if plan is None:
+        return None
+    fitting = root / layout.run_prefix("fitting", plan.run("fitting").key)
+    if not (fitting / "atlas_source.png").is_file():
+        return None
+    source = decode_rgb((fitting / "atlas_source.png").read_bytes())[..., :1].astype(np.float32) / 255.0
+    mesh = BodyMesh.from_npz((fitting / "dressed.npz").read_bytes())
+    cameras = dict(read_views_json((fitting / "views.json").read_bytes())[0])
+    uv_corners = np.asarray(mesh.uvs, np.float32)[np.asarray(mesh.face_uvs)]
+    out = []
+    for angle in ANGLES:
+        raster = rasterize(mesh.vertices, mesh.faces, cameras[int(angle)])
+        pixels = np.flatnonzero(raster.triangle >= 0)
+        made = np.zeros(raster.triangle.size, dtype=bool)
+        made[pixels] = sample_texture(source, interpolate(raster, uv_corners, pixels))[:, 0] > 0.5
+        out.append(made.reshape(raster.triangle.shape))
+    return out
 
 
 def photo_flat(root: Path, job: str, garment_lab: np.ndarray) -> float | None:
@@ -346,6 +393,11 @@ def measure_job(root: Path, job: str, garment_colours_lab: np.ndarray, flat_only
     row["flat_patch_share"] = round(max(patches), 4)
     row["flat_patch_per_view"] = [round(p, 4) for p in patches]
     row["flat_patch_share_in_photo"] = photo_flat(root, job, garment_colours_lab)
+    made = made_pixels(root, job)
+    if made is not None:
+        made_patches = [flat_patch(v, garment_colours_lab, m) for v, m in zip(views.values(), made, strict=True)]
+        row["flat_made_share"] = round(max(made_patches), 4)
+        row["flat_made_per_view"] = [round(p, 4) for p in made_patches]
     row["skirt_fill_000"] = skirt_fill(root, job, views["000"])
     parsed = None if flat_only else photo_parsing(root, job)
     if parsed is not None:
@@ -414,6 +466,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "flat_patch_share_median": median("flat_patch_share"),
         "flat_patch_share_max": max((r["flat_patch_share"] for r in ok), default=None),
         "flat_patch_share_in_photo_median": median("flat_patch_share_in_photo"),
+        "flat_patch_under_target": sum(r["flat_patch_share"] <= TARGETS["flat_patch_share"] for r in ok),
+        "flat_made_share_median": median("flat_made_share"),
+        "flat_made_share_max": max((r["flat_made_share"] for r in ok if "flat_made_share" in r), default=None),
+        "flat_made_under_target": sum(r.get("flat_made_share", 1.0) <= TARGETS["flat_patch_share"] for r in ok),
         "skirt_fill_000_median": median("skirt_fill_000"),
         "background_share_000_median": median("background_share_000"),
         "background_share_000_max": max((r.get("background_share_000") or 0 for r in ok), default=None),

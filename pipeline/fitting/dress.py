@@ -66,6 +66,8 @@ class DressedBody:
     skin: np.ndarray | None = None  # (3,) float RGB skin tone seen in the photo (None: none seen)
     seen_texels: np.ndarray | None = None  # (S, S) bool: texels whose colour the photo shows directly
     made_up: float = 0.0  # share of the body's texels off the garment whose colour was made up (weighted 0..1)
+    made_texels: np.ndarray | None = None  # (S, S) float32: how much of each texel's colour was made up (0 the
+    # photo's own, directly or mirrored; 1 made up; 0 on the garment and off the layout): atlas_source.png
     faces: np.ndarray | None = None  # the dressed mesh's own topology when it is not the body's (a skirt shell
     uvs: np.ndarray | None = None  # added, the legs under it dropped: `pipeline.fitting.skirt_look`); None: the
     face_uvs: np.ndarray | None = None  # body's faces, UVs and face UVs
@@ -349,10 +351,11 @@ def _made_in_photo(tex: Texels, camera: Camera, sight: PhotoSight, made_px: np.n
 
 
 def texture_unseen(atlas: np.ndarray, tex: Texels, source: np.ndarray, made: np.ndarray, camera: Camera,
-                   hair: np.ndarray | None = None) -> np.ndarray:
+                   hair: np.ndarray | None = None, facing: np.ndarray | None = None) -> np.ndarray:
     """The atlas with its made-up texels (`made`, 0..1 per texel) given the grain of the `source` texels (the
-    photo's own, off the garment), the photo's light and, where they are the `hair` colour, strands
-    (`pipeline.fitting.unseen`). Texels with nothing made up are left exactly as they are."""
+    photo's own, off the garment; those the photo sees at `unseen.GRAIN_FACING` or squarer, directly or mirrored:
+    its grazing edge, next to what it does not show, is its blurriest), the photo's light and, where they are the
+    `hair` colour, strands (`pipeline.fitting.unseen`). Texels with nothing made up are left exactly as they are."""
     size = atlas.shape[0]
     todo = np.flatnonzero(made > 0)
     if not len(todo):
@@ -360,11 +363,14 @@ def texture_unseen(atlas: np.ndarray, tex: Texels, source: np.ndarray, made: np.
     part = np.full(size * size, -1, dtype=np.int64)
     part[tex.index] = tex.part
     grid = np.zeros(size * size, dtype=bool)
-    grid[tex.index[source]] = True
+    facing = facing_cosine(tex, camera) if facing is None else facing  # (N,) towards the camera, when given
+    resolved = source & (np.abs(facing) > unseen.GRAIN_FACING)  # not the photo's grazing edge
+    grid[tex.index[resolved if resolved.sum() >= unseen.MIN_FIT else source]] = True
     target = np.zeros(size * size, dtype=bool)
     target[tex.index[todo]] = True
+    head = part.reshape(size, size) == _HEAD
     grain = unseen.transfer_grain(atlas, grid.reshape(size, size), part.reshape(size, size),
-                                  target.reshape(size, size)).reshape(-1)
+                                  target.reshape(size, size), fine=head).reshape(-1, 3)
     flat = atlas.reshape(-1, 3).copy()
     side, up = unseen.side_and_up(tex.normals, np.asarray(camera.rotation, dtype=np.float64)[2])
     fit = np.flatnonzero(source)[:: unseen.FIT_STRIDE]
@@ -579,7 +585,7 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     made = np.where(known, made, 1.0)
     atlas = fill_unknown(atlas, known_grid)
     if texture_made:
-        atlas = texture_unseen(atlas, tex, ~on_garment & known & (made < 0.5), made, camera, found.hair)
+        atlas = texture_unseen(atlas, tex, ~on_garment & known & (made < 0.5), made, camera, found.hair, facing)
     offsets = ease_offsets(parts, weight, ease_cm_by_region)
     dressed = vertices + vertex_normals(vertices, faces) * offsets[:, None]
     if shell is not None and photo.hair is not None and eye is not None:  # the hair's volume: a shell round the head
@@ -588,12 +594,15 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     front = on_garment & (facing > 0)
     seen_grid = np.zeros(atlas_size * atlas_size, dtype=bool)
     seen_grid[tex.index[seen]] = True
+    made_grid = np.zeros(atlas_size * atlas_size, dtype=np.float32)
+    made_grid[tex.index] = np.where(on_garment, 0.0, np.clip(made, 0.0, 1.0))
     return DressedBody(
         vertices=dressed.astype(np.float32), atlas=atlas, garment_texels=garment_grid,
         garment_vertices=weight > 0.5, coverage=float(took[front].mean()) if front.any() else 0.0,
         seen=float(seen.mean()) if len(seen) else 0.0, sleeve_m=sleeve_m, bared_limbs=bared,
         vertex_part=parts.label, skin=found.skin, seen_texels=seen_grid.reshape(atlas_size, atlas_size),
         made_up=float(made[~on_garment].mean()) if (~on_garment).any() else 0.0,
+        made_texels=made_grid.reshape(atlas_size, atlas_size),
     )
 
 

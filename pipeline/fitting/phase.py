@@ -317,11 +317,23 @@ def write_outputs(io: PhaseIO, report: FitReport, dressed: DressedBody, mesh: Bo
     io.write("views.json", views_json([(v.angle_deg, v.camera) for v in views], lighting, from_atlas=from_atlas),
              "application/json")
     io.write("atlas.png", encode_png(dressed.atlas), "image/png")
+    io.write("atlas_source.png", encode_png(atlas_source(dressed)), "image/png")
     io.write("dressed.npz", mesh.to_npz())
     io.write("fit_report.json", report.model_dump_json(indent=2).encode(), "application/json")
     record = {"schema_version": 1, "identity": [i.as_dict() for i in identity], "quality_flags": flags,
               "dressing": dressing, "garment_coverage": dressing["garment_coverage"]}
     io.write("fitting.json", json.dumps(record, indent=2).encode(), "application/json")
+
+
+def atlas_source(dressed: DressedBody) -> np.ndarray:
+    """(S', S, 3) uint8, atlas.png's texels by where their colour came from: red how much was made up, green seen
+    directly in the photo, blue the new garment; none of them the photo at the mirrored point (or off the layout).
+    bench.look reads it to tell the dressing's made-up flat patches from the photo's own."""
+    shape = dressed.atlas.shape[:2]
+    made = dressed.made_texels if dressed.made_texels is not None else np.zeros(shape, np.float32)
+    seen = dressed.seen_texels if dressed.seen_texels is not None else np.zeros(shape, bool)
+    channels = [np.clip(made, 0.0, 1.0), seen.astype(np.float32), dressed.garment_texels.astype(np.float32)]
+    return (np.stack(channels, axis=2) * 255.0 + 0.5).astype(np.uint8)
 
 
 def summary(report: FitReport, identity: list[AngleIdentity], flags: list[str], dressing: dict[str, object]

@@ -153,6 +153,8 @@ def combined(dressed: DressedBody, body: BodyMesh, mesh: skirt.SkirtMesh, strip:
         garment_vertices=np.concatenate([dressed.garment_vertices, np.full(len(mesh.vertices), garment)]),
         vertex_part=np.concatenate([dressed.vertex_part, np.full(len(mesh.vertices), _THIGH)]),
         seen_texels=np.concatenate([seen, np.zeros((rows, size), bool)]),
+        made_texels=None if dressed.made_texels is None else np.concatenate(
+            [dressed.made_texels, np.zeros((rows, size), np.float32)]),  # the shell: the garment's or the photo's
         faces=faces, uvs=np.concatenate([body_uv, skirt_uv]).astype(np.float32), face_uvs=face_uvs,
         skirt=record | {"hidden_body_faces": int(hidden.sum())})
 
