@@ -31,7 +31,7 @@ HAIR_HUES = (38.0, 100.0)  # when its colour is none of hair's: hair's hues (Lab
 HAIR_CHROMA = (25.0, 65.0)  # ... at a chroma under the second (Lab), or any hue under the first (black, grey)
 HAT_HAIR_FROM = -0.1  # the hair under a hat: what stands past the skull from this far above the eyes down (in
 HAT_HAIR_MIN = 150  # eye-to-shoulder lengths), at least this many pixels of it
-SHELL_FACING = (0.25, 0.6)  # the head's directions towards the photo's camera (cosine): full shell below the
+SHELL_FACING = (0.05, 0.35)  # the head's directions towards the photo's camera (cosine): full shell below the
 # first, none above the second (the face and the forehead keep the fitted skull and the photo's pixels)
 SHELL_CROWN_M = (0.0, 0.04)  # above the eyes the shell ramps in over this height (metres, rest pose) ...
 SHELL_NAPE_M = (-0.06, -0.02)  # ... and on the sides and back of the head from the ears' lower edge up, where the
