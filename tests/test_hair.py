@@ -133,7 +133,7 @@ def test_the_shell_grows_the_crown_and_back_of_the_head_not_the_face() -> None:
     offsets = volume_offsets(head, head[:, 2], np.ones(len(head), bool), np.array([0.0, -4.0, 1.6]), 1.6, 0.05, 0.05)
     moved = np.linalg.norm(offsets, axis=1)
     out = (head - np.array([0.0, 0.0, 1.6])) / 0.1
-    crown, back, face = (out[:, 2] > 0.9) & (out[:, 1] > -0.2), (out[:, 1] > 0.9) & (out[:, 2] > 0.3), out[:, 1] < -0.9
+    crown, back, face = (out[:, 2] > 0.9) & (out[:, 1] > -0.02), (out[:, 1] > 0.9) & (out[:, 2] > 0.3), out[:, 1] < -0.9
     np.testing.assert_allclose(moved[crown], 0.05, atol=1e-3)
     np.testing.assert_allclose(moved[back], 0.05, atol=1e-3)
     assert moved[face].max() < 1e-9
