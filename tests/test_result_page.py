@@ -129,6 +129,9 @@ def test_the_page_shows_the_fit_report_and_the_scores_of_the_json_files(job) -> 
     for score in fitting["identity"]:
         shown = page.text(f"{score['angle']}/distance")
         assert shown == ("–" if score["distance"] is None else str(score["distance"]))
+        said = "not compared" if score["status"].startswith("skipped") else score["status"]  # the reason: its title
+        assert page.text(f"{score['angle']}/chip") == said
+    assert any(a.get("title", "").startswith("skipped: the view turns 180 degrees") for _, a in page.elements)
     flags = page.text("#quality-flags")
     assert all(flag in flags for flag in fitting["quality_flags"])
     assert fitting["quality_flags"] or "no quality flags" in flags
