@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 
@@ -48,6 +49,7 @@ FRONT_FACING = 0.3  # the cutout goes on texels facing the camera at least this 
 MASK_ERODE = 1 / 256  # of the image height: the person mask is shrunk so its soft edge lends no background
 TILE_M = 0.22  # the fabric tile's side on the body, metres
 _HEAD = regions.PARTS.index("head")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -97,49 +99,70 @@ def uv_camera(size: int) -> Camera:
     return Camera(focal_px=1.0, cx=0.0, cy=0.0, rotation=np.eye(3), translation=np.zeros(3), image_size=(size, size))
 
 
-_UV_RASTERS: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-_UV_LOCK = threading.Lock()
+class ContentCache(Generic[T]):
+    """A few values kept for the process's next jobs, keyed by the sha256 of what they are computed from (arrays
+    and bytes); the oldest goes first. Thread-safe; two threads missing at once both compute, and one is kept."""
+
+    def __init__(self, kept: int) -> None:
+        self.kept = kept
+        self._values: dict[str, T] = {}
+        self._lock = threading.Lock()
+
+    def get(self, sources: Sequence[np.ndarray | bytes], make: Callable[[], T]) -> T:
+        digest = hashlib.sha256()
+        for source in sources:
+            digest.update(source if isinstance(source, bytes) else np.ascontiguousarray(source).tobytes())
+        key = digest.hexdigest()
+        with self._lock:
+            if key in self._values:
+                return self._values[key]
+        value = make()
+        with self._lock:
+            while len(self._values) >= self.kept:
+                self._values.pop(next(iter(self._values)))
+            self._values[key] = value
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
 
 
-def uv_raster(uvs: np.ndarray, face_uvs: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+UvRaster = tuple[np.ndarray, np.ndarray, np.ndarray]
+_UV_RASTERS: ContentCache[UvRaster] = ContentCache(4)
+
+
+def uv_raster(uvs: np.ndarray, face_uvs: np.ndarray, size: int) -> UvRaster:
     """(flat texel index, triangle, barycentrics) of every covered texel of the UV layout (row 0 = v 1). The layout
     is the body model's, the same for every job: rasterized once per process and kept (a few, keyed by content)."""
     from pipeline.render.raster import rasterize
 
-    key = hashlib.sha256(np.ascontiguousarray(uvs, np.float32).tobytes() +
-                         np.ascontiguousarray(face_uvs, np.int64).tobytes() + str(size).encode()).hexdigest()
-    with _UV_LOCK:
-        if key in _UV_RASTERS:
-            return _UV_RASTERS[key]
-    flat = np.column_stack([uvs[:, 0] * size, (1.0 - uvs[:, 1]) * size, np.ones(len(uvs))])
-    raster = rasterize(flat, face_uvs, uv_camera(size), cull_back=False)
-    index = np.flatnonzero(raster.triangle >= 0)
-    found = (index, raster.triangle.reshape(-1)[index], raster.bary.reshape(-1, 3)[index].astype(np.float64))
-    with _UV_LOCK:
-        if len(_UV_RASTERS) >= 4:
-            _UV_RASTERS.pop(next(iter(_UV_RASTERS)))
-        _UV_RASTERS[key] = found
-    return found
+    def make() -> UvRaster:
+        flat = np.column_stack([uvs[:, 0] * size, (1.0 - uvs[:, 1]) * size, np.ones(len(uvs))])
+        raster = rasterize(flat, face_uvs, uv_camera(size), cull_back=False)
+        index = np.flatnonzero(raster.triangle >= 0)
+        return index, raster.triangle.reshape(-1)[index], raster.bary.reshape(-1, 3)[index].astype(np.float64)
+
+    return _UV_RASTERS.get([np.asarray(uvs, np.float32), np.asarray(face_uvs, np.int64), str(size).encode()], make)
 
 
 def atlas_texels(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, face_uvs: np.ndarray, size: int,
-                 part: np.ndarray, weight: np.ndarray | None = None, height: np.ndarray | None = None) -> Texels:
-    """The UV layout's covered texels with the body's attributes interpolated at each (`weight` None: garment
-    weights 0, for `texel_weights` to fill in)."""
+                 part: np.ndarray, height: np.ndarray | None = None) -> Texels:
+    """The UV layout's covered texels with the body's attributes interpolated at each; their garment weights 0, for
+    `texel_weights` to fill in per garment."""
     index, tri, bary = uv_raster(uvs, face_uvs, size)
     corners = np.asarray(faces, dtype=np.int64)[tri]
     points = np.einsum("nk,nkc->nc", bary, np.asarray(vertices, np.float64)[corners])
     normals = np.einsum("nk,nkc->nc", bary, vertex_normals(vertices, faces)[corners])
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
     nearest = corners[np.arange(len(tri)), bary.argmax(axis=1)]
-    garment = np.zeros(len(tri)) if weight is None else np.einsum("nk,nk->n", bary, weight[corners])
     rest_z = points[:, 2] if height is None else np.einsum("nk,nk->n", bary, np.asarray(height)[corners])
-    return Texels(index, points, normals, part[nearest], garment, rest_z)
+    return Texels(index, points, normals, part[nearest], np.zeros(len(tri)), rest_z)
 
 
 def texel_weights(faces: np.ndarray, uvs: np.ndarray, face_uvs: np.ndarray, size: int, weight: np.ndarray
                   ) -> np.ndarray:
-    """(N,) the per-vertex `weight` interpolated at each covered texel, as `atlas_texels` does."""
+    """(N,) the per-vertex `weight` interpolated at each covered texel (`atlas_texels`' order)."""
     _, tri, bary = uv_raster(uvs, face_uvs, size)
     return np.einsum("nk,nk->n", bary, weight[np.asarray(faces, dtype=np.int64)[tri]])
 
@@ -351,7 +374,7 @@ def _made_in_photo(tex: Texels, camera: Camera, sight: PhotoSight, made_px: np.n
 
 
 def texture_unseen(atlas: np.ndarray, tex: Texels, source: np.ndarray, made: np.ndarray, camera: Camera,
-                   hair: np.ndarray | None = None, facing: np.ndarray | None = None) -> np.ndarray:
+                   facing: np.ndarray, hair: np.ndarray | None = None) -> np.ndarray:
     """The atlas with its made-up texels (`made`, 0..1 per texel) given the grain of the `source` texels (the
     photo's own, off the garment; those the photo sees at `unseen.GRAIN_FACING` or squarer, directly or mirrored:
     its grazing edge, next to what it does not show, is its blurriest), the photo's light and, where they are the
@@ -363,7 +386,6 @@ def texture_unseen(atlas: np.ndarray, tex: Texels, source: np.ndarray, made: np.
     part = np.full(size * size, -1, dtype=np.int64)
     part[tex.index] = tex.part
     grid = np.zeros(size * size, dtype=bool)
-    facing = facing_cosine(tex, camera) if facing is None else facing  # (N,) towards the camera, when given
     resolved = source & (np.abs(facing) > unseen.GRAIN_FACING)  # not the photo's grazing edge
     grid[tex.index[resolved if resolved.sum() >= unseen.MIN_FIT else source]] = True
     target = np.zeros(size * size, dtype=bool)
@@ -489,8 +511,7 @@ class BodySight:
 
 
 BODY_SIGHTS_KEPT = 1  # bodies kept between jobs (~75 MB each at 1024): a catalog runs one photo's garments together
-_BODY_SIGHTS: dict[str, BodySight] = {}
-_SIGHT_LOCK = threading.Lock()
+_BODY_SIGHTS: ContentCache[BodySight] = ContentCache(BODY_SIGHTS_KEPT)
 
 
 def body_sight(body: BodyMesh, camera: Camera, atlas_size: int) -> BodySight:
@@ -499,33 +520,26 @@ def body_sight(body: BodyMesh, camera: Camera, atlas_size: int) -> BodySight:
     from pipeline.render.raster import rasterize
 
     vertices, faces = np.asarray(body.vertices, np.float64), body.faces
-    arrays = [vertices, faces, body.uvs, body.face_uvs]
+    sources: list[np.ndarray | bytes] = [camera.to_json(), str(atlas_size).encode(), vertices, faces, body.uvs,
+                                         body.face_uvs]
     if isinstance(body, PosedBody):
-        arrays += [body.rest_vertices, body.keypoints_3d]
-    digest = hashlib.sha256(camera.to_json() + str(atlas_size).encode())
-    for array in arrays:
-        digest.update(np.ascontiguousarray(array).tobytes())
-    key = digest.hexdigest()
-    with _SIGHT_LOCK:
-        if key in _BODY_SIGHTS:
-            return _BODY_SIGHTS[key]
-    rest, rest_kp = vertices, None
-    if isinstance(body, PosedBody):
-        rest = np.asarray(body.rest_vertices, dtype=np.float64)
-        rest_kp = regions.rest_keypoints(vertices, rest, body.keypoints_3d)
-    parts = regions.body_parts(rest, rest_kp)
-    tex = atlas_texels(vertices, faces, body.uvs, body.face_uvs, atlas_size, parts.label, None, parts.height)
-    sight = photo_sight(tex, camera, rasterize(vertices, faces, camera), parts.label[np.asarray(faces)[:, 0]])
-    for held in (parts, tex, sight):  # shared by the jobs that follow: nothing may write into them
-        for value in vars(held).values():
-            if isinstance(value, np.ndarray):
-                value.setflags(write=False)
-    found = BodySight(parts, tex, sight)
-    with _SIGHT_LOCK:
-        while len(_BODY_SIGHTS) >= BODY_SIGHTS_KEPT:
-            _BODY_SIGHTS.pop(next(iter(_BODY_SIGHTS)))
-        _BODY_SIGHTS[key] = found
-    return found
+        sources += [body.rest_vertices, body.keypoints_3d]
+
+    def make() -> BodySight:
+        rest, rest_kp = vertices, None
+        if isinstance(body, PosedBody):
+            rest = np.asarray(body.rest_vertices, dtype=np.float64)
+            rest_kp = regions.rest_keypoints(vertices, rest, body.keypoints_3d)
+        parts = regions.body_parts(rest, rest_kp)
+        tex = atlas_texels(vertices, faces, body.uvs, body.face_uvs, atlas_size, parts.label, parts.height)
+        sight = photo_sight(tex, camera, rasterize(vertices, faces, camera), parts.label[np.asarray(faces)[:, 0]])
+        for held in (parts, tex, sight):  # shared by the jobs that follow: nothing may write into them
+            for value in vars(held).values():
+                if isinstance(value, np.ndarray):
+                    value.setflags(write=False)
+        return BodySight(parts, tex, sight)
+
+    return _BODY_SIGHTS.get(sources, make)
 
 
 def dress_geometry(body: BodyMesh, camera: Camera, garment: GarmentLook, atlas_size: int = 1024) -> DressGeometry:
@@ -585,7 +599,7 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     made = np.where(known, made, 1.0)
     atlas = fill_unknown(atlas, known_grid)
     if texture_made:
-        atlas = texture_unseen(atlas, tex, ~on_garment & known & (made < 0.5), made, camera, found.hair, facing)
+        atlas = texture_unseen(atlas, tex, ~on_garment & known & (made < 0.5), made, camera, facing, found.hair)
     offsets = ease_offsets(parts, weight, ease_cm_by_region)
     dressed = vertices + vertex_normals(vertices, faces) * offsets[:, None]
     if shell is not None and photo.hair is not None and eye is not None:  # the hair's volume: a shell round the head

@@ -50,7 +50,7 @@ def analyse_garment(task: PhaseTask, io: PhaseIO, backends: WardrobeBackends) ->
     skin_removed = 0.0
     if wearer.bare_skin:  # a model's skin, and what they hold, is not the garment
         alpha, skin_removed = without_wearer(photo.rgb, alpha)
-        stats, _ = check_garment(photo.rgb, alpha)
+        stats = garment_stats(alpha)
     clock.lap("checks")
     guess = infer_category(alpha)
     looks = analyse_appearance(photo.rgb, alpha)
@@ -82,6 +82,16 @@ class Clock:
 def check_garment(rgb: np.ndarray, alpha: np.ndarray) -> tuple[MaskStats, WearerCheck]:
     """The mask's stats and the wearer check, or InvalidInput when there is no usable garment (or a person's
     face crowns it)."""
+    stats = garment_stats(alpha)
+    wearer = check_wearer(rgb, alpha)
+    if wearer.wearer:
+        raise InvalidInput("the garment photo shows a person wearing clothes, not a garment on its own",
+                           PHOTO_ACTION + "; the photo of the person goes in person.jpg")
+    return stats, wearer
+
+
+def garment_stats(alpha: np.ndarray) -> MaskStats:
+    """The mask's stats, or InvalidInput when it holds no usable garment."""
     stats = mask_stats(alpha)
     if stats is None or stats.coverage < MIN_COVERAGE:
         raise InvalidInput("no garment found in the garment photo: nothing stands out from a plain background "
@@ -90,11 +100,7 @@ def check_garment(rgb: np.ndarray, alpha: np.ndarray) -> tuple[MaskStats, Wearer
     if stats.coverage > MAX_COVERAGE:
         raise InvalidInput("the garment photo has no background around the garment, so it cannot be cut out",
                            PHOTO_ACTION)
-    wearer = check_wearer(rgb, alpha)
-    if wearer.wearer:
-        raise InvalidInput("the garment photo shows a person wearing clothes, not a garment on its own",
-                           PHOTO_ACTION + "; the photo of the person goes in person.jpg")
-    return stats, wearer
+    return stats
 
 
 def doubts(guess: CategoryGuess, wearer: WearerCheck, category: str, skin_removed: float = 0.0) -> dict[str, str]:
