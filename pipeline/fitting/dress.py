@@ -15,7 +15,8 @@ the person's own appearance (projected from the photo) everywhere else, on one t
    (those fills, the skin, the head's hair and skin, photo.png's own refills) then takes the photo's grain
    and shading, and hair strands where it is hair (`pipeline.fitting.unseen`), so no flat patch is left.
 4. Garment: front-facing garment texels take the cutout, its mask box mapped onto the region's box as the photo's
-   camera sees it; the back takes the cutout at the mirrored point (a placed print stays on the front); the
+   camera sees it; the back takes the back's cutout at the mirrored point (`pipeline.fitting.neck`: the inside
+   seen through the neck opening taken out, and a placed print, which stays on the front, filled); the
    rest (sides the cutout misses) a mirrored-repeat tile of the plain fabric crop (texture.png), placed by the
    texel's world position. Never a hole. Sleeves reach as far as the garment photo's do (`pipeline.fitting.sleeves`).
 
@@ -267,7 +268,8 @@ def tile_colours(tex: Texels, tile: np.ndarray) -> np.ndarray:
 
 def garment_colours(tex: Texels, camera: Camera, sight: PhotoSight, garment_rgba: np.ndarray, tile: np.ndarray,
                     region_box: tuple[float, float, float, float],
-                    print_box: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    print_box: tuple[int, int, int, int] | None = None,
+                    back_rgba: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(N, 3) garment colours for every texel and (N,) bool: took the cutout on the front (inside its mask).
 
     Front-facing texels take the cutout where the photo's camera sees them (the cutout's mask box mapped onto
@@ -293,8 +295,10 @@ def garment_colours(tex: Texels, camera: Camera, sight: PhotoSight, garment_rgba
     colour[took] = sampled[took, :3]
     behind = ~front
     bxy = cutout_xy(project(camera, mirrored(tex.points[behind]))[0])
-    back = sample_image(rgba, bxy)
+    back = sample_image(rgba if back_rgba is None else _eroded_alpha(back_rgba), bxy)
     usable = back[:, 3] > 127
+    if back_rgba is not None:  # the back's own cutout: its print already taken off
+        print_box = None
     if print_box is not None:
         px0, py0, px1, py1 = print_box
         usable &= ~((bxy[:, 0] >= px0) & (bxy[:, 0] < px1) & (bxy[:, 1] >= py0) & (bxy[:, 1] < py1))
@@ -480,6 +484,7 @@ class GarmentLook:
     category: str  # "upper" | "lower" | "full"
     texture: np.ndarray | None = None  # texture.png: the plain fabric crop
     print_box: tuple[int, int, int, int] | None = None  # a placed print's box in the cutout (kept off the back)
+    back: np.ndarray | None = None  # the cutout as the back reads it (`pipeline.fitting.neck`); None: the cutout
     sleeve_reach: float | None = None  # in garment heights (`pipeline.fitting.sleeves`); None = the category's
     heights: tuple[float, float] | None = None  # world z of the cutout's first and last garment rows (a skirt's
     # plan, `pipeline.fitting.skirt`, so the torso and the skirt shell read the photo alike); None: the region's box
@@ -553,7 +558,8 @@ def dress_geometry(body: BodyMesh, camera: Camera, garment: GarmentLook, atlas_s
     tex = replace(seen.tex, garment=texel_weights(faces, body.uvs, body.face_uvs, atlas_size, weight))
     cutout = np.asarray(garment.cutout)
     g_colour, took = garment_colours(tex, camera, sight, cutout, fabric_tile(cutout, garment.texture),
-                                     region_box(vertices, weight > 0.5, camera, garment.heights), garment.print_box)
+                                     region_box(vertices, weight > 0.5, camera, garment.heights), garment.print_box,
+                                     garment.back)
     return DressGeometry(vertices, parts, sleeve_m, weight, tex, sight, g_colour, took)
 
 
