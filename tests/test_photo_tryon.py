@@ -110,3 +110,21 @@ def test_a_stray_shirt_tail_is_refilled_whole_but_a_ring_of_strays_does_not_take
     ring[100:380, 40:260] = True
     ring[110:370, 50:250] = False  # strays all round the legs: what they enclose is not theirs
     assert not holes_filled(ring)[150:350, 60:240].any()
+
+
+def test_an_arm_reaches_as_wide_as_an_adult_arm_round_its_line_at_the_photos_scale() -> None:
+    from pipeline.fitting.old_region import ARM_HALF_WIDTH_M, arm_reach, pixels_per_metre
+    from pipeline.geometry import Camera
+
+    keypoints = np.zeros((17, 2))
+    keypoints[[5, 7, 9]] = [(100, 100), (100, 300), (100, 500)]  # the left arm hanging straight down
+    keypoints[[6, 8, 10]] = [(400, 100), (400, 300), (400, 500)]
+    reach = arm_reach(keypoints, 1000.0, (600, 500))
+    for row, half in ((100, ARM_HALF_WIDTH_M[0]), (300, ARM_HALF_WIDTH_M[1]), (500, ARM_HALF_WIDTH_M[2])):
+        width = int(reach[row, :250].sum())
+        assert abs(width - (2 * half * 1000 + 1)) <= 3  # at the shoulder, the elbow and the wrist
+    assert not reach[:, 200:300].any()  # nothing between the arms
+    camera = Camera(focal_px=800.0, cx=0.0, cy=0.0, rotation=np.eye(3), translation=np.array([0.0, 0.0, 4.0]),
+                    image_size=(10, 10))
+    assert abs(pixels_per_metre(camera, np.zeros((3, 3))) - 200.0) < 1e-9  # 800 px focal, 4 m away
+    assert pixels_per_metre(camera, np.zeros((0, 3))) == 0.0

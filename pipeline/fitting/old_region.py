@@ -9,6 +9,9 @@ gave it to a part the new garment does not replace, and where a sleeve's outline
   are mostly their colours: a jacket's cuff, a sleeve down over the hand.
 - **A wide sleeve's sides** (`sleeve_beyond`): a bared sleeve's pixels well away from the fitted arm lying inside it
   are what is beside the arm (the background), not a fat arm.
+- **An arm's own width** (`arm_reach`): the body fit follows the clothed outline, so under a thick jumper or a
+  hoodie the fitted arm is as wide as its sleeve; a bared sleeve's pixels farther from the arm's shoulder-elbow-wrist
+  line than a generous adult arm's half-width (at the photo's scale) are what is beside the arm, not the arm.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.fitting.parsing import ARMS, KEEP, LOWER, PART, UPPER, Parsing, colour_centres, lab8, nearest
+from pipeline.geometry import Camera
 
 OLD_COLOUR_DELTA = 12.0  # Lab distance to the old garment's colours for a stray pixel to count as the old garment
 OLD_REACH = 0.1  # how far past the parsed old garment (share of the photo's height) strays are looked for
@@ -131,3 +135,38 @@ def sleeve_beyond(parsing: Parsing, arms: np.ndarray) -> np.ndarray:
     whole = inside >= MIN_ARM_INSIDE
     whole[0] = False
     return arms & ~near & whole[labels]
+
+
+ARM_HALF_WIDTH_M = (0.055, 0.042, 0.03)  # a bare arm's half-width at the shoulder, elbow and wrist: a little over
+# an adult's mean (upper arm girth ~30 cm, forearm ~25, wrist ~16), so only sleeves wider than an arm lose their sides
+COCO_ARM_CHAINS = ((5, 7, 9), (6, 8, 10))  # COCO shoulder, elbow, wrist: the person's left arm, then the right
+
+
+def arm_reach(keypoints_2d: np.ndarray, px_per_m: float, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: where a bare arm can be: round each arm's fitted shoulder-elbow-wrist line, tapering from
+    `ARM_HALF_WIDTH_M`'s shoulder width to its wrist width, at `px_per_m` pixels a metre."""
+    import cv2
+
+    out = np.zeros(shape, np.uint8)
+    radii = [max(1.0, r * px_per_m) for r in ARM_HALF_WIDTH_M]
+    for chain in COCO_ARM_CHAINS:
+        points = np.asarray(keypoints_2d, np.float64)[list(chain), :2]
+        for k in (0, 1):  # shoulder to elbow, elbow to wrist: a quad tapering between the two joints' radii
+            a, b, ra, rb = points[k], points[k + 1], radii[k], radii[k + 1]
+            along = b - a
+            length = float(np.hypot(*along))
+            if length > 1e-6:
+                normal = np.array([-along[1], along[0]]) / length
+                quad = np.array([a + normal * ra, b + normal * rb, b - normal * rb, a - normal * ra])
+                cv2.fillConvexPoly(out, np.round(quad).astype(np.int32), 1)
+        for point, radius in zip(points, radii, strict=True):
+            cv2.circle(out, (int(round(point[0])), int(round(point[1]))), int(round(radius)), 1, -1)
+    return out.astype(bool)
+
+
+def pixels_per_metre(camera: Camera, points: np.ndarray) -> float:
+    """The photo's scale at a body part (its (N, 3) world points): the focal length over their median depth."""
+    if not len(points):
+        return 0.0
+    depth = (np.asarray(points, np.float64) @ np.asarray(camera.rotation).T + np.asarray(camera.translation))[:, 2]
+    return float(camera.focal_px / max(float(np.median(depth)), 1e-3))

@@ -127,7 +127,7 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     made = tried_on.refilled if backends.painter is None else None  # the painter's fills are photoreal, not flat
     dressed = dress_body(body, replace(given.photo, rgb=tried_on.image, hair=tried_on.hair, made=made,
                                        painted=tried_on.painted,
-                                       mask=np.maximum(given.photo.mask, tried_on.painted.astype(np.float32))),
+                                       mask=views_mask(given.photo.mask, tried_on)),
                          look, ease, worn_in_photo=backends.painter is not None, geometry=geometry)
     if tried_on.worn is not None:  # the person's own long skirt (or a dress's), kept under the new top: a skirt too
         skirt = kept_skirt(dressed, body, replace(given.photo, rgb=tried_on.image), tried_on.worn) or skirt
@@ -159,6 +159,15 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
                        backends={"faces": f"{backends.faces.name} {backends.faces.version}",
                                  "renderer": "dropfit torch rasterizer 1", "dress": "uv-atlas projection 2"}
                        | ({"judge": f"{backends.judge.name} {backends.judge.version}"} if backends.judge else {}))
+
+
+def views_mask(person_mask: np.ndarray, tried_on: PhotoTryOn) -> np.ndarray:
+    """The person in photo.png, for the views' dressing: the photo's mask, the new garment added, and what
+    photo.png turned into the background over the fitted body taken out (a sleeve wider than an arm, a coat's tails)."""
+    mask = np.maximum(person_mask, tried_on.painted.astype(np.float32))
+    if tried_on.cleared is not None:
+        mask = np.where(tried_on.cleared & ~tried_on.painted, 0.0, mask).astype(np.float32)
+    return mask
 
 
 def try_on_photo(given: FittingInputs, dressed: DressedBody, look: GarmentLook) -> PhotoTryOn:

@@ -32,7 +32,14 @@ import numpy as np
 from pipeline.fitting.appearance import Hair
 from pipeline.fitting.background import background_in_mask
 from pipeline.fitting.hair import hat_over, short_volume, volume_of
-from pipeline.fitting.old_region import cuffs_of, sleeve_beyond, strays_of, whole_sleeves
+from pipeline.fitting.old_region import (
+    arm_reach,
+    cuffs_of,
+    pixels_per_metre,
+    sleeve_beyond,
+    strays_of,
+    whole_sleeves,
+)
 from pipeline.fitting.onepiece import OnePiece, background_across, coat_tails, replacement
 from pipeline.fitting.parsing import (
     ARMS,
@@ -175,6 +182,9 @@ class PhotoTryOn:
     guessed: tuple[str, ...] = ()  # what the compositing had to guess, for the quality flags
     hair: Hair | None = None  # the hair the photo shows, for the views' head and back
     worn: Worn | None = None  # under a new top: what the person wears below it (the views' kept skirt follows it)
+    cleared: np.ndarray | None = None  # (H, W) bool: pixels on the fitted body that became the background (a sleeve
+    # wider than an arm, a coat's tails): the views' dressing does not read them as the body. (Strays inpainted
+    # over the legs stay: there the inpaint continues the legs.)
 
 
 BODY_LIGHT = Lighting(ambient=0.62, diffuse=0.45)  # the fills' shading: lit from the camera's side, as a photo is
@@ -280,6 +290,13 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
     arms = exposed & (np.isin(parsing.part, ARMS) | (cuffs & parsing.rendered))  # off the fitted hand: background
     beyond = sleeve_beyond(parsing, arms & ~cuffs)  # a wide sleeve round a fitted arm: not a fat arm
     arms &= ~beyond
+    loose = np.zeros_like(arms)  # a sleeve wider than any arm round the fitted arm's line (the fit follows the
+    if keypoints_2d is not None and arms.any():  # clothed outline, so under a jumper it is as wide as the sleeve)
+        arm_vertices = np.isin(np.asarray(vertex_part), ARMS)
+        scale = pixels_per_metre(camera, np.asarray(dressed_mesh.vertices)[arm_vertices])
+        if scale > 0:
+            loose = arms & ~arm_reach(keypoints_2d, scale, arms.shape)
+            arms &= ~loose
     _fill(out, arms, np.asarray(skin_tone, np.float32), shading)
     worn = decide(photo, parsing, parsed_old, keypoints_2d, hip_y, shoulder_y) if category == "upper" else None
     piece = None if worn is None or worn.below is None or worn.centres is None else replacement(
@@ -288,7 +305,7 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
     keep &= ~skirt  # a skirt held out past the fitted hands is the skirt's, not the hands'
     tails = coat_tails(parsing, skirt, hip_y) if piece is not None and piece.coat else np.zeros_like(skirt)
     skirt &= ~tails
-    behind = exposed & ~arms & ~skirt & ~tails & (~parsing.rendered | strays)  # the background, or the legs
+    behind = exposed & ~arms & ~skirt & ~tails & (~parsing.rendered | strays | loose)  # the background, or the legs
     torso = exposed & ~arms & ~behind & ~skirt & ~tails
     _fill(out, torso, bared_torso_colour(photo, parsing, category, skin_tone, piece), shading)
     if piece is not None:  # a dress's skirt under a new top: a plain lower garment, the folds kept; a coat's
@@ -328,5 +345,6 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
                           "half_width": round(hair.half_width, 2), "volume": round(hair.volume, 2),
                           "volume_top": round(hair.volume_top, 2),
                           "hat_rgb": None if hair.hat is None else [round(float(c)) for c in hair.hat]}
-    return PhotoTryOn(image=image, painted=painted, refilled=exposed | skirt | tails, record=record,
+    return PhotoTryOn(image=image, painted=painted, refilled=exposed | skirt | tails, cleared=loose | tails,
+                      record=record,
                       guessed=tuple(guessed), agnostic=agnostic, hair=hair, worn=worn)
