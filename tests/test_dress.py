@@ -221,3 +221,27 @@ def test_a_second_garment_on_the_same_body_reuses_its_texels_and_dresses_it_alik
     other = BodyMesh(vertices * 1.01, faces, uvs, face_uvs)
     moved = dressing.dress_geometry(other, camera, GarmentLook(garment, "upper"), atlas_size=128)
     assert moved.sight is not upper.sight
+
+
+def test_photo_pngs_garment_outline_follows_the_atlas_not_the_triangles() -> None:
+    from pipeline.fitting.photo import garment_pixels
+    from pipeline.render.raster import rasterize
+
+    vertices, faces, uvs, face_uvs = cylinder()
+    rotation = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])  # front_camera's view, 5 times as sharp
+    camera = Camera(focal_px=1500.0, cx=450.0, cy=1500.0, rotation=rotation,
+                    translation=-rotation @ np.array([0.0, -3.0, HEIGHT / 2]), image_size=(900, 3000))
+    mesh = BodyMesh(vertices, faces, uvs, face_uvs)
+    raster = rasterize(vertices, faces, camera)
+    ring = HEIGHT / (RINGS - 1)
+    hem_z = 30 * ring + ring / 3  # a hem a third of the way between two rings
+    _, height = texel_grid(1024)
+    texels = np.ascontiguousarray(height > hem_z)
+    smooth = garment_pixels(raster, mesh, vertices[:, 2] > hem_z, texels)
+    sawtooth = garment_pixels(raster, mesh, vertices[:, 2] > hem_z, None)
+    columns = range(400, 500)  # the cylinder's middle, facing the camera
+    expected = camera.cy - camera.focal_px * (hem_z - HEIGHT / 2) / (3.0 - RADIUS)  # the hem's row at the front
+    lowest = [int(np.flatnonzero(smooth[:, c]).max()) for c in columns]
+    assert max(lowest) - min(lowest) <= 1 and abs(np.mean(lowest) - expected) < 2
+    teeth = [int(np.flatnonzero(sawtooth[:, c]).max()) for c in columns]
+    assert max(teeth) - min(teeth) >= 10  # the triangles' staircase the old outline had

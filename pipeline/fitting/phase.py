@@ -179,7 +179,8 @@ def try_on_photo(given: FittingInputs, dressed: DressedBody, look: GarmentLook) 
     assert dressed.vertex_part is not None
     return photo_tryon(photo.rgb, photo.mask, photo.camera, mesh, dressed.atlas, dressed.garment_vertices,
                        dressed.vertex_part, dressed.skin, look.category, PHOTO_LIGHT, hip_y=hips, shoulder_y=shoulders,
-                       eye_y=eyes, keypoints_2d=np.asarray(body.keypoints_2d, np.float64))
+                       eye_y=eyes, keypoints_2d=np.asarray(body.keypoints_2d, np.float64),
+                       garment_texels=dressed.garment_texels)
 
 
 def repaint_photo(backends: FittingBackends, bank: FaceBank, given: FittingInputs, tried_on: PhotoTryOn,

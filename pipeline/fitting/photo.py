@@ -243,12 +243,37 @@ def bared_torso_colour(photo: np.ndarray, parsing: Parsing, category: str, skin_
     return np.asarray(skin_tone, np.float32)
 
 
+def garment_pixels(raster: Raster, mesh: BodyMesh, garment_vertices: np.ndarray,
+                   garment_texels: np.ndarray | None) -> np.ndarray:
+    """(H, W) bool: the pixels that show the new garment. With the atlas's garment texels, each pixel's own UV
+    looks them up (grown by a texel, so a UV island's rim is not lost), so a hem or a sleeve's end is the atlas's
+    smooth line; without them, the triangles whose vertices are mostly garment (a sawtooth at the hem)."""
+    import cv2
+
+    from pipeline.render.shade import interpolate
+
+    if garment_texels is None or mesh.uvs is None or mesh.face_uvs is None:
+        on_garment = np.asarray(garment_vertices)[np.asarray(mesh.faces)].mean(axis=1) > 0.5
+        return raster.mask & on_garment[np.maximum(raster.triangle, 0)]
+    grid = cv2.dilate(np.asarray(garment_texels, np.uint8), np.ones((3, 3), np.uint8)) > 0
+    pixels = np.flatnonzero(raster.mask)
+    uv = interpolate(raster, np.asarray(mesh.uvs, np.float64)[np.asarray(mesh.face_uvs)], pixels)
+    height, width = grid.shape
+    x = np.clip((uv[:, 0] * width).astype(np.int64), 0, width - 1)
+    y = np.clip(((1.0 - uv[:, 1]) * height).astype(np.int64), 0, height - 1)
+    out = np.zeros(raster.triangle.shape, dtype=bool)
+    out.reshape(-1)[pixels] = grid[y, x]
+    return out
+
+
 def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dressed_mesh: BodyMesh, atlas: np.ndarray,
                 garment_vertices: np.ndarray, vertex_part: np.ndarray, skin_tone: np.ndarray | None, category: str,
                 lighting: Lighting, hip_y: float | None = None, shoulder_y: float | None = None,
-                eye_y: float | None = None, keypoints_2d: np.ndarray | None = None) -> PhotoTryOn:
+                eye_y: float | None = None, keypoints_2d: np.ndarray | None = None,
+                garment_texels: np.ndarray | None = None) -> PhotoTryOn:
     """The photo with the new garment on (see the module docstring). `keypoints_2d`: the fitted COCO keypoints in
-    the photo, for what the person wears below a top (`pipeline.fitting.worn`)."""
+    the photo, for what the person wears below a top (`pipeline.fitting.worn`). `garment_texels`: the atlas's
+    garment texels, so the new garment's outline follows the atlas's (else whole triangles, a sawtooth)."""
     import cv2
 
     from pipeline.render.raster import rasterize
@@ -268,8 +293,7 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
                        "garment's region in the photo is a guess")
     surface = Surface(dressed_mesh.vertices, dressed_mesh.faces, atlas, dressed_mesh.uvs, dressed_mesh.face_uvs)
     render = shade(raster, surface, camera, lighting)
-    on_garment = np.asarray(garment_vertices)[np.asarray(dressed_mesh.faces)].mean(axis=1) > 0.5
-    garment = raster.mask & on_garment[np.maximum(raster.triangle, 0)]
+    garment = garment_pixels(raster, dressed_mesh, garment_vertices, garment_texels)
     keep = np.isin(parsing.part, KEEP) & parsing.person
     if shoulder_y is not None:  # hair (and hats, hoods) past the body above the shoulders stay the photo's
         rows = np.arange(height)[:, None]
