@@ -128,3 +128,19 @@ def test_an_arm_reaches_as_wide_as_an_adult_arm_round_its_line_at_the_photos_sca
                     image_size=(10, 10))
     assert abs(pixels_per_metre(camera, np.zeros((3, 3))) - 200.0) < 1e-9  # 800 px focal, 4 m away
     assert pixels_per_metre(camera, np.zeros((0, 3))) == 0.0
+
+
+def test_a_cuffs_band_is_the_sleeve_even_where_the_whole_hand_was_parsed_as_clothes() -> None:
+    photo = np.full((H, W, 3), 230, np.uint8)
+    part = np.full((H, W), -1)
+    part[60:200, 40:80] = PART["forearm"]
+    part[200:300, 40:80] = PART["hand"]
+    photo[60:212, 40:80] = JEANS  # the sleeve and its knitted cuff's band, 12 px over the wrist
+    photo[204:206, 40:80] = (52, 62, 86)  # the ribbing's lighter stitches
+    photo[212:300, 40:80] = (110, 75, 55)  # a dark hand, parsed as clothes with the cuff: one piece, mostly hand
+    clothes = np.zeros((H, W), bool)
+    clothes[60:300, 40:80] = True
+    old = (part == PART["forearm"]) & clothes
+    cuffs = cuffs_of(photo, parsing(part, clothes), old)
+    assert cuffs[200:212, 40:80].mean() > 0.95, "the cuff's band, its lighter stitches included"
+    assert not cuffs[214:].any(), "not the hand"

@@ -94,7 +94,8 @@ CUFF_SHARE = 0.5  # a piece of clothes over a hand this much in the old sleeves'
 def cuffs_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray) -> np.ndarray:
     """(H, W) bool: the old sleeves' ends over the hands: the pieces of clothes the part map gave to the hands (which
     photo.png keeps) that touch the old sleeves and are mostly in their colours, shadows and folds included (a
-    jacket's cuff, a sleeve down over the hand, a coat's sleeve the fitted hand lies on)."""
+    jacket's cuff, a sleeve down over the hand, a coat's sleeve the fitted hand lies on); and in the other pieces,
+    the pixels in the sleeves' colours joined to the sleeve near it (a cuff's band, `_cuff_bands`)."""
     import cv2
 
     sleeves = old & np.isin(parsing.part, ARMS)
@@ -103,7 +104,10 @@ def cuffs_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray) -> np.ndarray
         return np.zeros_like(old)
     alike = np.zeros_like(old)  # Lab of the few pixels it looks at only: the whole photo's costs 0.1 s
     centres = colour_centres(lab8(photo[sleeves].reshape(-1, 1, 3)).reshape(-1, 3))
-    alike[hands] = nearest(lab8(photo[hands].reshape(-1, 1, 3)).reshape(-1, 3), centres) < OLD_COLOUR_DELTA
+    distance = nearest(lab8(photo[hands].reshape(-1, 1, 3)).reshape(-1, 3), centres)
+    alike[hands] = distance < OLD_COLOUR_DELTA
+    knit = np.zeros_like(old)  # a cuff's band: its ribbing's light and dark stitches, a little farther off
+    knit[hands] = distance < CUFF_BAND_DELTA
     count, labels = cv2.connectedComponents(hands.astype(np.uint8), connectivity=8)
     touching = np.unique(labels[(cv2.dilate(sleeves.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & hands])
     share = np.bincount(labels[alike], minlength=count) / np.maximum(np.bincount(labels.reshape(-1),
@@ -111,7 +115,31 @@ def cuffs_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray) -> np.ndarray
     cuff = np.zeros(count, bool)
     cuff[touching] = share[touching] >= CUFF_SHARE
     cuff[0] = False
-    return cuff[labels] & hands
+    return (cuff[labels] & hands) | _cuff_bands(sleeves, knit, hands)
+
+
+CUFF_BAND_DELTA = 20.0  # Lab distance to the sleeves' colours for a cuff band's pixel
+CUFF_BAND = 0.03  # of the height: in a piece that is mostly hand, the sleeves' colours this near them are a cuff
+
+
+def _cuff_bands(sleeves: np.ndarray, alike: np.ndarray, hands: np.ndarray) -> np.ndarray:
+    """(H, W) bool: where a hand's piece is mostly the hand (its skin parsed as clothes too, as under a dark skin
+    tone), its pixels near the sleeves' colours (`alike`) joined to the sleeve within CUFF_BAND of it, closed over
+    a few pixels inside the `hands` pieces: a knitted cuff's band."""
+    import cv2
+
+    if not alike.any():
+        return alike
+    band = max(1, int(CUFF_BAND * sleeves.shape[0]))
+    near = cv2.dilate(sleeves.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1,) * 2))
+    candidates = alike & (near > 0)
+    count, labels = cv2.connectedComponents(candidates.astype(np.uint8), connectivity=8)
+    touching = np.unique(labels[(cv2.dilate(sleeves.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & candidates])
+    keep = np.zeros(count, bool)
+    keep[touching] = True
+    keep[0] = False
+    bands = keep[labels].astype(np.uint8)
+    return (cv2.morphologyEx(bands, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) > 0) & (near > 0) & hands
 
 
 ARM_EASE = 0.012  # share of the height: a bared sleeve's pixels this near the fitted arm are the arm
