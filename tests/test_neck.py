@@ -81,3 +81,18 @@ def test_the_dev_tees_inside_back_is_found_at_the_neck_only() -> None:
     assert found.sum() > 5000
     assert rows.max() < garment_rows.min() + 0.15 * (garment_rows.max() - garment_rows.min())
     assert 250 < cols.mean() < 520  # the middle of the 768 px photo: the neck
+
+
+def test_the_front_squeezes_the_inside_out_so_the_collar_is_at_the_top_and_a_print_below_keeps_its_shape() -> None:
+    from pipeline.fitting.neck import front_cutout
+
+    rgba = tee()
+    rgba[300:340, 100:200, :3] = PRINT  # a placed print well below the neck
+    inside = inside_back(rgba)
+    front = front_cutout(rgba, inside, (100, 300, 200, 340))
+    assert np.array_equal(front[..., 3], rgba[..., 3])  # the outline stays the photo's
+    centre = front[40:60, 140:160, :3].astype(float)
+    assert np.abs(centre - LILAC).max(axis=-1).mean() < 12  # the garment's top at the neck: fabric, not the inside
+    assert np.array_equal(front[296:, :], rgba[296:, :])  # the print and all below it as they were
+    assert front_cutout(rgba, np.zeros_like(inside)) is rgba
+    assert front_cutout(rgba, inside, (100, 70, 200, 340)) is rgba  # a print starting at the collar: left

@@ -269,7 +269,8 @@ def tile_colours(tex: Texels, tile: np.ndarray) -> np.ndarray:
 def garment_colours(tex: Texels, camera: Camera, sight: PhotoSight, garment_rgba: np.ndarray, tile: np.ndarray,
                     region_box: tuple[float, float, float, float],
                     print_box: tuple[int, int, int, int] | None = None,
-                    back_rgba: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    back_rgba: np.ndarray | None = None, front_rgba: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """(N, 3) garment colours for every texel and (N,) bool: took the cutout on the front (inside its mask).
 
     Front-facing texels take the cutout where the photo's camera sees them (the cutout's mask box mapped onto
@@ -290,7 +291,7 @@ def garment_colours(tex: Texels, camera: Camera, sight: PhotoSight, garment_rgba
                                 gy0 + (xy[:, 1] - y0) / max(y1 - y0, 1e-6) * (gy1 - gy0)])
 
     front = sight.facing > FRONT_FACING
-    sampled = sample_image(rgba, cutout_xy(sight.xy))
+    sampled = sample_image(rgba if front_rgba is None else _eroded_alpha(front_rgba), cutout_xy(sight.xy))
     took = front & (sampled[:, 3] > 127)
     colour[took] = sampled[took, :3]
     behind = ~front
@@ -485,6 +486,7 @@ class GarmentLook:
     texture: np.ndarray | None = None  # texture.png: the plain fabric crop
     print_box: tuple[int, int, int, int] | None = None  # a placed print's box in the cutout (kept off the back)
     back: np.ndarray | None = None  # the cutout as the back reads it (`pipeline.fitting.neck`); None: the cutout
+    front: np.ndarray | None = None  # the cutout as the front reads it (`neck.front_cutout`); None: the cutout
     sleeve_reach: float | None = None  # in garment heights (`pipeline.fitting.sleeves`); None = the category's
     heights: tuple[float, float] | None = None  # world z of the cutout's first and last garment rows (a skirt's
     # plan, `pipeline.fitting.skirt`, so the torso and the skirt shell read the photo alike); None: the region's box
@@ -559,7 +561,7 @@ def dress_geometry(body: BodyMesh, camera: Camera, garment: GarmentLook, atlas_s
     cutout = np.asarray(garment.cutout)
     g_colour, took = garment_colours(tex, camera, sight, cutout, fabric_tile(cutout, garment.texture),
                                      region_box(vertices, weight > 0.5, camera, garment.heights), garment.print_box,
-                                     garment.back)
+                                     garment.back, garment.front)
     return DressGeometry(vertices, parts, sleeve_m, weight, tex, sight, g_colour, took)
 
 

@@ -12,7 +12,11 @@ that patch and the front collar became a dark crescent across every top's upper 
   repeated upwards, mirrored, so panels carry on and the weave stays), or the fabric's median colour;
 - a placed print's box (and its rim) takes the fabric above and below it, crossfaded down the box and shifted
   to the light of the fabric beside it, so no plain rectangle of another shade shows on the back.
-Not used for lower garments (no neck) or all-over prints (a print's dark motifs would pass for the inside; the
+`front_cutout` is the cutout as the front reads it: the region's box maps the cutout's top edge (the back collar)
+to the garment region's top at the neck's base, so the inside and the front collar landed on the upper chest as a
+dark crescent under the chin; each column near the neck is shifted down by the inside's height there (fading out
+below it, and ending above a placed print), so the front collar is at the garment's top edge.
+Neither is used for lower garments (no neck) or all-over prints (a print's dark motifs would pass for the inside; the
 back mirrors the print anyway).
 """
 
@@ -182,4 +186,50 @@ def back_cutout(rgba: np.ndarray, print_box: tuple[int, int, int, int] | None = 
         out[filled[good], col, :3] = rgba[source[good], col, :3]
         if fallback is not None:
             out[filled[~good], col, :3] = fallback
+    return out
+
+
+FRONT_DEPTH = 2.0  # the front's neck remap fades out this many times the inside's height below the top edge
+MIN_FRONT_DEPTH = 1.3  # ... or, above a placed print, as little as this (never less: the remap must not fold)
+FRONT_PRINT_GAP = 4  # pixels: the fade ends this far above a placed print's box
+FRONT_SMOOTH = 0.03  # of the garment's width: the inside's height per column is smoothed this wide (no tearing)
+
+
+def front_cutout(rgba: np.ndarray, inside: np.ndarray, print_box: tuple[int, int, int, int] | None = None
+                 ) -> np.ndarray:
+    """The cutout as the front reads it: the inside of the back seen through the neck opening squeezed out, so the
+    garment's top edge at the neck shows the front collar. A column's rows from the garment's top edge down to
+    FRONT_DEPTH times the inside's height there are stretched from the inside's lower edge down (each pixel
+    shifted down by the inside's height, the shift fading to none at that depth), so the front collar lands at the
+    body's neck base, where the garment region begins, instead of on the chest with the dark inside above it.
+    Above a placed print (`print_box`) the fade ends before the print, so the print keeps its shape; a print that
+    starts at the collar leaves the cutout as it is. `rgba` itself where there is no inside."""
+    import cv2
+
+    if not inside.any():
+        return rgba
+    opaque = rgba[..., 3] > 127
+    h, w = opaque.shape
+    top = np.argmax(opaque, axis=0).astype(np.float32)
+    has = inside.any(axis=0)
+    bottom = np.where(has, h - 1 - np.argmax(inside[::-1], axis=0), 0).astype(np.float32)
+    shift = np.where(has, bottom + 1 - top, 0.0).astype(np.float32)
+    cols = np.nonzero(opaque.any(axis=0))[0]
+    sigma = max(1.0, FRONT_SMOOTH * (cols.max() + 1 - cols.min()))
+    shift = cv2.GaussianBlur(shift[None, :], (0, 0), sigmaX=sigma, sigmaY=0.1)[0]
+    depth = np.maximum(FRONT_DEPTH * shift, 1.0)
+    if print_box is not None:  # a placed print below the neck is not stretched: the fade ends above it
+        x0, y0, x1, _ = (int(v) for v in print_box)
+        if y0 <= float(bottom[has].max()) + FRONT_PRINT_GAP:  # a print that starts at the collar: left as it is
+            return rgba
+        span = slice(max(0, x0), min(w, x1))
+        room = np.maximum(y0 - FRONT_PRINT_GAP - top[span], 0.0)
+        depth[span] = np.clip(room, MIN_FRONT_DEPTH * shift[span], depth[span])
+        depth = np.maximum(depth, 1.0)
+    rows = np.arange(h, dtype=np.float32)[:, None]
+    fade = np.clip(1.0 - (rows - top[None, :]) / depth[None, :], 0.0, 1.0)
+    map_y = (rows + shift[None, :] * fade).astype(np.float32)
+    map_x = np.broadcast_to(np.arange(w, dtype=np.float32)[None, :], (h, w)).copy()
+    out = cv2.remap(np.ascontiguousarray(rgba), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out[..., 3] = rgba[..., 3]  # the outline stays the photo's
     return out
