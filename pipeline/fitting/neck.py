@@ -1,4 +1,5 @@
-"""A top's back: what the product photo shows at the neck and under a placed print is not the back's outside.
+"""A top's back and front at the neck: what the product photo shows there (and under a placed print, for the
+back) is not the garment's outside.
 
 A garment photo (ghost mannequin or flat lay) shows the inside of the back through the front's neck opening: a
 shadowed, plain patch framed by the back collar above and the front collar below, which the wardrobe's mask keeps
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.fitting.parsing import lab8
+
 DARKER_L = 12.0  # the inside is in shadow: at least this many L units (0-100) darker than the garment's median
 FLAT_L = 2.5  # ... and plain: its mean fine texture (`local_std`, L units) under this (prints are busier)
 TOP_SHARE = 0.35  # it lies in the garment's top 35 % of its height (one reaching lower is a deep scoop: left) ...
@@ -39,10 +42,10 @@ SIDE_GAP = 0.01  # of the box's height + width: a print's box grows by this (its
 STRIP_SHARE = 0.015  # ... and is a strip this share of the height tall, repeated upwards mirrored
 
 
-def _lightness(rgb: np.ndarray) -> np.ndarray:
-    import cv2
-
-    return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB)[..., 0].astype(np.float32) * (100.0 / 255.0)
+def _strip(opaque: np.ndarray) -> int:
+    """The fabric strip's height in pixels: STRIP_SHARE of the garment's height."""
+    rows = np.nonzero(opaque)[0]
+    return max(4, int(round(STRIP_SHARE * (rows.max() + 1 - rows.min()))))
 
 
 def inside_back(rgba: np.ndarray) -> np.ndarray:
@@ -58,7 +61,7 @@ def inside_back(rgba: np.ndarray) -> np.ndarray:
         return found
     y0, y1, x0, x1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
     height, width = y1 - y0, x1 - x0
-    lightness = _lightness(rgba[..., :3])
+    lightness = lab8(rgba[..., :3])[..., 0] * (100.0 / 255.0)
     side = int(round((1.0 - CENTRE_SHARE) / 2 * width))
     zone = np.zeros_like(opaque)
     zone[y0:y0 + int(TOP_SHARE * height), x0 + side:x1 - side] = True
@@ -101,8 +104,7 @@ def without_print(rgba: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarra
     opaque = rgba[..., 3] > 127
     if x1 <= x0 or y1 <= y0:
         return rgba
-    tall = np.nonzero(opaque)[0]
-    strip = max(4, int(round(STRIP_SHARE * (tall.max() + 1 - tall.min()))))
+    strip = _strip(opaque)
     pad = max(2, strip // 2)
     out = np.array(rgba, copy=True)
     count = y1 - y0
@@ -167,12 +169,11 @@ def back_cutout(rgba: np.ndarray, print_box: tuple[int, int, int, int] | None = 
         return rgba
     opaque = rgba[..., 3] > 127
     rows = np.nonzero(opaque)[0]
-    collar = COLLAR_SHARE * (rows.max() + 1 - rows.min())
+    tall = rows.max() + 1 - rows.min()
+    collar, strip, skip = COLLAR_SHARE * tall, _strip(opaque), max(3, int(round(BELOW_SHARE * tall)))
     top = np.argmax(opaque, axis=0)
     out = np.array(rgba, copy=True)
     h = rgba.shape[0]
-    tall = rows.max() + 1 - rows.min()
-    strip, skip = max(4, int(round(STRIP_SHARE * tall))), max(3, int(round(BELOW_SHARE * tall)))
     fabric = opaque & ~inside
     fallback = np.median(rgba[fabric][:, :3], axis=0).astype(np.uint8) if fabric.any() else None
     for col in np.flatnonzero(inside.any(axis=0)):
@@ -233,3 +234,8 @@ def front_cutout(rgba: np.ndarray, inside: np.ndarray, print_box: tuple[int, int
     out = cv2.remap(np.ascontiguousarray(rgba), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     out[..., 3] = rgba[..., 3]  # the outline stays the photo's
     return out
+
+
+def neck_cutouts(rgba: np.ndarray, print_box: tuple[int, int, int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The cutout as the garment's back and as its front read it (`back_cutout`, `front_cutout`)."""
+    return back_cutout(rgba, print_box), front_cutout(rgba, inside_back(rgba), print_box)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.fitting.dress import project
 from pipeline.fitting.parsing import ARMS, KEEP, LOWER, PART, UPPER, Parsing, colour_centres, lab8, nearest
 from pipeline.geometry import Camera
 
@@ -109,20 +110,21 @@ def cuffs_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray) -> np.ndarray
     knit = np.zeros_like(old)  # a cuff's band: its ribbing's light and dark stitches, a little farther off
     knit[hands] = distance < CUFF_BAND_DELTA
     count, labels = cv2.connectedComponents(hands.astype(np.uint8), connectivity=8)
-    touching = np.unique(labels[(cv2.dilate(sleeves.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & hands])
+    beside = cv2.dilate(sleeves.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    touching = np.unique(labels[beside & hands])
     share = np.bincount(labels[alike], minlength=count) / np.maximum(np.bincount(labels.reshape(-1),
                                                                                  minlength=count), 1)
     cuff = np.zeros(count, bool)
     cuff[touching] = share[touching] >= CUFF_SHARE
     cuff[0] = False
-    return (cuff[labels] & hands) | _cuff_bands(sleeves, knit, hands)
+    return (cuff[labels] & hands) | _cuff_bands(sleeves, beside, knit, hands)
 
 
 CUFF_BAND_DELTA = 20.0  # Lab distance to the sleeves' colours for a cuff band's pixel
 CUFF_BAND = 0.03  # of the height: in a piece that is mostly hand, the sleeves' colours this near them are a cuff
 
 
-def _cuff_bands(sleeves: np.ndarray, alike: np.ndarray, hands: np.ndarray) -> np.ndarray:
+def _cuff_bands(sleeves: np.ndarray, beside: np.ndarray, alike: np.ndarray, hands: np.ndarray) -> np.ndarray:
     """(H, W) bool: where a hand's piece is mostly the hand (its skin parsed as clothes too, as under a dark skin
     tone), its pixels near the sleeves' colours (`alike`) joined to the sleeve within CUFF_BAND of it, closed over
     a few pixels inside the `hands` pieces: a knitted cuff's band."""
@@ -134,7 +136,7 @@ def _cuff_bands(sleeves: np.ndarray, alike: np.ndarray, hands: np.ndarray) -> np
     near = cv2.dilate(sleeves.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1,) * 2))
     candidates = alike & (near > 0)
     count, labels = cv2.connectedComponents(candidates.astype(np.uint8), connectivity=8)
-    touching = np.unique(labels[(cv2.dilate(sleeves.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & candidates])
+    touching = np.unique(labels[beside & candidates])  # `beside`: the pixels next to the sleeves
     keep = np.zeros(count, bool)
     keep[touching] = True
     keep[0] = False
@@ -196,5 +198,4 @@ def pixels_per_metre(camera: Camera, points: np.ndarray) -> float:
     """The photo's scale at a body part (its (N, 3) world points): the focal length over their median depth."""
     if not len(points):
         return 0.0
-    depth = (np.asarray(points, np.float64) @ np.asarray(camera.rotation).T + np.asarray(camera.translation))[:, 2]
-    return float(camera.focal_px / max(float(np.median(depth)), 1e-3))
+    return float(camera.focal_px / max(float(np.median(project(camera, np.asarray(points, np.float64))[1])), 1e-3))

@@ -30,7 +30,7 @@ from pipeline.fitting.contracts import FitReport
 from pipeline.fitting.dress import DressedBody, GarmentLook, PersonPhoto, dress_body, dress_geometry
 from pipeline.fitting.fit_report import fit_report
 from pipeline.fitting.identity import AngleIdentity, identity_per_angle
-from pipeline.fitting.neck import back_cutout, front_cutout, inside_back
+from pipeline.fitting.neck import neck_cutouts
 from pipeline.fitting.photo import PhotoTryOn, photo_tryon
 from pipeline.fitting.refine import person_crop, refine_requests, refine_with_identity
 from pipeline.fitting.skirt_look import kept_skirt, make_skirt, plan_for, put_on
@@ -110,9 +110,8 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     printed = garment.appearance.print
     print_box = printed.box if printed.kind == "placed" else None
     necked = garment.category.value != "lower" and printed.kind != "all-over"  # `pipeline.fitting.neck`
-    look = GarmentLook(cutout, garment.category.value, given.texture, print_box=print_box,
-                       back=back_cutout(cutout, print_box) if necked else None,
-                       front=front_cutout(cutout, inside_back(cutout), print_box) if necked else None,
+    back, front = neck_cutouts(cutout, print_box) if necked else (None, None)
+    look = GarmentLook(cutout, garment.category.value, given.texture, print_box=print_box, back=back, front=front,
                        sleeve_reach=sleeves.reach if sleeves is not None else None)
     ease: dict[str, float] = {r.region: r.effective_ease_cm for r in report.regions}
     planned = plan_for(body, camera, look)  # a skirt or a dress: a shell round both legs, on both dressings

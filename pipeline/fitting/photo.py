@@ -322,7 +322,7 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
         if scale > 0:
             loose = arms & ~arm_reach(keypoints_2d, scale, arms.shape)
             arms &= ~loose
-    arms |= holes_filled(arms) & ~arms & parsing.person & ~keep & ~painted  # a check or a print the parse left out
+    arms |= holes_filled(arms) & parsing.person & ~keep & ~painted  # a check or a print the parse left out
     _fill(out, arms, np.asarray(skin_tone, np.float32), shading)
     worn = decide(photo, parsing, parsed_old, keypoints_2d, hip_y, shoulder_y) if category == "upper" else None
     piece = None if worn is None or worn.below is None or worn.centres is None else replacement(
