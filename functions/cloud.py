@@ -25,7 +25,7 @@ from infra import aws
 from infra.notifications import build_notifier, redeliver_due
 from infra.s3_store import S3Store
 from infra.settings import Settings
-from pipeline.backends.threads import limit_malloc_arenas, pin_torch_threads
+from pipeline.backends.threads import limit_malloc_arenas, pin_native_threads, pin_torch_threads
 from pipeline.backoff import backoff_s
 from pipeline.page.viewer import find_viewer
 from pipeline.phase_api import PhaseRegistry
@@ -95,6 +95,7 @@ class PhaseRunner:
     def __init__(self, settings: Settings, registry: PhaseRegistry) -> None:
         pin_torch_threads()  # in `@modal.enter`, before the container runs anything on other threads
         limit_malloc_arenas()
+        pin_native_threads()
         self._settings = settings
         self._registry = registry
         self._handlers: dict[str, Handlers] = {}

@@ -32,7 +32,7 @@ from events.router import pending_tasks, route
 from events.tasks import Task
 from functions.handlers import Handlers, StepOutcome
 from functions.workers import WorkerPool
-from pipeline.backends.threads import limit_malloc_arenas, pin_torch_threads
+from pipeline.backends.threads import limit_malloc_arenas, pin_native_threads, pin_torch_threads
 from pipeline.backoff import backoff_s
 
 log = structlog.get_logger("dropfit.runtime")
@@ -83,6 +83,7 @@ class LocalRuntime:
             self._started = True
             pin_torch_threads()  # before any worker thread: torch hands each new thread the count set last
             limit_malloc_arenas()  # and glibc an arena of its own (pipeline/backends/threads.py)
+            pin_native_threads()  # and OpenBLAS and OpenCV one thread each: the workers are the parallelism
             if self._preload:
                 threading.Thread(target=self._warm_up, name="dropfit-preload", daemon=True).start()
             for pool in (self._phases, self._intake, self._finish):
