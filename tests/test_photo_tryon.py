@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.fitting.old_region import cuffs_of, holes_filled, sleeve_beyond, strays_of, whole_sleeves
+from pipeline.fitting.old_region import collar_of, cuffs_of, holes_filled, sleeve_beyond, strays_of, whole_sleeves
 from pipeline.fitting.parsing import PART, Parsing
-from pipeline.fitting.photo import photo_light
+from pipeline.fitting.photo import bared_chest, neck_teeth, photo_light
 
 H, W = 400, 300
 SHIRT, JEANS, SKIN = (60, 110, 220), (40, 50, 70), (200, 150, 120)
@@ -144,3 +144,60 @@ def test_a_cuffs_band_is_the_sleeve_even_where_the_whole_hand_was_parsed_as_clot
     cuffs = cuffs_of(photo, parsing(part, clothes), old)
     assert cuffs[200:212, 40:80].mean() > 0.95, "the cuff's band, its lighter stitches included"
     assert not cuffs[214:].any(), "not the hand"
+
+
+def neck_photo(collar_rgb: tuple[int, int, int]) -> tuple[np.ndarray, Parsing, np.ndarray]:
+    """A head over a shirt whose collar, in `collar_rgb`, stands on the neck (rows 120-150), which the part map gives
+    to the head; the eyes at row 60, the shoulders at 160."""
+    photo = np.full((H, W, 3), 230, np.uint8)
+    part = np.full((H, W), -1)
+    part[20:150, 110:190] = PART["head"]
+    part[150:350, 60:240] = PART["torso"]
+    photo[20:150, 110:190] = SKIN
+    photo[150:350, 60:240] = SHIRT
+    photo[120:150, 115:185] = collar_rgb
+    photo[130:132, 115:185] = (250, 250, 250)  # a check's white line, neither skin nor clothes
+    clothes = (part >= 0) & np.all(photo != SKIN, axis=2)
+    clothes[130:132] = False
+    parse = parsing(part, clothes)
+    parse = Parsing(part=parse.part, rendered=parse.rendered, skin=parse.skin & np.all(photo == SKIN, axis=2),
+                    clothes=parse.clothes, person=parse.person, body_iou=1.0)
+    return photo, parse, (part == PART["torso"]) & clothes
+
+
+def test_a_shirts_collar_on_the_neck_is_the_old_garment_but_not_the_face_nor_hair_of_its_colour() -> None:
+    photo, parse, old = neck_photo((50, 100, 210))  # the shirt's blue
+    collar = collar_of(photo, parse, old, 60.0, 160.0)
+    assert collar[121:150, 116:184].mean() > 0.97, "the collar, its white line included"
+    assert not collar[:110].any() and not (collar & parse.skin).any(), "not the face or skin"
+    assert not collar_of(photo, parse, old, 60.0, 160.0, hair_rgb=np.array(SHIRT)).any(), \
+        "hair of the shirt's colour: the collar is not told from it"
+    photo, parse, old = neck_photo((200, 40, 40))  # a red scarf on a blue shirt: an accessory, kept
+    assert not collar_of(photo, parse, old, 60.0, 160.0)[121:150].any()
+
+
+def test_the_head_parts_teeth_at_the_neck_are_kept_with_it_and_only_above_the_shoulders() -> None:
+    part = np.full((H, W), -1)
+    part[20:300, 60:240] = PART["torso"]
+    keep = np.zeros((H, W), bool)
+    keep[20:140, 100:200] = True
+    for x in range(100, 200, 8):  # the head's sawtooth edge: 4 px teeth with 4 px gaps
+        keep[140:146, x:x + 4] = True
+    teeth = neck_teeth(keep, parsing(part, part >= 0), shoulder_y=170.0)
+    assert teeth[140:144, 110:190].any(axis=0).sum() >= 30, "the gaps between the teeth are kept"
+    assert not teeth[150:].any(), "nothing below the teeth"
+    assert not neck_teeth(keep, parsing(part, part >= 0), shoulder_y=130.0).any(), "nothing below the shoulders"
+
+
+def test_a_bared_chest_is_skin_and_a_bared_waist_continues_the_lower_garment() -> None:
+    torso = np.zeros((H, W), bool)
+    torso[100:300, 60:240] = True
+    chest = bared_chest(torso, shoulder_y=100.0, hip_y=300.0)
+    assert chest[100:200, 60:240].all() and not chest[200:].any()
+    assert not bared_chest(torso, None, 300.0).any()
+
+
+def test_no_skin_to_test_is_no_skin_not_an_opencv_error() -> None:
+    from pipeline.fitting.parsing import skin_range
+
+    assert skin_range(np.zeros((0, 3), np.uint8)).shape == (0,)

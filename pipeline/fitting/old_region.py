@@ -9,6 +9,8 @@ gave it to a part the new garment does not replace, and where a sleeve's outline
   are mostly their colours: a jacket's cuff, a sleeve down over the hand.
 - **A wide sleeve's sides** (`sleeve_beyond`): a bared sleeve's pixels well away from the fitted arm lying inside it
   are what is beside the arm (the background), not a fat arm.
+- **A collar** (`collar_of`): the old top's collar, lapels or turtleneck on the neck, which the part map gives to
+  the head (kept by photo.png): clothes in the old garment's colours below the chin, joined to it.
 - **An arm's own width** (`arm_reach`): the body fit follows the clothed outline, so under a thick jumper or a
   hoodie the fitted arm is as wide as its sleeve; a bared sleeve's pixels farther from the arm's shoulder-elbow-wrist
   line than a generous adult arm's half-width (at the photo's scale) are what is beside the arm, not the arm.
@@ -19,7 +21,18 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.fitting.dress import project
-from pipeline.fitting.parsing import ARMS, KEEP, LOWER, PART, UPPER, Parsing, colour_centres, lab8, nearest
+from pipeline.fitting.parsing import (
+    ARMS,
+    KEEP,
+    LOWER,
+    PART,
+    UPPER,
+    Parsing,
+    colour_centres,
+    lab8,
+    nearest,
+    skin_range,
+)
 from pipeline.geometry import Camera
 
 OLD_COLOUR_DELTA = 12.0  # Lab distance to the old garment's colours for a stray pixel to count as the old garment
@@ -72,6 +85,52 @@ def holes_filled(mask: np.ndarray) -> np.ndarray:
     count, labels, stats, _ = cv2.connectedComponentsWithStats(holes, connectivity=4)
     small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] <= MAX_HOLE_SHARE * mask.size)
     return mask | np.isin(labels, small[small > 0])
+
+
+CHIN = 0.5  # the chin: this share of the eye-to-shoulder length below the eyes
+COLLAR_DELTA = 20.0  # Lab distance to the old garment's colours for a pixel on the neck to be its collar ...
+COLLAR_COLOURS = 4  # ... the old garment's colours: this many k-means centres (a check's stripes are among them)
+HAIR_DELTA = 14.0  # ... and farther than this from the hair's colour
+
+
+def neck_of(parsing: Parsing, eye_y: float, shoulder_y: float) -> np.ndarray:
+    """(H, W) bool: the fitted body's head below the chin (the neck, and a collar standing on it)."""
+    rows = np.arange(parsing.part.shape[0])[:, None]
+    return parsing.rendered & (parsing.part == PART["head"]) & (rows > eye_y + CHIN * (shoulder_y - eye_y))
+
+
+def collar_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray, eye_y: float, shoulder_y: float,
+              hair_rgb: np.ndarray | None = None) -> np.ndarray:
+    """(H, W) bool: the old top's collar on the neck (see the module docstring): on the fitted body's head below the
+    chin, the clothes within COLLAR_DELTA of the old garment's colours, not of the hair's and not in the skin range
+    (a neck in shadow), joined to it, with the pixels between them that are neither skin nor clothes (a
+    check's white lines) and the small holes they enclose, never skin. Nothing where the hair is of the old
+    garment's colours (long dark hair over a dark top is not told from its collar)."""
+    import cv2
+
+    from pipeline.fitting.onepiece import joined_to
+
+    none = np.zeros_like(old)
+    if old.sum() < 200 or shoulder_y <= eye_y:
+        return none
+    neck = neck_of(parsing, eye_y, shoulder_y)
+    candidates = neck & parsing.clothes
+    lab = lab8(photo)
+    centres = colour_centres(lab[old], COLLAR_COLOURS)
+    if not candidates.any() or not len(centres):
+        return none
+    alike = np.zeros_like(old)
+    alike[candidates] = nearest(lab[candidates], centres) < COLLAR_DELTA
+    if hair_rgb is not None:
+        hair = lab8(np.asarray(hair_rgb).reshape(1, 1, 3).clip(0, 255))[0]
+        if nearest(hair, centres)[0] < HAIR_DELTA:
+            return none
+        alike[candidates] &= nearest(lab[candidates], hair) >= HAIR_DELTA
+    alike[alike] = ~skin_range(photo[alike])  # skin in shadow, not a collar
+    between = neck & ~parsing.skin & ~parsing.clothes  # a check's white lines: neither skin nor clothes
+    near = cv2.dilate(alike.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    collar = joined_to(alike | (between & near), old)
+    return holes_filled(collar | old) & ~old & neck & ~parsing.skin
 
 
 def whole_sleeves(parsing: Parsing, old: np.ndarray, category: str, keep: np.ndarray) -> np.ndarray:

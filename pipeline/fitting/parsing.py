@@ -94,6 +94,8 @@ def skin_range(rgb: np.ndarray) -> np.ndarray:
     highlights, black hair or a cap)."""
     import cv2
 
+    if not np.asarray(rgb).size:  # nothing to test (OpenCV refuses an empty image)
+        return np.zeros(np.asarray(rgb).shape[:-1], dtype=bool)
     flat = np.ascontiguousarray(rgb, np.uint8).reshape(-1, 1, 3)
     ycrcb = cv2.cvtColor(flat, cv2.COLOR_RGB2YCrCb).reshape(-1, 3)
     inside = (ycrcb[:, 1] >= 133) & (ycrcb[:, 1] <= 180) & (ycrcb[:, 2] >= 77) & (ycrcb[:, 2] <= 135)

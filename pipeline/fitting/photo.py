@@ -34,6 +34,7 @@ from pipeline.fitting.background import background_in_mask
 from pipeline.fitting.hair import hat_over, short_volume, volume_of
 from pipeline.fitting.old_region import (
     arm_reach,
+    collar_of,
     cuffs_of,
     holes_filled,
     pixels_per_metre,
@@ -232,6 +233,61 @@ def photo_light(photo: np.ndarray, region: np.ndarray) -> np.ndarray:
     return np.clip(blurred / max(mean, 1.0), 0.6, 1.4) ** PHOTO_LIGHT_STRENGTH
 
 
+TEETH = 0.01  # of the photo's height: gaps this wide in what the head keeps at the neck are the part map's teeth
+
+
+def neck_teeth(keep: np.ndarray, parsing: Parsing, shoulder_y: float) -> np.ndarray:
+    """(H, W) bool: the fitted body's pixels above the shoulders between the teeth of what photo.png keeps of the
+    head (the part map follows the body's triangles, so the head's edge at the neck is a sawtooth): kept too, so a
+    scarf or a collar the head keeps ends in a line, not in triangles over the fill below it."""
+    import cv2
+
+    size = max(3, int(TEETH * keep.shape[0]) | 1)
+    closed = cv2.morphologyEx(keep.astype(np.uint8), cv2.MORPH_CLOSE,
+                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))) > 0
+    rows = np.arange(keep.shape[0])[:, None]
+    return closed & ~keep & parsing.rendered & (rows < shoulder_y)
+
+
+CHEST = 0.5  # of the shoulder-to-hip height: a bared torso above this is the chest (skin), below it the waist
+
+
+def bared_chest(torso: np.ndarray, shoulder_y: float | None, hip_y: float | None) -> np.ndarray:
+    """(H, W) bool: the part of a bared torso that is shoulders, neck and chest (above CHEST of the way from the
+    shoulders to the hips), where skin shows, not the lower garment; nothing without both levels."""
+    if shoulder_y is None or hip_y is None or hip_y <= shoulder_y:
+        return np.zeros_like(torso)
+    rows = np.arange(torso.shape[0])[:, None]
+    return torso & (rows < shoulder_y + CHEST * (hip_y - shoulder_y))
+
+
+SKIN_REACH = 0.03  # of the photo's height: the skin seen nearby is carried this far (a Gaussian's sigma) into a fill
+SKIN_WEIGHT = 0.05  # ... the fill is wholly that skin where this share of the nearby weight is skin, else partly
+# the body's skin tone
+
+
+def skin_nearby(photo: np.ndarray, skin: np.ndarray, region: np.ndarray, tone: np.ndarray) -> np.ndarray:
+    """(N, 3) float32: for each pixel of `region`, the colour of the skin seen near it (`skin`'s pixels, weighted by
+    a Gaussian of SKIN_REACH of the height), so a bared chest continues the neck's own colour and light from where
+    it shows; `tone` where no skin is near. Worked on the region's box, grown by three reaches."""
+    import cv2
+
+    rows, cols = np.nonzero(region)
+    if not len(rows):
+        return np.zeros((0, 3), np.float32)
+    sigma = max(1.0, SKIN_REACH * photo.shape[0])
+    pad = int(3 * sigma)
+    y0, y1 = max(0, rows.min() - pad), min(photo.shape[0], rows.max() + pad + 1)
+    x0, x1 = max(0, cols.min() - pad), min(photo.shape[1], cols.max() + pad + 1)
+    weight = skin[y0:y1, x0:x1].astype(np.float32)
+    summed = cv2.GaussianBlur(photo[y0:y1, x0:x1].astype(np.float32) * weight[..., None], (0, 0), sigma)
+    weight = cv2.GaussianBlur(weight, (0, 0), sigma)
+    at = (rows - y0, cols - x0)
+    w = weight[at][:, None]
+    mix = np.clip(w / SKIN_WEIGHT, 0.0, 1.0)
+    return (mix * summed[at] / np.maximum(w, 1e-6) + (1 - mix) * tone[None, :]).astype(np.float32)
+
+
 def bared_torso_colour(photo: np.ndarray, parsing: Parsing, category: str, skin_tone: np.ndarray,
                        piece: OnePiece | None) -> np.ndarray:
     """(3,) float32: a torso the new top bares: under a top, the lower garment continued (the plain one that replaces
@@ -299,15 +355,22 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
     if shoulder_y is not None:  # hair (and hats, hoods) past the body above the shoulders stay the photo's
         rows = np.arange(height)[:, None]
         keep |= parsing.person & ~parsing.rendered & (rows < shoulder_y)
-    painted = garment & ~keep
     parsed_old = old_garment(parsing, category, hip_y) & ~keep
+    hair = measure_hair(photo, parsing, eye_y, shoulder_y) if eye_y is not None and shoulder_y is not None else None
+    if category != "lower" and eye_y is not None and shoulder_y is not None:  # the old top's collar on the neck
+        collar = collar_of(photo, parsing, parsed_old, eye_y, shoulder_y, None if hair is None else hair.colour)
+        keep &= ~collar
+        parsed_old |= collar
+        keep |= neck_teeth(keep, parsing, shoulder_y)
+    painted = garment & ~keep
     strays = strays_of(photo, parsing, parsed_old, category) & ~keep
     cuffs = cuffs_of(photo, parsing, parsed_old) if category != "lower" else np.zeros_like(keep)
     keep &= ~cuffs
     old = whole_sleeves(parsing, parsed_old, category, keep) | strays | cuffs
     exposed = old & ~painted
     out = photo.astype(np.float32)
-    shading = body_shading(raster, surface, camera, exposed) * photo_light(photo, exposed)
+    roundness = body_shading(raster, surface, camera, exposed)
+    shading = roundness * photo_light(photo, exposed)
     bare = parsing.skin & np.isin(parsing.part, (*UPPER, *LOWER))
     bare[bare] = skin_range(photo[bare])  # near the face's tone and skin at all (not a dark jacket's sheen)
     if bare.sum() > 200:  # the body's own skin in this light is a better match than the face's tone
@@ -333,7 +396,15 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
     skirt &= ~tails
     behind = exposed & ~arms & ~skirt & ~tails & (~parsing.rendered | strays | loose)  # the background, or the legs
     torso = exposed & ~arms & ~behind & ~skirt & ~tails
-    _fill(out, torso, bared_torso_colour(photo, parsing, category, skin_tone, piece), shading)
+    chest = bared_chest(torso, shoulder_y, hip_y)  # bared shoulders, neck and chest: skin; a bared waist: the
+    chest |= holes_filled(chest) & parsing.person & ~keep & ~painted  # lower garment continued
+    near_skin = parsing.person & ~parsing.clothes & (parsing.part == PART["head"]) & ~chest  # the neck's and the
+    if eye_y is not None:  # lower face's skin, lit ones too (on the torso and arms skin-coloured fabric passes for it)
+        near_skin &= np.arange(height)[:, None] > eye_y
+    near_skin[near_skin] = skin_range(photo[near_skin])
+    out[chest] = np.clip(skin_nearby(photo, near_skin, chest, np.asarray(skin_tone, np.float32))
+                         * roundness[chest][:, None], 0, 255)
+    _fill(out, torso & ~chest, bared_torso_colour(photo, parsing, category, skin_tone, piece), shading)
     if piece is not None:  # a dress's skirt under a new top: a plain lower garment, the folds kept; a coat's
         light = photo_light(photo, skirt)  # lower part: the trousers seen below it, on the legs, round and folded
         _fill(out, skirt, piece.colour, light * rounded(body_shading(raster, surface, camera, skirt)) if piece.coat
@@ -365,7 +436,6 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
     limbs = parsing.person & np.isin(parsing.part, ARMS if category == "upper" else (*ARMS, *LOWER)
                                      if category == "full" else LOWER)
     agnostic = (old | garment | limbs | skirt | tails) & ~keep
-    hair = measure_hair(photo, parsing, eye_y, shoulder_y) if eye_y is not None and shoulder_y is not None else None
     if hair is not None:
         record["hair"] = {"rgb": [round(float(c)) for c in hair.colour], "drop": round(hair.drop, 2),
                           "half_width": round(hair.half_width, 2), "volume": round(hair.volume, 2),
