@@ -69,3 +69,31 @@ def test_a_hat_covers_the_crown_and_the_hair_shows_under_it_at_the_back() -> Non
     crown = ~seen & (height > EYE + 0.03 + appearance.HAIR_EDGE_M)
     back_low = (facing < -0.3) & (height < EYE + 0.02) & (height > EYE - appearance.HAIR_BELOW_EYES_M + 0.02)
     assert np.allclose(colour[crown], hat, atol=1) and np.allclose(colour[back_low], HAIR, atol=1)
+
+
+def face_photo(face_rgb: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 200 x 200 photo with a face of `face_rgb` round the nose at (100, 110), the eyes at row 90, and grey hair
+    and beard beside and below it; the mask covers the head."""
+    photo = np.full((200, 200, 3), (190, 188, 186), np.uint8)  # grey hair and beard everywhere on the head
+    photo[92:125, 80:120] = face_rgb  # the cheeks and the nose
+    mask = np.zeros((200, 200), np.float32)
+    mask[40:180, 50:150] = 1.0
+    keypoints = np.zeros((17, 2))
+    keypoints[0], keypoints[1], keypoints[2] = (100, 110), (115, 90), (85, 90)
+    return photo, mask, keypoints
+
+
+def test_the_cheeks_tone_is_the_faces_skin_round_the_nose_not_the_beard_beside_it() -> None:
+    photo, mask, keypoints = face_photo((120, 80, 60))
+    tone = appearance.cheek_skin(photo, mask, keypoints)
+    assert tone is not None and np.allclose(tone, (120, 80, 60))
+    grey, mask, keypoints = face_photo((190, 188, 186))  # no skin to see (a back view, a balaclava)
+    assert appearance.cheek_skin(grey, mask, keypoints) is None
+
+
+def test_the_cheeks_replace_the_texels_tone_only_when_they_disagree_clearly() -> None:
+    texels = np.array([200.0, 150.0, 120.0])
+    assert not appearance.off_skin(texels, None)
+    assert not appearance.off_skin(texels, texels + 4)  # a studio photo: the two agree; the texels' stays
+    assert appearance.off_skin(texels, np.array([110.0, 70.0, 50.0]))  # the texels sampled hair or shadow
+    assert appearance.off_skin(None, texels)

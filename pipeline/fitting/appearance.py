@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.fitting import regions
+from pipeline.fitting.parsing import skin_range
 from pipeline.wardrobe.appearance import kmeans
 
 HEAD, HAND = regions.PARTS.index("head"), regions.PARTS.index("hand")
@@ -61,6 +62,43 @@ def lab(rgb: np.ndarray) -> np.ndarray:
 
     pixels = np.clip(np.asarray(rgb, np.float32).reshape(-1, 1, 3) / 255.0, 0, 1)
     return cv2.cvtColor(pixels, cv2.COLOR_RGB2Lab).reshape(-1, 3)
+
+
+CHEEK_DELTA = 12.0  # Lab distance between the texels' face tone and the cheeks' over which the cheeks' is taken
+CHEEK_SKIN_SHARE = 0.3  # the cheeks' box must be at least this share skin-coloured for its tone to be taken
+MIN_CHEEK_PIXELS = 50
+
+
+def cheek_skin(rgb: np.ndarray, mask: np.ndarray, keypoints_2d: np.ndarray) -> np.ndarray | None:
+    """(3,) float RGB: the skin of the face round the nose in the photo itself (below the eyes, down as far below the
+    nose as it is below them, within an eye-to-eye distance of it; the person's pixels in the YCrCb skin range), or
+    None when too little of it is skin (a back view, a mask). The texels' face tone (`tones`) follows the fitted
+    head, which on a turned or bowed head samples hair, beard or shadow: a light face's arms came out dark brown."""
+    kp = np.asarray(keypoints_2d, np.float64)
+    if len(kp) < 3 or not np.isfinite(kp[:3]).all():
+        return None
+    nose, eyes = kp[0], kp[[1, 2]]
+    eye_y, half = float(eyes[:, 1].mean()), max(float(abs(eyes[0, 0] - eyes[1, 0])), 4.0)
+    rows, cols = np.ogrid[: rgb.shape[0], : rgb.shape[1]]
+    box = (rows > eye_y) & (rows < nose[1] + max(nose[1] - eye_y, 2.0)) & (np.abs(cols - nose[0]) < half)
+    box &= np.asarray(mask) > 0.5
+    pixels = np.asarray(rgb)[box]
+    skin = skin_range(pixels)
+    if skin.sum() < MIN_CHEEK_PIXELS or skin.mean() < CHEEK_SKIN_SHARE:
+        return None
+    return np.median(pixels[skin], axis=0).astype(np.float64)
+
+
+def off_skin(texels_tone: np.ndarray | None, cheeks: np.ndarray | None) -> bool:
+    """Whether the cheeks' tone in the photo (`cheek_skin`) should replace the texels' face tone (`tones`): there is
+    none, or they disagree by over CHEEK_DELTA Lab units. On standing studio photos the two agree within about 6
+    units and the texels' stays (the views' faces, and their identity figures, unchanged); on the hard photos the
+    misses were 12 to 36 (a turned head's hair, a grey beard, a hand on the cheek)."""
+    if cheeks is None:
+        return False
+    if texels_tone is None:
+        return True
+    return float(np.linalg.norm(lab(texels_tone) - lab(cheeks))) > CHEEK_DELTA
 
 
 def tones(colour: np.ndarray, seen: np.ndarray, facing: np.ndarray, part: np.ndarray, height: np.ndarray,

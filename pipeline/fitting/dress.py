@@ -584,6 +584,9 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     made = _made_in_photo(tex, camera, geo.sight, photo.made, seen, known)
     eye = parts.levels.get("eye")
     found = appearance.tones(colour, seen, facing, tex.part, tex.height, eye)
+    cheeks = appearance.cheek_skin(photo.rgb, photo.mask, body.keypoints_2d) if isinstance(body, PosedBody) else None
+    if appearance.off_skin(found.skin, cheeks):  # the fitted head's texels sampled hair, beard or shadow
+        found = appearance.Tones(cheeks, found.hair)
     drop_m = None
     unit = parts.levels.get("eye", 0.0) - parts.levels["shoulder"]  # the eye-to-shoulder length hair is measured in
     if photo.hair is not None:  # the photo's own hair colour beats the texels' cluster (blonde hair on a blonde wall)
