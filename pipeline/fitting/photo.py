@@ -266,6 +266,17 @@ SKIN_WEIGHT = 0.05  # ... the fill is wholly that skin where this share of the n
 # the body's skin tone
 
 
+def head_skin(photo: np.ndarray, parsing: Parsing, eye_y: float | None) -> np.ndarray:
+    """(H, W) bool: the skin of the neck and the lower face, lit skin too (the head's pixels below the eyes that are
+    not clothes and are in the YCrCb skin range): what a bared chest continues. Not the torso's and arms' "skin",
+    where skin-coloured fabric (a check's beige lines) passes for it."""
+    skin = parsing.person & ~parsing.clothes & (parsing.part == PART["head"])
+    if eye_y is not None:
+        skin &= np.arange(skin.shape[0])[:, None] > eye_y
+    skin[skin] = skin_range(photo[skin])
+    return skin
+
+
 def skin_nearby(photo: np.ndarray, skin: np.ndarray, region: np.ndarray, tone: np.ndarray) -> np.ndarray:
     """(N, 3) float32: for each pixel of `region`, the colour of the skin seen near it (`skin`'s pixels, weighted by
     a Gaussian of SKIN_REACH of the height), so a bared chest continues the neck's own colour and light from where
@@ -398,11 +409,8 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
     torso = exposed & ~arms & ~behind & ~skirt & ~tails
     chest = bared_chest(torso, shoulder_y, hip_y)  # bared shoulders, neck and chest: skin; a bared waist: the
     chest |= holes_filled(chest) & parsing.person & ~keep & ~painted  # lower garment continued
-    near_skin = parsing.person & ~parsing.clothes & (parsing.part == PART["head"]) & ~chest  # the neck's and the
-    if eye_y is not None:  # lower face's skin, lit ones too (on the torso and arms skin-coloured fabric passes for it)
-        near_skin &= np.arange(height)[:, None] > eye_y
-    near_skin[near_skin] = skin_range(photo[near_skin])
-    out[chest] = np.clip(skin_nearby(photo, near_skin, chest, np.asarray(skin_tone, np.float32))
+    out[chest] = np.clip(skin_nearby(photo, head_skin(photo, parsing, eye_y) & ~chest, chest,
+                                     np.asarray(skin_tone, np.float32))
                          * roundness[chest][:, None], 0, 255)
     _fill(out, torso & ~chest, bared_torso_colour(photo, parsing, category, skin_tone, piece), shading)
     if piece is not None:  # a dress's skirt under a new top: a plain lower garment, the folds kept; a coat's
