@@ -190,6 +190,7 @@ def back_cutout(rgba: np.ndarray, print_box: tuple[int, int, int, int] | None = 
     return out
 
 
+FRONT_COLLAR = 0.7  # of the crescent's thinnest column: the front collar's ribbing kept at the front's top edge
 FRONT_DEPTH = 2.0  # the front's neck remap fades out this many times the inside's height below the top edge
 MIN_FRONT_DEPTH = 1.3  # ... or, above a placed print, as little as this (never less: the remap must not fold)
 FRONT_PRINT_GAP = 4  # pixels: the fade ends this far above a placed print's box
@@ -199,12 +200,13 @@ FRONT_SMOOTH = 0.03  # of the garment's width: the inside's height per column is
 def front_cutout(rgba: np.ndarray, inside: np.ndarray, print_box: tuple[int, int, int, int] | None = None
                  ) -> np.ndarray:
     """The cutout as the front reads it: the inside of the back seen through the neck opening squeezed out, so the
-    garment's top edge at the neck shows the front collar. A column's rows from the garment's top edge down to
-    FRONT_DEPTH times the inside's height there are stretched from the inside's lower edge down (each pixel
-    shifted down by the inside's height, the shift fading to none at that depth), so the front collar lands at the
-    body's neck base, where the garment region begins, instead of on the chest with the dark inside above it.
-    Above a placed print (`print_box`) the fade ends before the print, so the print keeps its shape; a print that
-    starts at the collar leaves the cutout as it is. `rgba` itself where there is no inside."""
+    garment's top edge at the neck shows the front collar (the crescent's lowest FRONT_COLLAR times its thinnest
+    column's height stays: the ribbing, which the crescent's ends show alone). A column's rows from the garment's
+    top edge down to FRONT_DEPTH times the inside's height there are stretched from the inside's lower edge down
+    (each pixel shifted down by the inside's height, the shift fading to none at that depth), so the front collar
+    lands at the body's neck base, where the garment region begins, instead of on the chest with the dark inside
+    above it. Above a placed print (`print_box`) the fade ends before the print, so the print keeps its shape; a
+    print that starts at the collar leaves the cutout as it is. `rgba` itself where there is no inside."""
     import cv2
 
     if not inside.any():
@@ -214,7 +216,9 @@ def front_cutout(rgba: np.ndarray, inside: np.ndarray, print_box: tuple[int, int
     top = np.argmax(opaque, axis=0).astype(np.float32)
     has = inside.any(axis=0)
     bottom = np.where(has, h - 1 - np.argmax(inside[::-1], axis=0), 0).astype(np.float32)
-    shift = np.where(has, bottom + 1 - top, 0.0).astype(np.float32)
+    crescent = np.where(has, bottom + 1 - top, 0.0)
+    band = FRONT_COLLAR * float(crescent[has].min())  # the front collar's ribbing, which the crescent's ends show
+    shift = np.where(has, np.maximum(crescent - band, 0.0), 0.0).astype(np.float32)  # alone: kept at the top
     cols = np.nonzero(opaque.any(axis=0))[0]
     sigma = max(1.0, FRONT_SMOOTH * (cols.max() + 1 - cols.min()))
     shift = cv2.GaussianBlur(shift[None, :], (0, 0), sigmaX=sigma, sigmaY=0.1)[0]
