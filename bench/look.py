@@ -211,28 +211,19 @@ def photo_flat(root: Path, job: str, garment_lab: np.ndarray) -> float | None:
 
 
 def cheeks(parsing: Any, keypoints_2d: np.ndarray, head: int) -> np.ndarray:
-    """(H, W) bool: the face below the eyes round the nose (COCO keypoints 0 to 2), where the dressing takes the skin
-    tone: the whole head's median was the hair's on dark hair, which made a navy sweater "skin" and the old
+    """(H, W) bool: the face below the eyes round the nose (`appearance.cheek_box`), where the dressing takes the
+    skin tone: the whole head's median was the hair's on dark hair, which made a navy sweater "skin" and the old
     garment's colours a skirt's. Used when its pixels look like skin; a back view falls back to the head."""
-    nose, eyes = keypoints_2d[0], keypoints_2d[[1, 2]]
-    eye_y, half = float(eyes[:, 1].mean()), max(float(abs(eyes[0, 0] - eyes[1, 0])), 4.0)
-    rows, cols = np.ogrid[: parsing.part.shape[0], : parsing.part.shape[1]]
-    box = (rows > eye_y) & (rows < nose[1] + max(nose[1] - eye_y, 2.0)) & (np.abs(cols - nose[0]) < half)
+    from pipeline.fitting.appearance import cheek_box
+
+    box = cheek_box(parsing.part.shape, keypoints_2d)
     return np.asarray(parsing.person & parsing.rendered & (parsing.part == head) & box)
-
-
-def skin_like(rgb: np.ndarray) -> np.ndarray:
-    """(N,) bool: (N, 3) uint8 RGB pixels in the usual YCrCb skin range (any skin tone; not black hair or a cap)."""
-    import cv2
-
-    ycrcb = cv2.cvtColor(np.ascontiguousarray(rgb, np.uint8).reshape(-1, 1, 3), cv2.COLOR_RGB2YCrCb).reshape(-1, 3)
-    return (ycrcb[:, 1] >= 133) & (ycrcb[:, 1] <= 180) & (ycrcb[:, 2] >= 77) & (ycrcb[:, 2] <= 135)
 
 
 def photo_parsing(store_root: Path, job: str) -> tuple[np.ndarray, Any, np.ndarray] | None:
     """(upright photo, parsing, old-garment mask) from the job's avatar and wardrobe runs."""
     from pipeline.fitting import regions
-    from pipeline.fitting.parsing import old_garment, parse_photo
+    from pipeline.fitting.parsing import old_garment, parse_photo, skin_range
     from pipeline.geometry import Camera, PosedBody
     from pipeline.render.raster import rasterize
     from pipeline.state import load_plan
@@ -256,7 +247,7 @@ def photo_parsing(store_root: Path, job: str) -> tuple[np.ndarray, Any, np.ndarr
     raster = rasterize(body.vertices, body.faces, camera)
     parsing = parse_photo(photo, mask, body, parts.label, raster, skin)
     face = cheeks(parsing, np.asarray(body.keypoints_2d, np.float64), regions.PARTS.index("head"))
-    if face.sum() <= 30 or skin_like(photo[face]).mean() < 0.5:  # the face is not seen (a back view)
+    if face.sum() <= 30 or skin_range(photo[face]).mean() < 0.5:  # the face is not seen (a back view)
         face = parsing.person & (parsing.part == regions.PARTS.index("head"))
     if face.sum() > 30:
         parsing = parse_photo(photo, mask, body, parts.label, raster, np.median(photo[face], axis=0))

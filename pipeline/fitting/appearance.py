@@ -69,20 +69,25 @@ CHEEK_SKIN_SHARE = 0.3  # the cheeks' box must be at least this share skin-colou
 MIN_CHEEK_PIXELS = 50
 
 
+def cheek_box(shape: tuple[int, ...], keypoints_2d: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the face round the nose (COCO keypoints 0 to 2): below the eyes, down as far below the nose as
+    it is below them, within an eye-to-eye distance of it."""
+    kp = np.asarray(keypoints_2d, np.float64)
+    nose, eyes = kp[0], kp[[1, 2]]
+    eye_y, half = float(eyes[:, 1].mean()), max(float(abs(eyes[0, 0] - eyes[1, 0])), 4.0)
+    rows, cols = np.ogrid[: shape[0], : shape[1]]
+    return np.asarray((rows > eye_y) & (rows < nose[1] + max(nose[1] - eye_y, 2.0)) & (np.abs(cols - nose[0]) < half))
+
+
 def cheek_skin(rgb: np.ndarray, mask: np.ndarray, keypoints_2d: np.ndarray) -> np.ndarray | None:
-    """(3,) float RGB: the skin of the face round the nose in the photo itself (below the eyes, down as far below the
-    nose as it is below them, within an eye-to-eye distance of it; the person's pixels in the YCrCb skin range), or
+    """(3,) float RGB: the skin of the face round the nose in the photo itself (`cheek_box`: the person's pixels
+    there in the YCrCb skin range), or
     None when too little of it is skin (a back view, a mask). The texels' face tone (`tones`) follows the fitted
     head, which on a turned or bowed head samples hair, beard or shadow: a light face's arms came out dark brown."""
     kp = np.asarray(keypoints_2d, np.float64)
     if len(kp) < 3 or not np.isfinite(kp[:3]).all():
         return None
-    nose, eyes = kp[0], kp[[1, 2]]
-    eye_y, half = float(eyes[:, 1].mean()), max(float(abs(eyes[0, 0] - eyes[1, 0])), 4.0)
-    rows, cols = np.ogrid[: rgb.shape[0], : rgb.shape[1]]
-    box = (rows > eye_y) & (rows < nose[1] + max(nose[1] - eye_y, 2.0)) & (np.abs(cols - nose[0]) < half)
-    box &= np.asarray(mask) > 0.5
-    pixels = np.asarray(rgb)[box]
+    pixels = np.asarray(rgb)[cheek_box(np.asarray(mask).shape, kp) & (np.asarray(mask) > 0.5)]
     skin = skin_range(pixels)
     if skin.sum() < MIN_CHEEK_PIXELS or skin.mean() < CHEEK_SKIN_SHARE:
         return None

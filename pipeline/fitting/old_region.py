@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.fitting.dress import project
+from pipeline.fitting.onepiece import joined_to
 from pipeline.fitting.parsing import (
     ARMS,
     KEEP,
@@ -107,8 +108,6 @@ def collar_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray, eye_y: float
     check's white lines) and the small holes they enclose, never skin. Nothing where the hair is of the old
     garment's colours (long dark hair over a dark top is not told from its collar)."""
     import cv2
-
-    from pipeline.fitting.onepiece import joined_to
 
     none = np.zeros_like(old)
     if old.sum() < 200 or shoulder_y <= eye_y:
