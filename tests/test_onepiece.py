@@ -126,7 +126,7 @@ def test_a_crop_top_over_trousers_cut_at_the_hips_is_not_a_dress() -> None:
 
 
 def test_the_bench_tells_skin_from_a_cap_or_black_hair() -> None:
-    from bench.look import skin_like
+    from pipeline.fitting.parsing import skin_range as skin_like  # what bench.look tests skin with
 
     pixels = np.asarray([[224, 172, 140], [141, 85, 36], [90, 56, 40], [20, 20, 22], [60, 60, 150]], np.uint8)
     assert skin_like(pixels).tolist() == [True, True, True, False, False]
