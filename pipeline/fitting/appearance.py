@@ -35,6 +35,8 @@ HAT_FROM_M = 0.03  # the crown (hair, or a hat) from this far above the eyes
 HAIR_BACK_FACING = (-0.05, 0.2)  # below the forehead, hair where the head faces away (cosine), skin towards the sides
 NOT_SKIN_DELTA = (18.0, 32.0)  # Lab distance from the skin tone: kept below the first, skin above the second
 MIN_SAMPLES = 20
+LEG_END_M = 0.05  # the lowest legs the photo shows: this far above its lowest seen leg texel ...
+LEG_END_SKIN = 0.3  # ... are bare when this share of them is skin
 HAIR_SEED = 0  # the hair clusters' k-means++ starts: a fixed seed, so the same photo gives the same hair
 
 
@@ -216,6 +218,18 @@ def paint_long_hair(colour: np.ndarray, known: np.ndarray, seen: np.ndarray, fac
     known |= share[:, 0] > 0.5
     if made is not None:
         np.maximum(made, share[:, 0], out=made)
+
+
+def legs_end_bare(colour: np.ndarray, seen: np.ndarray, part: np.ndarray, height: np.ndarray,
+                  skin: np.ndarray | None) -> bool:
+    """Whether the lowest legs the photo shows (within `LEG_END_M` of the lowest seen leg texel) are at least
+    `LEG_END_SKIN` skin: bare legs below shorts or a skirt's hem, which a photo cut there would go on showing."""
+    legs = seen & np.isin(part, LEGS)
+    if skin is None or legs.sum() < MIN_SAMPLES:
+        return False
+    lowest = legs & (height <= height[legs].min() + LEG_END_M)
+    delta = np.linalg.norm(lab(colour[lowest]) - lab(skin)[0], axis=1)
+    return float((delta < NOT_SKIN_DELTA[0]).mean()) >= LEG_END_SKIN
 
 
 def bare_limbs(colour: np.ndarray, known: np.ndarray, part: np.ndarray, on_garment: np.ndarray, category: str,

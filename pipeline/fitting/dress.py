@@ -11,7 +11,9 @@ the person's own appearance (projected from the photo) everywhere else, on one t
    photo at their point mirrored through the body's coronal plane when that pixel shows the same body part
    (backs of the torso, legs and arms). The head turned from the camera takes hair and skin tones, and limbs
    the garment bares lose the person's old sleeves or trousers (`pipeline.fitting.appearance`); what is left
-   takes the nearest known texel's colour (distance transform), softened. Every texel whose colour was made up
+   takes the nearest known texel's colour (distance transform), softened, except where that texel is another
+   body part's or the garment's, or the texel lies past the photo's frame on a limb taken for bare: those are
+   filled along the body's surface instead (`pipeline.fitting.surface_fill`, `fill_across_parts`). Every texel whose colour was made up
    (those fills, the skin, the head's hair and skin, photo.png's own refills) then takes the photo's grain
    and shading, and hair strands where it is hair (`pipeline.fitting.unseen`), so no flat patch is left.
 4. Garment: front-facing garment texels take the cutout, its mask box mapped onto the region's box as the photo's
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 
-from pipeline.fitting import appearance, regions, unseen
+from pipeline.fitting import appearance, regions, surface_fill, unseen
 from pipeline.fitting.background import background_in_mask
 from pipeline.fitting.hair import shell_share, skull_centre, volume_offsets
 from pipeline.geometry import BodyMesh, Camera, PosedBody
@@ -93,6 +95,7 @@ class Texels:
     part: np.ndarray  # (N,) int
     garment: np.ndarray  # (N,) float weight
     height: np.ndarray  # (N,) rest-pose height (metres), the frame the body parts' levels are in
+    corners: np.ndarray | None = None  # (N, 3) the vertices of each texel's triangle (`uv_raster`'s barycentrics')
 
 
 def uv_camera(size: int) -> Camera:
@@ -158,7 +161,7 @@ def atlas_texels(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, face_
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
     nearest = corners[np.arange(len(tri)), bary.argmax(axis=1)]
     rest_z = points[:, 2] if height is None else np.einsum("nk,nk->n", bary, np.asarray(height)[corners])
-    return Texels(index, points, normals, part[nearest], np.zeros(len(tri)), rest_z)
+    return Texels(index, points, normals, part[nearest], np.zeros(len(tri)), rest_z, corners)
 
 
 def texel_weights(faces: np.ndarray, uvs: np.ndarray, face_uvs: np.ndarray, size: int, weight: np.ndarray
@@ -185,6 +188,13 @@ def sample_image(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
     padded[:n] = xy - 0.5
     out = cv2.remap(image, padded.reshape(-1, width, 2), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out.reshape(len(padded), -1)[:n].astype(np.float32)
+
+
+def outside_frame(camera: Camera, points: np.ndarray) -> np.ndarray:
+    """(N,) bool: the points the camera's frame does not hold."""
+    xy, _ = project(camera, np.asarray(points, np.float64))
+    width, height = camera.image_size
+    return (xy[:, 0] < 0) | (xy[:, 0] >= width) | (xy[:, 1] < 0) | (xy[:, 1] >= height)
 
 
 def pixel_lookup(grid: np.ndarray, xy: np.ndarray, fill: float | int) -> np.ndarray:
@@ -379,7 +389,7 @@ def _made_in_photo(tex: Texels, camera: Camera, sight: PhotoSight, made_px: np.n
 
 
 def texture_unseen(atlas: np.ndarray, tex: Texels, source: np.ndarray, made: np.ndarray, camera: Camera,
-                   facing: np.ndarray, hair: np.ndarray | None = None) -> np.ndarray:
+                   facing: np.ndarray, hair: np.ndarray | None = None, skin: np.ndarray | None = None) -> np.ndarray:
     """The atlas with its made-up texels (`made`, 0..1 per texel) given the grain of the `source` texels (the
     photo's own, off the garment; those the photo sees at `unseen.GRAIN_FACING` or squarer, directly or mirrored:
     its grazing edge, next to what it does not show, is its blurriest), the photo's light and, where they are the
@@ -398,6 +408,8 @@ def texture_unseen(atlas: np.ndarray, tex: Texels, source: np.ndarray, made: np.
     head = part.reshape(size, size) == _HEAD
     grain = unseen.transfer_grain(atlas, grid.reshape(size, size), part.reshape(size, size),
                                   target.reshape(size, size), fine=head).reshape(-1, 3)
+    if skin is not None:
+        _skin_grain(grain, atlas, tex, resolved, todo, skin)
     flat = atlas.reshape(-1, 3).copy()
     side, up = unseen.side_and_up(tex.normals, np.asarray(camera.rotation, dtype=np.float64)[2])
     fit = np.flatnonzero(source)[:: unseen.FIT_STRIDE]
@@ -415,6 +427,36 @@ def texture_unseen(atlas: np.ndarray, tex: Texels, source: np.ndarray, made: np.
                                            unseen.strands(tex.points[todo[near]], centre))
     flat[tex.index[todo]] = (colour + 0.5).astype(np.uint8)
     return flat.reshape(atlas.shape)
+
+
+def _skin_grain(grain: np.ndarray, atlas: np.ndarray, tex: Texels, resolved: np.ndarray, todo: np.ndarray,
+                skin: np.ndarray) -> None:
+    """In place: made-up skin texels on a part the photo does not show (a leg below a photo cut at the hip: too few
+    of its own texels to take detail from) take the grain (`grain`, the photo texels' own detail where they are
+    `resolved`) of the photo's skin off the head instead of the nearest texels' in the atlas (another part's: a
+    skirt's print ran onto the bare legs as ghost stripes)."""
+    counts = np.bincount(tex.part[resolved], minlength=len(regions.PARTS))
+    orphan = todo[counts[tex.part[todo]] < unseen.MIN_FIT]
+    size = atlas.shape[0]
+    flat = atlas.reshape(-1, 3)
+    if len(orphan):  # only those filled with skin: trousers continued below the frame keep their own grain
+        orphan = orphan[np.linalg.norm(appearance.lab(flat[tex.index[orphan]]) - appearance.lab(skin)[0], axis=1)
+                        < appearance.NOT_SKIN_DELTA[0]]
+    if not len(orphan):
+        return
+    candidates = np.flatnonzero(resolved & (tex.part != _HEAD))
+    near_skin = np.linalg.norm(appearance.lab(flat[tex.index[candidates]]) - appearance.lab(skin)[0], axis=1)
+    donors = candidates[near_skin < appearance.NOT_SKIN_DELTA[0]]
+    if len(donors) < unseen.MIN_FIT:
+        return
+    grid = np.zeros(size * size, dtype=bool)
+    grid[tex.index[donors]] = True
+    target = np.zeros(size * size, dtype=bool)
+    target[tex.index[orphan]] = True
+    one_part = np.where(grid | target, 0, -1).reshape(size, size)  # donors and orphans count as one part
+    py, px, dy, dx = unseen.reflect_from(grid.reshape(size, size), one_part, target.reshape(size, size))
+    detail = grain.reshape(size, size, 3)
+    detail[py, px] = detail[dy, dx]
 
 
 def ease_offsets(parts: regions.BodyParts, weight: np.ndarray, ease_cm_by_region: dict[str, float]) -> np.ndarray:
@@ -572,8 +614,9 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     sharpens the region (arms told from torso); a plain `BodyMesh` is split into parts by height alone.
     `worn_in_photo`: the photo already shows the person in this garment (a try-on model's photo.png), so the
     garment texels it shows keep the photo's colours (its folds and light) and only the unseen ones take the
-    garment photo. `texture_made`: give the made-up texels grain, shading and hair strands
-    (`pipeline.fitting.unseen`); off where only the garment's texels are used (photo.png's render).
+    garment photo. `texture_made`: fill what another part or the garment borders in the atlas along the body
+    (`fill_across_parts`) and give the made-up texels grain, shading and hair strands (`pipeline.fitting.unseen`);
+    off where only the garment's texels are used (photo.png's render).
     `geometry`: `dress_geometry` of this body, camera, garment and atlas size, when the caller has it."""
     camera, category, faces = photo.camera, garment.category, body.faces
     geo = geometry or dress_geometry(body, camera, garment, atlas_size)
@@ -606,11 +649,17 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
         appearance.paint_long_hair(colour, known, seen, facing, tex.part, tex.height, tex.points[:, 0], eye,
                                    photo.hair.colour, drop_m, photo.hair.half_width * unit, made,
                                    hat=photo.hair.hat is not None)
-    atlas, known_grid, garment_grid = _assemble(tex, colour, known, on_garment, atlas_size)
     made = np.where(known, made, 1.0)
+    filled = np.zeros(len(known), dtype=bool)
+    if texture_made:  # photo.png's render takes only the garment's texels (and the fill's colours at its edge)
+        legs_bare = appearance.legs_end_bare(colour, seen, tex.part, tex.height, found.skin)
+        filled = fill_across_parts(body, camera, category, parts, tex, colour, known, on_garment, found.skin,
+                                   legs_bare, atlas_size)
+    atlas, known_grid, garment_grid = _assemble(tex, colour, known | filled, on_garment, atlas_size)
     atlas = fill_unknown(atlas, known_grid)
     if texture_made:
-        atlas = texture_unseen(atlas, tex, ~on_garment & known & (made < 0.5), made, camera, facing, found.hair)
+        atlas = texture_unseen(atlas, tex, ~on_garment & known & (made < 0.5), made, camera, facing, found.hair,
+                               found.skin)
     offsets = ease_offsets(parts, weight, ease_cm_by_region)
     dressed = vertices + vertex_normals(vertices, faces) * offsets[:, None]
     if shell is not None and photo.hair is not None and eye is not None:  # the hair's volume: a shell round the head
@@ -643,6 +692,56 @@ def hair_shell(vertices: np.ndarray, parts: regions.BodyParts, tex: Texels, came
         return None
     share = shell_share(tex.points, tex.height, centre, camera_position(camera), eye, found.volume * unit)
     return np.where(tex.part == appearance.HEAD, share, 0.0)
+
+
+def atlas_nearest(tex: Texels, known: np.ndarray, size: int) -> np.ndarray:
+    """(N,) the texel (an index into `tex`) nearest each texel in the atlas among the `known` ones: `fill_unknown`'s
+    source (itself where it is known)."""
+    import cv2
+
+    grid = np.zeros(size * size, dtype=bool)
+    grid[tex.index[known]] = True
+    if not grid.any():
+        return np.arange(len(tex.index))
+    _, labels = cv2.distanceTransformWithLabels((~grid).reshape(size, size).astype(np.uint8), cv2.DIST_L2, 5,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    flat = np.flatnonzero(grid)
+    order = np.zeros(labels.max() + 1, dtype=np.int64)
+    order[labels.reshape(-1)[flat]] = np.arange(len(flat))
+    of_texel = np.full(size * size, -1, dtype=np.int64)
+    of_texel[tex.index] = np.arange(len(tex.index))
+    return of_texel[flat[order[labels.reshape(-1)[tex.index]]]]
+
+
+def fill_across_parts(body: BodyMesh, camera: Camera, category: str, parts: regions.BodyParts, tex: Texels,
+                      colour: np.ndarray, known: np.ndarray, on_garment: np.ndarray, skin: np.ndarray | None,
+                      legs_bare: bool, size: int) -> np.ndarray:
+    """In place: the unknown texels that the atlas's nearest known texel would fill from another body part (the
+    UV layout's islands border other parts': the back of a calf borders the scalp) or from the garment (a lilac
+    band under a new top's hem), and those past the photo's
+    frame taken for bare skin (`bare_past_frame`), take their colours along the body's surface instead
+    (`pipeline.fitting.surface_fill`), from the known texels off the garment. Returns (N,) the texels filled;
+    the rest of the unknown ones are left to `fill_unknown`."""
+    faces = np.asarray(body.faces, dtype=np.int64)
+    _, tri, bary = uv_raster(body.uvs, body.face_uvs, size)
+    corners = faces[tri] if tex.corners is None else tex.corners
+    bare = bare_past_frame(body, camera, category, parts.label, legs_bare)
+    on_bare = bare[corners[np.arange(len(tri)), bary.argmax(axis=1)]]
+    nearest = atlas_nearest(tex, known, size)
+    todo = ~known & ((tex.part[nearest] != tex.part) | on_garment[nearest] | on_bare)
+    return surface_fill.fill_on_surface(colour, ~todo, known & ~on_garment, corners, bary, np.asarray(body.vertices),
+                                        parts.height, faces, parts.label, skin, bare)
+
+
+def bare_past_frame(body: BodyMesh, camera: Camera, category: str, part: np.ndarray, legs_bare: bool
+                    ) -> np.ndarray:
+    """(V,) bool: the vertices past the photo's frame that are taken for bare skin: those of the limbs the garment
+    replaces (their old clothes would turn to skin), and the legs and feet when the legs the photo shows end in
+    skin (`legs_bare`: shorts, a skirt's hem). Trousers cut by the frame go on in their colour."""
+    bare = np.isin(part, appearance.REPLACED[category])
+    if legs_bare:
+        bare |= np.isin(part, appearance.LEGS + (regions.PARTS.index("foot"),))
+    return bare & outside_frame(camera, body.vertices)
 
 
 def _assemble(tex: Texels, colour: np.ndarray, known: np.ndarray, on_garment: np.ndarray,
