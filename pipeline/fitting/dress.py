@@ -13,9 +13,10 @@ the person's own appearance (projected from the photo) everywhere else, on one t
    the garment bares lose the person's old sleeves or trousers (`pipeline.fitting.appearance`); what is left
    takes the nearest known texel's colour (distance transform), softened, except where that texel is another
    body part's or the garment's, or the texel lies past the photo's frame on a limb taken for bare: those are
-   filled along the body's surface instead (`pipeline.fitting.surface_fill`, `fill_across_parts`). Every texel whose colour was made up
-   (those fills, the skin, the head's hair and skin, photo.png's own refills) then takes the photo's grain
-   and shading, and hair strands where it is hair (`pipeline.fitting.unseen`), so no flat patch is left.
+   filled along the body's surface instead (`pipeline.fitting.surface_fill`, `fill_across_parts`). Every texel
+   whose colour was made up (those fills, the skin, the head's hair and skin, photo.png's own refills) then takes
+   the photo's grain and shading, and hair strands where it is hair (`pipeline.fitting.unseen`), so no flat
+   patch is left.
 4. Garment: front-facing garment texels take the cutout, its mask box mapped onto the region's box as the photo's
    camera sees it; the back takes the back's cutout at the mirrored point (`pipeline.fitting.neck`: the inside
    seen through the neck opening taken out, and a placed print, which stays on the front, filled); the
