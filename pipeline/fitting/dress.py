@@ -96,7 +96,7 @@ class Texels:
     part: np.ndarray  # (N,) int
     garment: np.ndarray  # (N,) float weight
     height: np.ndarray  # (N,) rest-pose height (metres), the frame the body parts' levels are in
-    corners: np.ndarray | None = None  # (N, 3) the vertices of each texel's triangle (`uv_raster`'s barycentrics')
+    corners: np.ndarray | None = None  # (N, 3) the vertices of each texel's triangle (None: from the faces)
 
 
 def uv_camera(size: int) -> Camera:
@@ -352,21 +352,30 @@ def _subset(tex: Texels, index: np.ndarray) -> Texels:
                   tex.height[index])
 
 
+def nearest_known(known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) each pixel's distance to the nearest `known` pixel (an exact Euclidean distance transform) and (H * W,)
+    that pixel's flat index (the pixel itself where it is known). `known` must hold at least one pixel."""
+    import cv2
+
+    distance, labels = cv2.distanceTransformWithLabels((~known).astype(np.uint8), cv2.DIST_L2, 5,
+                                                       labelType=cv2.DIST_LABEL_PIXEL)
+    flat = np.flatnonzero(known)
+    order = np.zeros(labels.max() + 1, dtype=np.int64)
+    order[labels.reshape(-1)[flat]] = np.arange(len(flat))
+    return distance, flat[order[labels.reshape(-1)]]
+
+
 def fill_unknown(atlas: np.ndarray, known: np.ndarray) -> np.ndarray:
     """Every unknown texel takes the nearest known texel's colour; the filled area is then softened."""
     import cv2
 
     if known.all() or not known.any():
         return atlas
-    distance, labels = cv2.distanceTransformWithLabels((~known).astype(np.uint8), cv2.DIST_L2, 5,
-                                                       labelType=cv2.DIST_LABEL_PIXEL)
-    rows, cols = np.nonzero(known)
-    order = np.zeros(labels.max() + 1, dtype=np.int64)
-    order[labels[rows, cols]] = np.arange(len(rows))
+    distance, nearest = nearest_known(known)
     filled = atlas.copy()
     unknown = ~known
-    nearest = order[labels[unknown]]
-    filled[unknown] = atlas[rows[nearest], cols[nearest]]
+    source = nearest.reshape(known.shape)[unknown]
+    filled[unknown] = atlas[source // known.shape[1], source % known.shape[1]]
     far = distance > 3  # soften deep fills only: texels next to an island keep its colour (no seam lines)
     soft = cv2.blur(filled, (7, 7))
     filled[far] = soft[far]
@@ -698,20 +707,13 @@ def hair_shell(vertices: np.ndarray, parts: regions.BodyParts, tex: Texels, came
 def atlas_nearest(tex: Texels, known: np.ndarray, size: int) -> np.ndarray:
     """(N,) the texel (an index into `tex`) nearest each texel in the atlas among the `known` ones: `fill_unknown`'s
     source (itself where it is known)."""
-    import cv2
-
     grid = np.zeros(size * size, dtype=bool)
     grid[tex.index[known]] = True
     if not grid.any():
         return np.arange(len(tex.index))
-    _, labels = cv2.distanceTransformWithLabels((~grid).reshape(size, size).astype(np.uint8), cv2.DIST_L2, 5,
-                                                labelType=cv2.DIST_LABEL_PIXEL)
-    flat = np.flatnonzero(grid)
-    order = np.zeros(labels.max() + 1, dtype=np.int64)
-    order[labels.reshape(-1)[flat]] = np.arange(len(flat))
     of_texel = np.full(size * size, -1, dtype=np.int64)
     of_texel[tex.index] = np.arange(len(tex.index))
-    return of_texel[flat[order[labels.reshape(-1)[tex.index]]]]
+    return of_texel[nearest_known(grid.reshape(size, size))[1][tex.index]]
 
 
 def fill_across_parts(body: BodyMesh, camera: Camera, category: str, parts: regions.BodyParts, tex: Texels,
@@ -719,10 +721,9 @@ def fill_across_parts(body: BodyMesh, camera: Camera, category: str, parts: regi
                       legs_bare: bool, size: int) -> np.ndarray:
     """In place: the unknown texels that the atlas's nearest known texel would fill from another body part (the
     UV layout's islands border other parts': the back of a calf borders the scalp) or from the garment (a lilac
-    band under a new top's hem), and those past the photo's
-    frame taken for bare skin (`bare_past_frame`), take their colours along the body's surface instead
-    (`pipeline.fitting.surface_fill`), from the known texels off the garment. Returns (N,) the texels filled;
-    the rest of the unknown ones are left to `fill_unknown`."""
+    band under a new top's hem), and those past the photo's frame taken for bare skin (`bare_past_frame`), take
+    their colours along the body's surface instead (`pipeline.fitting.surface_fill`), from the known texels off
+    the garment. Returns (N,) the texels filled; the rest of the unknown ones are left to `fill_unknown`."""
     faces = np.asarray(body.faces, dtype=np.int64)
     _, tri, bary = uv_raster(body.uvs, body.face_uvs, size)
     corners = faces[tri] if tex.corners is None else tex.corners
