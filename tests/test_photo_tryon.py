@@ -36,6 +36,25 @@ def test_a_shirt_patch_labelled_as_legs_is_old_garment_and_the_jeans_are_not() -
     assert not strays[50:200].any(), "what was old already is not a stray"
 
 
+def test_a_tops_lit_hem_below_the_hips_is_old_garment_but_only_in_the_band_below_them() -> None:
+    lit = (80, 130, 235)  # the hem's folds catch the light: 19 Lab units off the shirt, past a stray's 12
+    photo = np.full((H, W, 3), 230, np.uint8)
+    part = np.full((H, W), -1)
+    part[50:200, 80:220] = PART["torso"]
+    part[200:380, 80:220] = PART["thigh"]
+    photo[50:200, 80:220] = SHIRT
+    photo[200:380, 80:220] = JEANS
+    photo[200:225, 80:220] = lit  # the hem, which the parsing cut at the hips (row 200)
+    photo[234:238, 90:120] = lit  # the same colour on the legs, apart from the hem: a print, a reflection
+    clothes = part >= 0
+    old = np.zeros((H, W), bool)
+    old[50:200, 80:220] = True
+    assert not strays_of(photo, parsing(part, clothes), old, "upper")[205:220].any(), "without the hips: not a stray"
+    strays = strays_of(photo, parsing(part, clothes), old, "upper", hip_y=200.0)
+    assert strays[202:223, 85:215].all(), "the lit hem just below the hips is the old top"
+    assert not strays[230:380].any(), "the jeans, and the top's colour on them apart from the hem, stay"
+
+
 def test_a_lace_sleeve_is_filled_whole_not_left_as_speckle() -> None:
     part = np.full((H, W), -1)
     part[60:300, 40:80] = PART["forearm"]

@@ -2,8 +2,8 @@
 gave it to a part the new garment does not replace, and where a sleeve's outline is not the arm.
 
 - **Strays** (`strays_of`): clothes near the parsed old garment, in its colours and nearer to them than to the other
-  garment's (the lower one for a top): a shirt between the arms and the torso, a shirt tail over the jeans; whole
-  patches, their small holes (a print, a fold) filled.
+  garment's (the lower one for a top): a shirt between the arms and the torso, a shirt tail over the jeans, a top's
+  hem below the hips (the parsing cuts the top at them); whole patches, their small holes (a print, a fold) filled.
 - **Sheer sleeves** (`whole_sleeves`): skin gaps inside the old garment on the arms (lace, mesh) are the garment's.
 - **Cuffs** (`cuffs_of`): clothes the part map gave to the hands (kept by photo.png) that touch the old sleeves and
   are mostly their colours: a jacket's cuff, a sleeve down over the hand.
@@ -40,12 +40,17 @@ OLD_COLOUR_DELTA = 12.0  # Lab distance to the old garment's colours for a stray
 OLD_REACH = 0.1  # how far past the parsed old garment (share of the photo's height) strays are looked for
 SLEEVE_GAP = 0.012  # on the arms, skin gaps this share of the height inside the old garment are the garment's
 MIN_STRAY_SHARE = 0.0005  # a stray patch smaller than this share of the photo is noise
+HEM_BAND = 0.08  # the old top's hem below the hips: looked for this share of the photo's height below them ...
+HEM_COLOUR_DELTA = 30.0  # ... within this Lab distance of its colours (a hem's folds catch more light than its body)
 
 
-def strays_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray, category: str) -> np.ndarray:
+def strays_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray, category: str, hip_y: float | None = None
+              ) -> np.ndarray:
     """(H, W) bool: the old garment's pixels the part map gave to a part it does not replace (a sleeve hanging
     over the legs, a shirt between an arm and the torso): clothes near the parsed old garment, in the old
-    garment's colours and nearer to them than to the other garment's (the lower one for a top)."""
+    garment's colours and nearer to them than to the other garment's (the lower one for a top). With `hip_y`, for a
+    top, also its hem below the hips (which the parsing cuts at them): in the band just below, joined to the old
+    garment, within a looser distance of its colours (a hem's folds catch the light) and still nearer them."""
     import cv2
 
     if old.sum() < 200:
@@ -64,6 +69,12 @@ def strays_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray, category: st
     to_other = nearest(pixels, colour_centres(lab[other])) if other.sum() >= 200 else np.full(len(pixels), np.inf)
     found = np.zeros(old.shape, np.uint8)
     found[candidate] = (to_old < OLD_COLOUR_DELTA) & (to_old < to_other)
+    if category == "upper" and hip_y is not None:  # the old top's hem below the hips, which the parsing cuts at them
+        rows = np.arange(old.shape[0])[:, None]
+        band = np.zeros(old.shape, bool)
+        band[candidate] = (to_old < HEM_COLOUR_DELTA) & (to_old < to_other)
+        band &= (rows >= hip_y) & (rows <= hip_y + HEM_BAND * old.shape[0])
+        found |= joined_to(band, old).astype(np.uint8)
     # whole patches, not speckle: close the gaps a print or a fold leaves, drop specks
     found = cv2.morphologyEx(found, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(found, connectivity=8)

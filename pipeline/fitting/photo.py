@@ -374,7 +374,7 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
         parsed_old |= collar
         keep |= neck_teeth(keep, parsing, shoulder_y)
     painted = garment & ~keep
-    strays = strays_of(photo, parsing, parsed_old, category) & ~keep
+    strays = strays_of(photo, parsing, parsed_old, category, hip_y) & ~keep
     cuffs = cuffs_of(photo, parsing, parsed_old) if category != "lower" else np.zeros_like(keep)
     keep &= ~cuffs
     old = whole_sleeves(parsing, parsed_old, category, keep) | strays | cuffs
