@@ -245,3 +245,34 @@ def test_photo_pngs_garment_outline_follows_the_atlas_not_the_triangles() -> Non
     assert max(lowest) - min(lowest) <= 1 and abs(np.mean(lowest) - expected) < 2
     teeth = [int(np.flatnonzero(sawtooth[:, c]).max()) for c in columns]
     assert max(teeth) - min(teeth) >= 10  # the triangles' staircase the old outline had
+
+
+def test_the_body_under_photo_pngs_new_garment_takes_the_photos_own_colours_or_is_made_up() -> None:
+    from pipeline.fitting.dress import PhotoSight, Texels, under_new_garment
+
+    camera = Camera(focal_px=10.0, cx=5.0, cy=5.0, rotation=np.eye(3), translation=np.zeros(3), image_size=(10, 10))
+    count = 5
+    xy = np.array([[1.5, 1.5], [3.5, 3.5], [5.5, 5.5], [9.5, 9.5], [7.5, 1.5]])  # texel 3 is seen only mirrored
+    mirror = xy.copy()
+    mirror[3] = [3.5, 3.5]
+    tex = Texels(index=np.arange(count), points=np.zeros((count, 3)), normals=np.zeros((count, 3)),
+                 part=np.zeros(count, int), garment=np.array([0.0, 0.0, 1.0, 0.0, 0.0]), height=np.zeros(count))
+    sight = PhotoSight(xy=xy, mirror_xy=mirror, facing=np.ones(count), in_front=np.ones(count, bool),
+                       mirror_same_part=np.ones(count, bool))
+    painted = np.zeros((10, 10), bool)
+    painted[:7, :7] = True  # the new garment drawn over texels 0 to 3's pixels, not texel 4's
+    beneath = np.zeros((10, 10), bool)
+    beneath[1, 1] = True  # texel 0's pixel: the trousers under a longer top, in the photo itself
+    original = np.zeros((10, 10, 3), np.uint8)
+    original[1, 1] = (40, 60, 110)
+    photo = PersonPhoto(rgb=np.full((10, 10, 3), 200, np.uint8), mask=np.ones((10, 10), np.float32), camera=camera,
+                        painted=painted, beneath=beneath, original=original)
+    colour = np.full((count, 3), 200.0, np.float32)
+    seen = np.array([True, True, True, False, True])
+    over = under_new_garment(tex, sight, camera, photo, colour, seen, np.ones(count, bool))
+    assert over.tolist() == [False, True, False, True, False], "under the new garment, off it, seen or mirrored"
+    assert np.allclose(colour[0], (40, 60, 110)), "the trousers the photo shows there, not the new top's colour"
+    assert np.allclose(colour[1:], 200.0), "the rest keep their colours (the garment's own, what the photo shows)"
+    without = under_new_garment(tex, sight, camera, PersonPhoto(rgb=photo.rgb, mask=photo.mask, camera=camera),
+                                colour, seen, np.ones(count, bool))
+    assert not without.any(), "no photo.png drawn: nothing is under a new garment"

@@ -382,6 +382,27 @@ def fill_unknown(atlas: np.ndarray, known: np.ndarray) -> np.ndarray:
     return filled
 
 
+def under_new_garment(tex: Texels, sight: PhotoSight, camera: Camera, photo: PersonPhoto, colour: np.ndarray,
+                      seen: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """(N,) bool: the known texels off the garment whose pixel (directly or mirrored) is photo.png's new garment:
+    the body under its hem or beside its edge, which took the garment's colour (a photo cut at the hip: the thighs
+    lilac under a lilac top, and the fill spread it down the legs). Where the original photo shows the person's own
+    clothes or skin there (`photo.beneath`), those texels take the original's colours in place (in `colour`) and
+    stay known; the rest are returned, to be made up."""
+    grid = np.asarray(photo.painted, dtype=bool)
+    width, height = camera.image_size
+    if grid.shape != (height, width) or not grid.any():
+        return np.zeros(len(tex.index), dtype=bool)
+    xy = np.where(seen[:, None], sight.xy, sight.mirror_xy)
+    over = known & (tex.garment <= 0.5) & pixel_lookup(grid, xy, False)
+    if photo.beneath is not None and photo.original is not None and photo.beneath.shape == grid.shape \
+            and photo.original.shape[:2] == grid.shape:
+        took = over & pixel_lookup(np.asarray(photo.beneath, dtype=bool), xy, False)
+        colour[took] = sample_image(np.asarray(photo.original[..., :3]), xy[took])
+        over &= ~took
+    return over
+
+
 def _made_in_photo(tex: Texels, camera: Camera, sight: PhotoSight, made_px: np.ndarray | None, seen: np.ndarray,
                    known: np.ndarray) -> np.ndarray:
     """(N,) float: 1 where a texel's photo colour is itself made up (it falls on `made_px`, directly or mirrored)."""
@@ -527,6 +548,8 @@ class PersonPhoto:
     hair: appearance.Hair | None = None  # the hair measured on the photo (colour, length): carried round the head
     made: np.ndarray | None = None  # (H, W) bool: pixels the photo made up itself (photo.png's refills)
     painted: np.ndarray | None = None  # (H, W) bool: photo.png's new garment, ours: never taken for background
+    beneath: np.ndarray | None = None  # (H, W) bool: of `painted`, where `original` shows the person's own other
+    original: np.ndarray | None = None  # clothes or skin (not the old garment); (H, W, 3) uint8: the photo itself
 
 
 @dataclass(frozen=True)
@@ -633,6 +656,10 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
     vertices, parts, sleeve_m, weight, tex = geo.vertices, geo.parts, geo.sleeve_m, geo.weight, geo.tex
     rgb, mask = _photo_inputs(photo.rgb, photo.mask, camera, photo.painted)
     colour, known, seen = person_colours(tex, geo.sight, rgb, mask)
+    if photo.painted is not None:  # the new garment in photo.png is not the colour of the body beside or under it
+        over = under_new_garment(tex, geo.sight, camera, photo, colour, seen, known)
+        known &= ~over
+        seen &= ~over
     facing = geo.sight.facing
     made = _made_in_photo(tex, camera, geo.sight, photo.made, seen, known)
     eye = parts.levels.get("eye")

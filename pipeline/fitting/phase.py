@@ -126,7 +126,8 @@ def fit_and_render(task: PhaseTask, io: PhaseIO, backends: FittingBackends) -> P
     # the 8 views take their colours from photo.png (the person already wearing the garment), not the old photo
     made = tried_on.refilled if backends.painter is None else None  # the painter's fills are photoreal, not flat
     dressed = dress_body(body, replace(given.photo, rgb=tried_on.image, hair=tried_on.hair, made=made,
-                                       painted=tried_on.painted,
+                                       painted=tried_on.painted, beneath=tried_on.beneath,
+                                       original=given.photo.rgb,
                                        mask=views_mask(given.photo.mask, tried_on)),
                          look, ease, worn_in_photo=backends.painter is not None, geometry=geometry)
     if tried_on.worn is not None:  # the person's own long skirt (or a dress's), kept under the new top: a skirt too

@@ -187,6 +187,9 @@ class PhotoTryOn:
     cleared: np.ndarray | None = None  # (H, W) bool: pixels on the fitted body that became the background (a sleeve
     # wider than an arm, a coat's tails): the views' dressing does not read them as the body. (Strays inpainted
     # over the legs stay: there the inpaint continues the legs.)
+    beneath: np.ndarray | None = None  # (H, W) bool: of `painted`, the person's pixels in the photo that are not
+    # the old garment (the trousers under a longer top, the arms under longer sleeves): the views' dressing takes
+    # the body there from the photo, not from the new garment drawn over it
 
 
 BODY_LIGHT = Lighting(ambient=0.62, diffuse=0.45)  # the fills' shading: lit from the camera's side, as a photo is
@@ -450,5 +453,5 @@ def photo_tryon(photo: np.ndarray, person_mask: np.ndarray, camera: Camera, dres
                           "volume_top": round(hair.volume_top, 2),
                           "hat_rgb": None if hair.hat is None else [round(float(c)) for c in hair.hat]}
     return PhotoTryOn(image=image, painted=painted, refilled=exposed | skirt | tails, cleared=loose | tails,
-                      record=record,
+                      record=record, beneath=painted & parsing.person & ~old,
                       guessed=tuple(guessed), agnostic=agnostic, hair=hair, worn=worn)
