@@ -19,18 +19,24 @@ def parsing(part: np.ndarray, clothes: np.ndarray) -> Parsing:
                    body_iou=1.0)
 
 
-def test_a_shirt_patch_labelled_as_legs_is_old_garment_and_the_jeans_are_not() -> None:
+def shirt_over_jeans() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A photo, its part map and its parsed old garment: a shirt on the torso down to the hips (row 200), jeans on
+    the thighs below."""
     photo = np.full((H, W, 3), 230, np.uint8)
     part = np.full((H, W), -1)
     part[50:200, 80:220] = PART["torso"]
     part[200:380, 80:220] = PART["thigh"]
     photo[50:200, 80:220] = SHIRT
     photo[200:380, 80:220] = JEANS
-    photo[200:230, 80:130] = SHIRT  # a shirt tail the part map calls thigh
-    clothes = part >= 0
     old = np.zeros((H, W), bool)
     old[50:200, 80:220] = True
-    strays = strays_of(photo, parsing(part, clothes), old, "upper")
+    return photo, part, old
+
+
+def test_a_shirt_patch_labelled_as_legs_is_old_garment_and_the_jeans_are_not() -> None:
+    photo, part, old = shirt_over_jeans()
+    photo[200:230, 80:130] = SHIRT  # a shirt tail the part map calls thigh
+    strays = strays_of(photo, parsing(part, part >= 0), old, "upper")
     assert strays[203:227, 85:125].all(), "the shirt tail over the legs is the old garment"
     assert not strays[260:380].any(), "the jeans stay"
     assert not strays[50:200].any(), "what was old already is not a stray"
@@ -38,19 +44,11 @@ def test_a_shirt_patch_labelled_as_legs_is_old_garment_and_the_jeans_are_not() -
 
 def test_a_tops_lit_hem_below_the_hips_is_old_garment_but_only_in_the_band_below_them() -> None:
     lit = (80, 130, 235)  # the hem's folds catch the light: 19 Lab units off the shirt, past a stray's 12
-    photo = np.full((H, W, 3), 230, np.uint8)
-    part = np.full((H, W), -1)
-    part[50:200, 80:220] = PART["torso"]
-    part[200:380, 80:220] = PART["thigh"]
-    photo[50:200, 80:220] = SHIRT
-    photo[200:380, 80:220] = JEANS
+    photo, part, old = shirt_over_jeans()
     photo[200:225, 80:220] = lit  # the hem, which the parsing cut at the hips (row 200)
     photo[234:238, 90:120] = lit  # the same colour on the legs, apart from the hem: a print, a reflection
-    clothes = part >= 0
-    old = np.zeros((H, W), bool)
-    old[50:200, 80:220] = True
-    assert not strays_of(photo, parsing(part, clothes), old, "upper")[205:220].any(), "without the hips: not a stray"
-    strays = strays_of(photo, parsing(part, clothes), old, "upper", hip_y=200.0)
+    assert not strays_of(photo, parsing(part, part >= 0), old, "upper")[205:220].any(), "without the hips: not a stray"
+    strays = strays_of(photo, parsing(part, part >= 0), old, "upper", hip_y=200.0)
     assert strays[202:223, 85:215].all(), "the lit hem just below the hips is the old top"
     assert not strays[230:380].any(), "the jeans, and the top's colour on them apart from the hem, stay"
 
