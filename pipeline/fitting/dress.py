@@ -382,6 +382,21 @@ def fill_unknown(atlas: np.ndarray, known: np.ndarray) -> np.ndarray:
     return filled
 
 
+def colour_pixels(sight: PhotoSight, seen: np.ndarray) -> np.ndarray:
+    """(N, 2) the photo pixel each texel's colour is read from: its own where the photo sees it, else its mirrored
+    point's (`person_colours`)."""
+    return np.where(seen[:, None], sight.xy, sight.mirror_xy)
+
+
+def falls_on(mask: np.ndarray | None, camera: Camera, xy: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """(N,) bool: the `known` texels whose pixel `xy` is in the (H, W) `mask` (none where there is no mask, or one
+    that is not the photo's frame: it says nothing)."""
+    width, height = camera.image_size
+    if mask is None or np.shape(mask) != (height, width):
+        return np.zeros(len(known), dtype=bool)
+    return known & pixel_lookup(np.asarray(mask, dtype=bool), xy, False)
+
+
 def under_new_garment(tex: Texels, sight: PhotoSight, camera: Camera, photo: PersonPhoto, colour: np.ndarray,
                       seen: np.ndarray, known: np.ndarray) -> np.ndarray:
     """(N,) bool: the known texels off the garment whose pixel (directly or mirrored) is photo.png's new garment:
@@ -389,34 +404,20 @@ def under_new_garment(tex: Texels, sight: PhotoSight, camera: Camera, photo: Per
     lilac under a lilac top, and the fill spread it down the legs). Where the original photo shows the person's own
     clothes or skin there (`photo.beneath`), those texels take the original's colours in place (in `colour`) and
     stay known; the rest are returned, to be made up."""
-    grid = np.asarray(photo.painted, dtype=bool)
+    xy = colour_pixels(sight, seen)
+    over = falls_on(photo.painted, camera, xy, known) & (tex.garment <= 0.5)
     width, height = camera.image_size
-    if grid.shape != (height, width) or not grid.any():
-        return np.zeros(len(tex.index), dtype=bool)
-    xy = np.where(seen[:, None], sight.xy, sight.mirror_xy)
-    over = known & (tex.garment <= 0.5) & pixel_lookup(grid, xy, False)
-    if photo.beneath is not None and photo.original is not None and photo.beneath.shape == grid.shape \
-            and photo.original.shape[:2] == grid.shape:
-        took = over & pixel_lookup(np.asarray(photo.beneath, dtype=bool), xy, False)
-        colour[took] = sample_image(np.asarray(photo.original[..., :3]), xy[took])
-        over &= ~took
-    return over
+    if photo.original is None or photo.original.shape[:2] != (height, width):
+        return over
+    took = falls_on(photo.beneath, camera, xy, over)
+    colour[took] = sample_image(np.asarray(photo.original[..., :3]), xy[took])
+    return over & ~took
 
 
-def _made_in_photo(tex: Texels, camera: Camera, sight: PhotoSight, made_px: np.ndarray | None, seen: np.ndarray,
+def _made_in_photo(camera: Camera, sight: PhotoSight, made_px: np.ndarray | None, seen: np.ndarray,
                    known: np.ndarray) -> np.ndarray:
     """(N,) float: 1 where a texel's photo colour is itself made up (it falls on `made_px`, directly or mirrored)."""
-    made = np.zeros(len(tex.index), dtype=np.float64)
-    if made_px is None or not np.any(made_px):
-        return made
-    grid = np.asarray(made_px, dtype=bool)
-    width, height = camera.image_size
-    if grid.shape != (height, width):
-        return made  # a mask that is not the photo's frame says nothing
-    made[seen] = pixel_lookup(grid, sight.xy[seen], False)
-    back = known & ~seen
-    made[back] = pixel_lookup(grid, sight.mirror_xy[back], False)
-    return made
+    return falls_on(made_px, camera, colour_pixels(sight, seen), known).astype(np.float64)
 
 
 def texture_unseen(atlas: np.ndarray, tex: Texels, source: np.ndarray, made: np.ndarray, camera: Camera,
@@ -661,7 +662,7 @@ def dress_body(body: BodyMesh, photo: PersonPhoto, garment: GarmentLook, ease_cm
         known &= ~over
         seen &= ~over
     facing = geo.sight.facing
-    made = _made_in_photo(tex, camera, geo.sight, photo.made, seen, known)
+    made = _made_in_photo(camera, geo.sight, photo.made, seen, known)
     eye = parts.levels.get("eye")
     found = appearance.tones(colour, seen, facing, tex.part, tex.height, eye)
     cheeks = appearance.cheek_skin(photo.rgb, photo.mask, body.keypoints_2d) if isinstance(body, PosedBody) else None

@@ -68,11 +68,12 @@ def strays_of(photo: np.ndarray, parsing: Parsing, old: np.ndarray, category: st
     to_old = nearest(pixels, colour_centres(lab[old]))
     to_other = nearest(pixels, colour_centres(lab[other])) if other.sum() >= 200 else np.full(len(pixels), np.inf)
     found = np.zeros(old.shape, np.uint8)
-    found[candidate] = (to_old < OLD_COLOUR_DELTA) & (to_old < to_other)
+    nearer = to_old < to_other
+    found[candidate] = (to_old < OLD_COLOUR_DELTA) & nearer
     if category == "upper" and hip_y is not None:  # the old top's hem below the hips, which the parsing cuts at them
         rows = np.arange(old.shape[0])[:, None]
         band = np.zeros(old.shape, bool)
-        band[candidate] = (to_old < HEM_COLOUR_DELTA) & (to_old < to_other)
+        band[candidate] = (to_old < HEM_COLOUR_DELTA) & nearer
         band &= (rows >= hip_y) & (rows <= hip_y + HEM_BAND * old.shape[0])
         found |= joined_to(band, old).astype(np.uint8)
     # whole patches, not speckle: close the gaps a print or a fold leaves, drop specks
